@@ -1,0 +1,67 @@
+"""Value rules of the contract: names, keys, metadata and value size."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from domain.errors import InvalidRequest, ValueTooLarge
+
+MAX_VALUE_BYTES = 65_536
+MAX_METADATA_ENTRIES = 64
+MAX_METADATA_KEY_CHARS = 128
+MAX_METADATA_VALUE_CHARS = 1_024
+MAX_KEY_CHARS = 256
+MAX_CHANGES_PER_EVENT = 65_536  # audit positions leave this many slots per event
+RESERVED_LAST_SEGMENTS = frozenset({"versions", "undelete", "rollback", "destroy"})
+
+_TENANT_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+_KEY_RE = re.compile(r"[A-Za-z0-9._/-]{1,256}")
+
+
+def check_tenant_name(name: object) -> str:
+    if not isinstance(name, str) or not _TENANT_RE.fullmatch(name):
+        raise InvalidRequest("tenant names match ^[a-z0-9][a-z0-9-]{0,62}$")
+    return name
+
+
+def check_secret_key(key: object) -> str:
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        raise InvalidRequest("secret keys are 1-256 characters of [A-Za-z0-9._/-]")
+    segments = key.split("/")
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise InvalidRequest("secret keys have no empty, '.' or '..' segment")
+    if segments[-1] in RESERVED_LAST_SEGMENTS:
+        raise InvalidRequest("the last segment of a secret key may not name a sub-resource")
+    return key
+
+
+def check_metadata(metadata: object) -> dict[str, str]:
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata is an object of string to string")
+    if len(metadata) > MAX_METADATA_ENTRIES:
+        raise InvalidRequest(f"metadata has at most {MAX_METADATA_ENTRIES} entries")
+    for name, text in metadata.items():
+        if not isinstance(name, str) or not 1 <= len(name) <= MAX_METADATA_KEY_CHARS:
+            raise InvalidRequest("metadata keys are strings of 1-128 characters")
+        if not isinstance(text, str) or len(text) > MAX_METADATA_VALUE_CHARS:
+            raise InvalidRequest("metadata values are strings of at most 1,024 characters")
+    return dict(metadata)
+
+
+def encode_value(value: Any) -> bytes:
+    """The value as compact UTF-8 JSON: what is sealed, and what the size limit counts."""
+    try:
+        encoded = json.dumps(
+            value, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+    except (TypeError, ValueError):
+        raise InvalidRequest("the value is not a JSON value") from None
+    if len(encoded) > MAX_VALUE_BYTES:
+        raise ValueTooLarge(f"values are at most {MAX_VALUE_BYTES} bytes as compact JSON")
+    return encoded
+
+
+def decode_value(encoded: bytes) -> Any:
+    return json.loads(encoded.decode("utf-8"))

@@ -1,0 +1,140 @@
+"""Follows the event store in order and applies each event to each view exactly once.
+
+Exactly once: a batch of view rows and the view's new tracking position commit in one
+transaction, and that transaction first re-reads the position under a lock and gives
+up if another projector moved it. A crash rolls the batch back; the next run resumes
+from the committed position. Both backends are followed by polling ``notification id >
+position`` (notification ids have gaps, so nothing assumes they are contiguous).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from projections.views import ALL_VIEWS, View
+from service.database import Cursor, Database
+
+log = logging.getLogger(__name__)
+
+
+class EventSource(Protocol):
+    """The event store as projections see it: notifications decoded to domain events."""
+
+    def max_position(self) -> int: ...
+
+    def read(self, after: int, limit: int) -> Sequence[tuple[int, Any]]: ...
+
+
+class ProjectionMoved(Exception):  # noqa: N818 - a signal, not an error
+    """Another projector advanced this view first; the batch was rolled back."""
+
+
+def lock_position(cur: Cursor, db: Database, view_name: str) -> int:
+    lock = " FOR UPDATE" if db.dialect == "postgres" else ""
+    cur.execute(
+        f"SELECT position FROM projection_tracking WHERE view_name = %s{lock}", (view_name,)
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_position(cur: Cursor, view_name: str, position: int) -> None:
+    cur.execute(
+        "UPDATE projection_tracking SET position = %s WHERE view_name = %s",
+        (position, view_name),
+    )
+
+
+def view_positions(db: Database) -> dict[str, int]:
+    with db.transaction() as cur:
+        cur.execute("SELECT view_name, position FROM projection_tracking")
+        return {str(name): int(position) for name, position in cur.fetchall()}
+
+
+class Projector:
+    def __init__(self, db: Database, source: EventSource,
+                 views: Sequence[View] | None = None, batch_size: int = 500) -> None:
+        self.db = db
+        self.source = source
+        self.views = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
+        self.batch_size = batch_size
+        self.wake = threading.Event()
+        self.advanced = threading.Condition()
+        self.following = False  # True while run() follows the store in a thread
+
+    def run_once(self) -> int:
+        """Applies one batch to every view that is behind; returns events applied."""
+        applied = 0
+        positions = view_positions(self.db)
+        for view in self.views:
+            start = positions.get(view.name, 0)
+            batch = self.source.read(start, self.batch_size)
+            if not batch:
+                continue
+            try:
+                self._apply(view, start, batch)
+            except ProjectionMoved:
+                continue
+            applied += len(batch)
+        if applied:
+            with self.advanced:
+                self.advanced.notify_all()
+        return applied
+
+    def _apply(self, view: View, start: int, batch: Sequence[tuple[int, Any]]) -> None:
+        with self.db.transaction() as cur:
+            if lock_position(cur, self.db, view.name) != start:
+                raise ProjectionMoved
+            for position, event in batch:
+                view.apply(cur, position, event)
+            set_position(cur, view.name, batch[-1][0])
+
+    def catch_up(self) -> int:
+        total = 0
+        while applied := self.run_once():
+            total += applied
+        return total
+
+    def run(self, stop: threading.Event, poll_interval: float) -> None:
+        """Follows the store until ``stop`` is set; survives errors with a backoff."""
+        backoff = poll_interval
+        self.following = True
+        try:
+            self._follow(stop, poll_interval, backoff)
+        finally:
+            self.following = False
+
+    def _follow(self, stop: threading.Event, poll_interval: float, backoff: float) -> None:
+        while not stop.is_set():
+            try:
+                applied = self.run_once()
+                backoff = poll_interval
+            except Exception:
+                log.exception("projection batch failed; retrying")
+                applied = 0
+                backoff = min(backoff * 2, 5.0)
+            if not applied:
+                self.wake.wait(backoff)
+                self.wake.clear()
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Blocks until every view has applied ``position``; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            positions = view_positions(self.db)
+            if all(positions.get(view.name, 0) >= position for view in self.views):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if not self.following:
+                # No projector thread in this process (a CLI command): project inline.
+                self.run_once()
+                continue
+            self.wake.set()
+            with self.advanced:
+                self.advanced.wait(min(remaining, 0.01))

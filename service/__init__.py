@@ -1,0 +1,1 @@
+"""The application service: storage, key store and the ledger's use cases, free of HTTP."""

@@ -1,0 +1,29 @@
+"""Time as the ledger stores it: UTC, microseconds, one sortable text form."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from domain.errors import InvalidRequest
+
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """Fixed-width text, so that text order is time order on both backends."""
+    return moment.astimezone(UTC).strftime(_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """Parses an RFC 3339 time given by a client; a time without a zone is refused."""
+    try:
+        moment = datetime.fromisoformat(text.replace("z", "Z"))
+    except (ValueError, TypeError):
+        raise InvalidRequest("times are RFC 3339, e.g. 2026-01-31T12:00:00Z") from None
+    if moment.tzinfo is None:
+        raise InvalidRequest("times must carry a zone (Z or +hh:mm)")
+    return moment.astimezone(UTC)

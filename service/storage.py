@@ -1,0 +1,116 @@
+"""Where everything is stored: the one place that routes the ledger to its backend.
+
+The event store is an ``eventsourcing`` application (``LedgerEvents``); the project's
+own tables (views, key store, tokens) live beside it in the same PostgreSQL database,
+or in ``ledger.sqlite`` next to ``events.sqlite`` in the data directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.application import Application
+
+from domain.tenant import Tenant
+from service.database import (
+    MIGRATION_LOCK_ID,
+    Database,
+    PostgresDatabase,
+    SQLiteDatabase,
+    ensure_schema,
+    migrate,
+    postgres_env,
+)
+from service.keystore import KeyStore, MasterKeyring
+from service.settings import Settings
+
+
+class LedgerEvents(Application):  # type: ignore[type-arg]
+    """The event store of every tenant stream (tables ``ledger_events`` on PostgreSQL)."""
+
+    name = "Ledger"
+    # Loading a tenant replays at most this many events after its latest snapshot.
+    snapshotting_intervals = {Tenant: 200}
+
+
+class StoreEventSource:
+    """Reads notifications after a position and decodes them to domain events."""
+
+    def __init__(self, app: LedgerEvents) -> None:
+        self.app = app
+
+    def max_position(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def read(self, after: int, limit: int) -> Sequence[tuple[int, Any]]:
+        notifications = self.app.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        to_event = self.app.mapper.to_domain_event
+        return [(n.id, to_event(n)) for n in notifications]
+
+
+@dataclass
+class Storage:
+    settings: Settings
+    db: Database
+    events: LedgerEvents
+    keys: KeyStore
+
+    @property
+    def source(self) -> StoreEventSource:
+        return StoreEventSource(self.events)
+
+    def close(self) -> None:
+        self.events.close()
+        self.db.close()
+
+
+def _event_store_env(settings: Settings) -> dict[str, str]:
+    if settings.database_url is not None:
+        return postgres_env(settings.database_url.get_secret_value(),
+                            settings.database_schema, settings.pool_size)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(settings.data_dir / "events.sqlite"),
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+
+
+def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:
+    """Connects to the configured backend, applying migrations first unless told not to."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db: Database
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+        ensure_schema(url, settings.database_schema)
+        db = PostgresDatabase(url, settings.database_schema, settings.pool_size)
+    else:
+        db = SQLiteDatabase(settings.data_dir / "ledger.sqlite")
+    try:
+        if run_migrations:
+            migrate(db)
+        events = _open_event_store(settings, db)
+        master = MasterKeyring(
+            settings.data_dir,
+            settings.master_key.get_secret_value() if settings.master_key else None,
+            settings.new_master_key.get_secret_value() if settings.new_master_key else None,
+        )
+    except BaseException:
+        db.close()
+        raise
+    return Storage(settings, db, events, KeyStore(db, master))
+
+
+def _open_event_store(settings: Settings, db: Database) -> LedgerEvents:
+    env = _event_store_env(settings)
+    if db.dialect == "postgres":
+        # The library creates its tables itself; do it under the migration lock so
+        # that two processes starting together do not race on CREATE TABLE.
+        with db.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+            events = LedgerEvents(env=env)
+        return events
+    return LedgerEvents(env=env)
