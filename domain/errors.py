@@ -92,3 +92,7 @@ class CannotOpen(Exception):  # noqa: N818 - mirrors cryptography's InvalidTag
 
     def __init__(self) -> None:
         super().__init__("sealed material cannot be opened")
+
+
+class TokenNotFound(LedgerError):
+    code, status = "token_not_found", 404

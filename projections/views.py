@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from domain.reads import ValueRead
 from domain.tenant import Tenant
 from service.clock import format_time
 from service.database import Cursor
@@ -165,17 +166,21 @@ def outcome_of(event: Any) -> dict[str, Any]:
 
 
 class AuditTrail(View):
-    """One row per change, in stream order; reads are appended by the read path."""
+    """One row per change and per value read, in the order the event store recorded them."""
 
     name = "audit"
     tables = ("audit_trail",)
     order_by: ClassVar[Mapping[str, str]] = {"audit_trail": "tenant_id, position"}
 
     def apply(self, cur: Cursor, position: int, event: Any) -> None:
-        if not isinstance(event, Tenant.Event):
+        if isinstance(event, ValueRead.Recorded):
+            tenant_id = event.tenant_id
+        elif isinstance(event, Tenant.Event):
+            tenant_id = str(event.originator_id)
+        else:
             return
         rows = [
-            (str(event.originator_id), position * AUDIT_SLOTS + n, format_time(event.timestamp),
+            (tenant_id, position * AUDIT_SLOTS + n, format_time(event.timestamp),
              action, key, version, event.actor, event.request_id)
             for n, (action, key, version) in enumerate(changes_of(event))
         ]
@@ -188,6 +193,8 @@ class AuditTrail(View):
 
 def changes_of(event: Any) -> list[tuple[str, str | None, int | None]]:
     """(action, key, version) for each change an event made, as the audit trail names it."""
+    if isinstance(event, ValueRead.Recorded):
+        return [("read", event.key, event.version)]
     if isinstance(event, Tenant.Opened):
         return [("tenant_opened", None, None)]
     if isinstance(event, Tenant.SecretVersionsWritten):

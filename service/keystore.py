@@ -55,12 +55,20 @@ class MasterKeyring:
         self._env_new_key = env_new_key
         self._lock = threading.Lock()
         self._keys: dict[str, bytes] = {}
-        self.current = b""
+        self._current = b""
+        self._saw_next = False
         self.reload()
 
     @property
     def uses_env(self) -> bool:
         return self._env_key is not None
+
+    @property
+    def current(self) -> bytes:
+        """The key new wraps use: the incoming one as soon as a rotation has begun."""
+        if not self.uses_env and (self._data_dir / NEXT_MASTER_KEY_FILE).exists() != self._saw_next:
+            self.reload()
+        return self._current
 
     def reload(self) -> None:
         with self._lock:
@@ -68,7 +76,7 @@ class MasterKeyring:
             if self._env_key is not None:
                 keys.append(crypto.decode_master_key(self._env_key))
                 if self._env_new_key is not None:
-                    keys.append(crypto.decode_master_key(self._env_new_key))
+                    keys.insert(0, crypto.decode_master_key(self._env_new_key))
             else:
                 path = self._data_dir / MASTER_KEY_FILE
                 if not path.exists():
@@ -78,9 +86,10 @@ class MasterKeyring:
                         pass  # another process generated it first: use theirs
                 keys.append(read_key_file(path))
                 following = self._data_dir / NEXT_MASTER_KEY_FILE
-                if following.exists():
-                    keys.append(read_key_file(following))
-            self.current = keys[0]
+                self._saw_next = following.exists()
+                if self._saw_next:
+                    keys.insert(0, read_key_file(following))
+            self._current = keys[0]
             self._keys = {crypto.key_fingerprint(key): key for key in keys}
 
     def by_fingerprint(self, fingerprint: str) -> bytes:
@@ -194,10 +203,14 @@ class KeyStore:
     # ---- master key rotation ----------------------------------------------------------
 
     def rewrap_tenant_keys(self, new_master: bytes) -> int:
-        """Re-wraps every tenant key under ``new_master`` in one transaction."""
+        """Re-wraps, in one transaction, every tenant key not yet wrapped by ``new_master``."""
         new_id = crypto.key_fingerprint(new_master)
         with self.db.transaction() as cur:
-            cur.execute("SELECT tenant_id, key_version, wrapped, master_key_id FROM tenant_keys")
+            cur.execute(
+                "SELECT tenant_id, key_version, wrapped, master_key_id FROM tenant_keys"
+                " WHERE master_key_id <> %s",
+                (new_id,),
+            )
             rows = cur.fetchall()
             updates = []
             for tenant_id, key_version, wrapped, master_key_id in rows:

@@ -42,6 +42,7 @@ from domain.errors import (
     VersionDestroyed,
     VersionNotFound,
 )
+from domain.reads import ValueRead
 from domain.tenant import (
     Change,
     DeleteKey,
@@ -193,6 +194,7 @@ class Ledger:
         self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._collate = ' COLLATE "C"' if self.db.dialect == "postgres" else ""
+        self.on_saved: Callable[[], None] = lambda: None  # a front end's metrics hook
 
     # ---- the write path -----------------------------------------------------------------
 
@@ -246,6 +248,7 @@ class Ledger:
                     raise  # the cached aggregate was popped by _load: nothing stale remains
                 self._remember(tenant)
                 self.projector.wake.set()
+                self.on_saved()
                 return result
         raise Unavailable("the tenant is too contended right now; retry")
 
@@ -537,9 +540,13 @@ class Ledger:
             raise SecretDeleted("the secret was deleted at that time")
         return int(row[0])
 
-    def get_secret(self, name: str, key: str, version: int | None = None,
+    def get_secret(self, name: str, key: str, ctx: RequestContext, version: int | None = None,
                    at: str | None = None) -> SecretValue:
-        """The value of the current version, of ``version``, or of the one current ``at``."""
+        """The value of the current version, of ``version``, or of the one current ``at``.
+
+        The read is recorded in the audit trail before the value is returned; if it
+        cannot be recorded, no value is returned.
+        """
         rules.check_secret_key(key)
         tenant_id, shredded_at = self._tenant_row(name)
         if shredded_at is not None:
@@ -572,8 +579,19 @@ class Ledger:
         if state == "deleted":
             raise SecretDeleted("that version is deleted")
         plaintext = self._open_version(tenant_id, key, version)
+        self._record_read(tenant_id, key, version, ctx)
         return SecretValue(key, version, rules.decode_value(plaintext),
                            json.loads(metadata) if metadata else None, created_at, created_by)
+
+    def _record_read(self, tenant_id: str, key: str, version: int, ctx: RequestContext) -> None:
+        record = ValueRead.record(UUID(tenant_id), key, version, ctx.actor, ctx.request_id,
+                                  utc_now())
+        try:
+            self.events.save(record)
+        except Exception:
+            raise Unavailable("the read could not be recorded; no value returned") from None
+        self.projector.wake.set()
+        self.on_saved()
 
     def list_versions(self, name: str, key: str) -> tuple[int, list[VersionInfo]]:
         rules.check_secret_key(key)

@@ -17,6 +17,8 @@ from domain.chain import GENESIS, recompute_hash
 from domain.tenant import Tenant
 from service.storage import LedgerEvents
 
+READ_TOPIC_PREFIX = "domain.reads:"
+
 
 @dataclass
 class ChainCheck:
@@ -96,6 +98,8 @@ def verify_all(events: LedgerEvents, page_size: int = 5000,
         if not page:
             return scan
         for notification in page:
+            if notification.topic.startswith(READ_TOPIC_PREFIX):
+                continue  # reads are not part of any tenant stream
             key = str(notification.originator_id)
             check = scan.checks.setdefault(key, ChainCheck(key))
             check.add(notification.originator_version,

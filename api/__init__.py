@@ -1,0 +1,1 @@
+"""HTTP front end (FastAPI) and the command line."""

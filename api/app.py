@@ -1,0 +1,113 @@
+"""The FastAPI application: routers, problem+json, request ids, body limit, metrics."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from api.problems import install_problem_handlers, problem
+from api.routes import audit, ops, secrets, tenants
+from service.ledger import Ledger
+from service.tokens import TokenStore
+
+MAX_BODY_BYTES = 1_048_576  # a value is at most 64 KiB; a transaction of 100 fits easily
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
+                    Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
+
+
+@dataclass
+class Telemetry:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.requests = Counter("ledger_http_requests_total", "HTTP requests",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("ledger_http_request_duration_seconds", "HTTP latency",
+                                 ["method", "route"], registry=self.registry)
+        self.events_written = Counter("ledger_events_written_total",
+                                      "events this process stored", registry=self.registry)
+        self.projection_lag = Gauge("ledger_projection_lag_events",
+                                    "events stored but not yet in every view",
+                                    registry=self.registry)
+
+
+class BodyLimit:
+    """Refuses bodies over the limit before they are read into memory (413)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            status = 413 if length.isdigit() else 400
+            response = problem(status, "value_too_large" if status == 413 else "invalid_request",
+                               "the request body is too large or its length is malformed")
+            await response(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> dict[str, Any]:
+            nonlocal seen
+            message: dict[str, Any] = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await problem(413, "value_too_large", "the request body is too large")(
+                scope, receive, send)
+
+
+class _TooLarge(Exception):  # noqa: N818 - a control-flow signal
+    pass
+
+
+def create_app(ledger: Ledger, tokens: TokenStore) -> FastAPI:
+    app = FastAPI(title="secrets-ledger", version="1",
+                  description="An event-sourced, encrypted, per-tenant secrets ledger.")
+    app.state.ledger = ledger
+    app.state.tokens = tokens
+    app.state.telemetry = telemetry = Telemetry()
+    ledger.on_saved = telemetry.events_written.inc
+    install_problem_handlers(app)
+    for module in (tenants, secrets, audit, ops):
+        app.include_router(module.router)
+
+    @app.middleware("http")
+    async def request_id_and_metrics(request: Request,
+                                     call_next: Callable[[Request], Awaitable[Response]]
+                                     ) -> Response:
+        given = request.headers.get("x-request-id")
+        request.state.request_id = given if given and _REQUEST_ID.fullmatch(given) else str(
+            uuid.uuid4())
+        started = time.perf_counter()
+        if given is not None and request.state.request_id != given:
+            response: Response = problem(400, "invalid_request",
+                                         "X-Request-Id is 1-128 characters of [A-Za-z0-9._:/+=-]")
+        else:
+            response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        telemetry.requests.labels(request.method, route, str(response.status_code)).inc()
+        telemetry.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        response.headers["X-Request-Id"] = request.state.request_id
+        return response
+
+    app.add_middleware(BodyLimit)  # type: ignore[arg-type]
+    return app

@@ -1,0 +1,76 @@
+"""Fixtures: every storage test runs on SQLite and on a real PostgreSQL server.
+
+PostgreSQL comes from LEDGER_TEST_DATABASE_URL (default: the local server's database
+``test``). Each test gets a schema of its own, dropped afterwards. An unreachable
+server fails the run: storage tests never skip quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from domain.tenant import RequestContext
+from service.ledger import Ledger
+from service.runtime import LedgerRuntime
+from service.settings import Settings
+
+PG_URL = os.environ.get(
+    "LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgres"]
+
+
+def make_settings(backend: str, data_dir: Path, schema: str | None = None) -> Settings:
+    if backend == "sqlite":
+        return Settings(data_dir=data_dir)
+    return Settings(data_dir=data_dir, database_url=PG_URL, database_schema=schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def pg_schema(backend: str) -> Iterator[str | None]:
+    if backend == "sqlite":
+        yield None
+        return
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    yield schema
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def settings(backend: str, pg_schema: str | None, tmp_path: Path) -> Settings:
+    return make_settings(backend, tmp_path / "data", pg_schema)
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[LedgerRuntime]:
+    rt = LedgerRuntime(settings)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def ledger(runtime: LedgerRuntime) -> Ledger:
+    return runtime.ledger
+
+
+@pytest.fixture
+def ctx() -> RequestContext:
+    return RequestContext(actor="tok_test", request_id=f"req-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def tenant(ledger: Ledger, ctx: RequestContext) -> str:
+    ledger.open_tenant("acme", ctx)
+    return "acme"
