@@ -75,7 +75,7 @@ class BodyLimit:
                 scope, receive, send)
 
 
-class _TooLarge(Exception):  # noqa: N818 - a control-flow signal
+class _TooLarge(Exception):
     pass
 
 
@@ -109,5 +109,5 @@ def create_app(ledger: Ledger, tokens: TokenStore) -> FastAPI:
         response.headers["X-Request-Id"] = request.state.request_id
         return response
 
-    app.add_middleware(BodyLimit)  # type: ignore[arg-type]
+    app.add_middleware(BodyLimit)
     return app

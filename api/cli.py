@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import psycopg
 import pydantic
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from domain.errors import LedgerError
@@ -28,6 +29,7 @@ from domain.tenant import RequestContext
 from projections.replay import replay, views_checksum
 from projections.views import views_named
 from service.database import migrate
+from service.ledger import check_import
 from service.master_rotation import RotationRefused, rotate_master_key
 from service.runtime import LedgerRuntime
 from service.settings import Settings
@@ -52,7 +54,7 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
     """A progress bar with its rate, on stderr so that stdout stays machine-readable."""
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]:>10.0f} events/s"), TimeElapsedColumn())
-    with Progress(*columns, transient=False, console=None, redirect_stdout=False) as bar:
+    with Progress(*columns, console=Console(stderr=True), redirect_stdout=False) as bar:
         task = bar.add_task(label, total=max(total, 1), rate=0.0)
 
         def advance(count: int) -> None:
@@ -71,7 +73,7 @@ def _runtime(follow: bool = False) -> LedgerRuntime:
 # ---- sub-commands -----------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from api.server import serve  # noqa: PLC0415 - keeps uvicorn out of the other commands
+    from api.server import serve
 
     return serve(Settings(), args.host, args.port)
 
@@ -103,8 +105,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     views = views_named(args.view)
     with _runtime() as runtime:
         storage = runtime.storage
-        total = storage.source.max_position() * len(views)
-        with _progress(f"replay {args.view}", total) as advance:
+        with _progress(f"replay {args.view}", storage.source.max_position()) as advance:
             checksum = replay(storage.db, storage.source, views, progress=advance)
     print(f"checksum: {checksum}")
     return 0
@@ -203,10 +204,10 @@ def _read_import_file(path: Path) -> dict[str, Any]:
 
 def cmd_import(args: argparse.Namespace) -> int:
     values = _read_import_file(Path(args.file))
-    with _runtime() as runtime:
-        with _progress("import", 1) as advance:
-            written = runtime.ledger.import_secrets(args.tenant, values, _cli_context())
-            advance(1)
+    check_import(args.tenant, values)  # refuse a bad file before touching storage
+    with _runtime() as runtime, _progress("import", len(values)) as advance:
+        written = runtime.ledger.import_secrets(args.tenant, values, _cli_context(),
+                                                progress=advance)
     print(f"imported {len(written)} changed keys of {len(values)} into {args.tenant}")
     return 0
 

@@ -83,7 +83,7 @@ class Forbidden(LedgerError):
     code, status = "forbidden", 403
 
 
-class CannotOpen(Exception):  # noqa: N818 - mirrors cryptography's InvalidTag
+class CannotOpen(Exception):
     """The one opaque failure of every attempt to open sealed material.
 
     It never says why (wrong key, moved ciphertext, destroyed key, tampering): telling

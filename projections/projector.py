@@ -29,7 +29,7 @@ class EventSource(Protocol):
     def read(self, after: int, limit: int) -> Sequence[tuple[int, Any]]: ...
 
 
-class ProjectionMoved(Exception):  # noqa: N818 - a signal, not an error
+class ProjectionMoved(Exception):
     """Another projector advanced this view first; the batch was rolled back."""
 
 

@@ -28,7 +28,8 @@ Row = tuple[Any, ...]
 class Cursor(Protocol):
     """The part of a DB-API cursor the ledger uses, with ``%s`` placeholders."""
 
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
@@ -139,7 +140,7 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            yield cursor  # type: ignore[misc]
+            yield cursor
 
     def close(self) -> None:
         self.pool.close()

@@ -11,6 +11,7 @@ can open it any more.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import uuid
@@ -80,10 +81,9 @@ class MasterKeyring:
             else:
                 path = self._data_dir / MASTER_KEY_FILE
                 if not path.exists():
-                    try:
+                    # Another process may generate it first: then use theirs.
+                    with contextlib.suppress(FileExistsError):
                         write_key_file(path, crypto.generate_key())
-                    except FileExistsError:
-                        pass  # another process generated it first: use theirs
                 keys.append(read_key_file(path))
                 following = self._data_dir / NEXT_MASTER_KEY_FILE
                 self._saw_next = following.exists()

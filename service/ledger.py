@@ -19,9 +19,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -45,7 +45,6 @@ from domain.errors import (
 from domain.reads import ValueRead
 from domain.tenant import (
     Change,
-    DeleteKey,
     Precondition,
     RequestContext,
     SealedValue,
@@ -204,7 +203,7 @@ class Ledger:
         if cached is not None:
             # Fast-forward: another process may have appended since we cached it.
             for event in self.events.events.get(tenant_id, gt=cached.version):
-                event.mutate(cached)
+                cast(Tenant.Event, event).mutate(cached)
             return cached
         try:
             tenant: Tenant = self.events.repository.get(tenant_id)
@@ -421,22 +420,20 @@ class Ledger:
 
         return self._command(name, ctx, run, lambda outcome: list(versions))
 
-    def import_secrets(self, name: str, values: Mapping[str, Any],
-                       ctx: RequestContext) -> list[WriteResult]:
+    def import_secrets(self, name: str, values: Mapping[str, Any], ctx: RequestContext,
+                       progress: Callable[[int], None] | None = None) -> list[WriteResult]:
         """Writes every key whose value differs from the current one, in one event."""
-        for key in values:
-            rules.check_secret_key(key)
-        plaintexts = {key: rules.encode_value(value) for key, value in values.items()}
-        try:
+        plaintexts = check_import(name, values)
+        with suppress(TenantExists):
             self.open_tenant(name, ctx)
-        except TenantExists:
-            pass
         tenant_id = str(tenant_id_for(name))
         for _ in range(MAX_ATTEMPTS):
             self._await_views()
             current = self._current_versions(tenant_id)
             changes: list[Change] = []
             for key, plaintext in sorted(plaintexts.items()):
+                if progress is not None:
+                    progress(1)
                 version = current.get(key)
                 if version is not None and self._same_value(tenant_id, key, version, plaintext):
                     continue
@@ -678,6 +675,16 @@ class Ledger:
         if check.events == 0:
             raise TenantNotFound("no such tenant")
         return check
+
+
+def check_import(name: str, values: Mapping[str, Any]) -> dict[str, bytes]:
+    """Checks a whole one-blob import before anything is written; returns the plaintexts."""
+    rules.check_tenant_name(name)
+    if len(values) > rules.MAX_CHANGES_PER_EVENT:
+        raise InvalidRequest("an import holds at most 65,536 keys")
+    for key in values:
+        rules.check_secret_key(key)
+    return {key: rules.encode_value(value) for key, value in values.items()}
 
 
 def check_limit(limit: int) -> None:

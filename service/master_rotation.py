@@ -15,7 +15,7 @@ from service.keystore import MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE, read_key_fil
 from service.storage import Storage
 
 
-class RotationRefused(Exception):  # noqa: N818 - an operator-facing refusal
+class RotationRefused(Exception):
     pass
 
 

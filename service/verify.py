@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -72,7 +73,7 @@ class ChainCheck:
 def verify_tenant(events: LedgerEvents, tenant_id: UUID) -> ChainCheck:
     check = ChainCheck(str(tenant_id))
     for stored in events.recorder.select_events(tenant_id):
-        check.add(stored.originator_version, lambda s=stored: events.mapper.to_domain_event(s))
+        check.add(stored.originator_version, partial(events.mapper.to_domain_event, stored))
     return check
 
 
@@ -103,7 +104,7 @@ def verify_all(events: LedgerEvents, page_size: int = 5000,
             key = str(notification.originator_id)
             check = scan.checks.setdefault(key, ChainCheck(key))
             check.add(notification.originator_version,
-                      lambda n=notification: events.mapper.to_domain_event(n))
+                      partial(events.mapper.to_domain_event, notification))
         position = page[-1].id
         if progress is not None:
             progress(len(page))

@@ -247,6 +247,30 @@ def test_a_deletion_is_reflected_at_once_on_a_second_runtime(
         assert [v.state for v in reader.list_versions(tenant, key)[1]] == ["deleted"]
 
 
+def assert_rollbacks_find_the_version_just_written(writer: Ledger, roller: Ledger,
+                                                   tenant: str) -> None:
+    key = "rollback/key"
+    for i in range(20):
+        written = writer.put_secret(tenant, key, {"i": i}, {"i": str(i)}, None, request())
+        # Rolling back to the version just acknowledged: a new version with its value.
+        rolled = roller.rollback_secret(tenant, key, written.version, request())
+        assert rolled.version == written.version + 1
+        secret = roller.get_secret(tenant, key, request())
+        assert (secret.version, secret.value, secret.metadata) == (
+            rolled.version, {"i": i}, {"i": str(i)})
+
+
+def test_a_rollback_right_after_a_write_finds_the_version_written(ledger: Ledger,
+                                                                   tenant: str) -> None:
+    assert_rollbacks_find_the_version_just_written(ledger, ledger, tenant)
+
+
+def test_a_rollback_on_a_second_runtime_right_after_a_write_finds_the_version_written(
+        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+    writer, roller = ledgers
+    assert_rollbacks_find_the_version_just_written(writer, roller, tenant)
+
+
 # ---- idempotency --------------------------------------------------------------------------
 
 

@@ -1,0 +1,126 @@
+"""A small typed client for services: the problem+json errors become exceptions.
+
+    client = LedgerClient("http://127.0.0.1:8200", token, tenant="acme")
+    client.set_secret("vapi/privateApiKey", "sk-…")
+    api_key = client.get_secret_or_raise("vapi/privateApiKey")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+
+class LedgerClientError(Exception):
+    """An error answer of the ledger, carrying its stable ``code`` and extra members."""
+
+    def __init__(self, status: int, code: str, detail: str, extra: dict[str, Any]) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra
+
+
+class SecretMissing(LedgerClientError):
+    """The secret (or its tenant) does not exist, or no longer has a readable value."""
+
+
+class VersionConflictError(LedgerClientError):
+    @property
+    def current_version(self) -> int | None:
+        value = self.extra.get("current_version")
+        return int(value) if value is not None else None
+
+
+_MISSING_CODES = {"secret_not_found", "secret_deleted", "version_not_found",
+                  "version_destroyed", "tenant_not_found", "tenant_shredded"}
+
+
+@dataclass(frozen=True)
+class Written:
+    key: str
+    version: int
+    created_at: str
+
+
+class LedgerClient:
+    def __init__(self, base_url: str, token: str, tenant: str, *, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.tenant = tenant
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def _path(self, key: str = "") -> str:
+        base = f"/v1/tenants/{quote(self.tenant, safe='')}/secrets"
+        return f"{base}/{quote(key, safe='/')}" if key else base
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, url, **kwargs)
+        if response.is_success:
+            return response
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        code = str(body.pop("code", "unknown"))
+        detail = str(body.pop("detail", response.reason_phrase))
+        kind = (SecretMissing if code in _MISSING_CODES else
+                VersionConflictError if code == "version_conflict" else LedgerClientError)
+        raise kind(response.status_code, code, detail, body)
+
+    def get_secret_or_raise(self, key: str, *, version: int | None = None) -> Any:
+        params = {"version": version} if version is not None else None
+        return self._send("GET", self._path(key), params=params).json()["value"]
+
+    def get_secret(self, key: str, default: Any = None) -> Any:
+        """The current value, or ``default`` when the secret has none."""
+        try:
+            return self.get_secret_or_raise(key)
+        except SecretMissing:
+            return default
+
+    def set_secret(self, key: str, value: Any, *, metadata: dict[str, str] | None = None,
+                   if_version: int | None = None, create_only: bool = False,
+                   idempotency_key: str | None = None) -> Written:
+        headers: dict[str, str] = {}
+        if if_version is not None:
+            headers["If-Match"] = f'"{if_version}"'
+        if create_only:
+            headers["If-None-Match"] = "*"
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        body: dict[str, Any] = {"value": value}
+        if metadata is not None:
+            body["metadata"] = metadata
+        answer = self._send("PUT", self._path(key), json=body, headers=headers).json()
+        return Written(answer["key"], answer["version"], answer["created_at"])
+
+    def delete_secret(self, key: str) -> None:
+        self._send("DELETE", self._path(key))
+
+    def iter_keys(self, prefix: str = "", page_size: int = 100) -> Iterator[str]:
+        params: dict[str, Any] = {"prefix": prefix, "limit": page_size}
+        while True:
+            page = self._send("GET", self._path(), params=params).json()
+            yield from (item["key"] for item in page["items"])
+            if page["next_cursor"] is None:
+                return
+            params["cursor"] = page["next_cursor"]
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        return list(self.iter_keys(prefix))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.close()
