@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domain import crypto
-from domain.errors import CannotOpen
+from domain.errors import CannotOpen, Unavailable
 from service.clock import format_time, utc_now
 from service.database import Database
 
@@ -98,7 +98,8 @@ class MasterKeyring:
             self.reload()  # another process may have rotated the master key
             key = self._keys.get(fingerprint)
         if key is None:
-            raise CannotOpen
+            # Not a destroyed key: a configuration error, and it must not read as one.
+            raise Unavailable("the master key that wrapped a tenant key is not configured")
         return key
 
 
@@ -115,6 +116,9 @@ class KeyStore:
     def __init__(self, db: Database, master: MasterKeyring) -> None:
         self.db = db
         self.master = master
+        # Unwrapped tenant keys for sealing new values. Safe to keep: a shredded tenant's
+        # aggregate refuses writes, and reads always unwrap from the table.
+        self._sealing_keys: dict[tuple[str, int], bytes] = {}
 
     # ---- tenant keys ------------------------------------------------------------------
 
@@ -140,6 +144,9 @@ class KeyStore:
         )
 
     def tenant_key(self, tenant_id: str, key_version: int) -> bytes:
+        cached = self._sealing_keys.get((tenant_id, key_version))
+        if cached is not None:
+            return cached
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT wrapped, master_key_id FROM tenant_keys"
@@ -149,7 +156,9 @@ class KeyStore:
             row = cur.fetchone()
         if row is None:
             raise CannotOpen
-        return self._tenant_key(tenant_id, key_version, row[0], row[1])
+        key = self._tenant_key(tenant_id, key_version, row[0], row[1])
+        self._sealing_keys[(tenant_id, key_version)] = key
+        return key
 
     # ---- data keys --------------------------------------------------------------------
 
@@ -196,6 +205,8 @@ class KeyStore:
             )
 
     def shred_tenant(self, tenant_id: str) -> None:
+        for slot in [slot for slot in self._sealing_keys if slot[0] == tenant_id]:
+            del self._sealing_keys[slot]
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM data_keys WHERE tenant_id = %s", (tenant_id,))
             cur.execute("DELETE FROM tenant_keys WHERE tenant_id = %s", (tenant_id,))

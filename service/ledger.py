@@ -14,18 +14,11 @@ from __future__ import annotations
 
 import hmac
 import json
-import random
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 from uuid import UUID
-
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from domain import crypto, rules
 from domain.errors import (
@@ -58,6 +51,7 @@ from service.keystore import KeyStore, NewDataKey
 from service.pages import CursorCodec
 from service.storage import Storage
 from service.verify import ChainCheck, verify_tenant
+from service.writer import BatchWriter, Command, Effects
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -127,13 +121,6 @@ class AuditFilter:
     until: str | None = None
 
 
-@dataclass
-class _Effects:
-    """Side effects a command needs in the key store before its event is saved."""
-
-    before_save: list[Callable[[], None]] = field(default_factory=list)
-
-
 class _ValueSealer:
     """Seals each value under a fresh data key wrapped by the tenant key in force."""
 
@@ -159,28 +146,6 @@ class _ValueSealer:
         return SealedValue(crypto.to_text(sealed), data_key.dek_id)
 
 
-class _TenantLocks:
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[UUID, tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, tenant_id: UUID) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(tenant_id, (threading.Lock(), 0))
-            self._locks[tenant_id] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[tenant_id]
-                if users == 1:
-                    del self._locks[tenant_id]
-                else:
-                    self._locks[tenant_id] = (lock, users - 1)
-
-
 class Ledger:
     def __init__(self, storage: Storage, projector: Projector | None = None) -> None:
         self.storage = storage
@@ -189,67 +154,30 @@ class Ledger:
         self.events = storage.events
         self.projector = projector or Projector(storage.db, storage.source)
         self.cursors = CursorCodec(storage.keys.master.current)
-        self._locks = _TenantLocks()
-        self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
-        self._cache_lock = threading.Lock()
         self._collate = ' COLLATE "C"' if self.db.dialect == "postgres" else ""
         self.on_saved: Callable[[], None] = lambda: None  # a front end's metrics hook
+        self.writer = BatchWriter(storage.events, storage.keys, self._saved,
+                                  self._idempotent_outcome)
+
+    def _saved(self) -> None:
+        self.projector.wake.set()
+        self.on_saved()
 
     # ---- the write path -----------------------------------------------------------------
 
-    def _load(self, tenant_id: UUID) -> Tenant | None:
-        with self._cache_lock:
-            cached = self._cache.pop(tenant_id, None)
-        if cached is not None:
-            # Fast-forward: another process may have appended since we cached it.
-            for event in self.events.events.get(tenant_id, gt=cached.version):
-                cast(Tenant.Event, event).mutate(cached)
-            return cached
-        try:
-            tenant: Tenant = self.events.repository.get(tenant_id)
-        except AggregateNotFoundError:
-            return None
-        return tenant
-
-    def _remember(self, tenant: Tenant) -> None:
-        with self._cache_lock:
-            self._cache[tenant.id] = tenant
-            while len(self._cache) > AGGREGATE_CACHE_SIZE:
-                self._cache.popitem(last=False)
-
-    def _command(self, tenant_name: str, ctx: RequestContext,
-                 run: Callable[[Tenant | None, _Effects], tuple[Tenant, T]],
+    def _command(self, tenant_name: str, ctx: RequestContext, run: Command[T],
                  replayed: Callable[[dict[str, Any]], T] | None = None) -> T:
-        """Runs a command on the tenant's aggregate and saves its event, retrying conflicts."""
+        """Runs a command on the tenant's aggregate through the group-commit writer."""
         rules.check_tenant_name(tenant_name)
         tenant_id = tenant_id_for(tenant_name)
-        with self._locks.hold(tenant_id):
-            for attempt in range(MAX_ATTEMPTS):
-                if ctx.idempotency_key is not None and replayed is not None:
-                    previous = self._idempotent_outcome(tenant_id, ctx)
-                    if previous is not None:
-                        return replayed(previous)
-                effects = _Effects()
-                aggregate = self._load(tenant_id)
-                try:
-                    tenant, result = run(aggregate, effects)
-                    if not tenant.pending_events:
-                        self._remember(tenant)
-                        return result
-                    for effect in effects.before_save:
-                        effect()
-                    self.events.save(tenant)
-                except IntegrityError:
-                    # Another writer appended first: back off with jitter, retry on fresh state.
-                    time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
-                    continue
-                except BaseException:
-                    raise  # the cached aggregate was popped by _load: nothing stale remains
-                self._remember(tenant)
-                self.projector.wake.set()
-                self.on_saved()
-                return result
-        raise Unavailable("the tenant is too contended right now; retry")
+        if ctx.idempotency_key is not None and replayed is not None:
+            previous = self._idempotent_outcome(tenant_id, ctx)
+            if previous is not None:
+                return replayed(previous)
+        return self.writer.execute(tenant_id, ctx, run, replayed)
+
+    def close(self) -> None:
+        self.writer.close()
 
     def _idempotent_outcome(self, tenant_id: UUID, ctx: RequestContext) -> dict[str, Any] | None:
         self._await_views()
@@ -276,7 +204,7 @@ class Ledger:
     # ---- tenant commands --------------------------------------------------------------
 
     def open_tenant(self, name: str, ctx: RequestContext) -> str:
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, str]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, str]:
             if tenant is not None:
                 raise TenantExists("the tenant exists already")
             opened = Tenant.open(name, ctx, utc_now())
@@ -288,7 +216,7 @@ class Ledger:
         return self._command(name, ctx, run)
 
     def rotate_tenant_key(self, name: str, ctx: RequestContext) -> int:
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, int]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, int]:
             tenant = self._existing(tenant)
             version = tenant.rotate_key(ctx, utc_now())
             effects.before_save.append(
@@ -299,7 +227,7 @@ class Ledger:
         return self._command(name, ctx, run, lambda outcome: int(outcome["version"]))
 
     def shred_tenant(self, name: str, ctx: RequestContext) -> str:
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, str]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, str]:
             tenant = self._existing(tenant)
             at = utc_now()
             tenant.shred(ctx, at)
@@ -311,7 +239,7 @@ class Ledger:
 
     def record_token_issued(self, name: str, token_id: str, role: str,
                             expires_at: str | None, ctx: RequestContext) -> None:
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, None]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, None]:
             tenant = self._existing(tenant)
             tenant.issue_token(token_id, role, expires_at, ctx, utc_now())
             return tenant, None
@@ -319,7 +247,7 @@ class Ledger:
         self._command(name, ctx, run)
 
     def record_token_revoked(self, name: str, token_id: str, ctx: RequestContext) -> None:
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, None]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, None]:
             tenant = self._existing(tenant)
             tenant.revoke_token(token_id, ctx, utc_now())
             return tenant, None
@@ -340,12 +268,12 @@ class Ledger:
             raise InvalidRequest("a write holds 1 to 65,536 changes")
         tenant_id = str(tenant_id_for(rules.check_tenant_name(name)))
 
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, list[WriteResult]]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, list[WriteResult]]:
             tenant = self._existing(tenant)
             sealer = _ValueSealer(self.keys, tenant_id, plaintexts)
             at = utc_now()
             written = tenant.write(changes, sealer, ctx, at)
-            effects.before_save.append(lambda: self.keys.store_data_keys(sealer.new_keys))
+            effects.data_keys += sealer.new_keys
             stamp = format_time(at)
             return tenant, [WriteResult(key, version, stamp) for key, version in written]
 
@@ -364,7 +292,7 @@ class Ledger:
                       ctx: RequestContext) -> None:
         rules.check_secret_key(key)
 
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, None]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, None]:
             tenant = self._existing(tenant)
             tenant.delete(key, precondition, ctx, utc_now())
             return tenant, None
@@ -374,7 +302,7 @@ class Ledger:
     def undelete_secret(self, name: str, key: str, ctx: RequestContext) -> int:
         rules.check_secret_key(key)
 
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, int]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, int]:
             tenant = self._existing(tenant)
             return tenant, tenant.undelete(key, ctx, utc_now())
 
@@ -382,21 +310,21 @@ class Ledger:
 
     def rollback_secret(self, name: str, key: str, version: int,
                         ctx: RequestContext) -> WriteResult:
-        """Writes a new version holding the value of ``version``."""
+        """Writes a new version holding the value (and metadata) of ``version``."""
         rules.check_secret_key(key)
-        tenant_id = str(tenant_id_for(rules.check_tenant_name(name)))
+        tenant_id, shredded_at = self._tenant_row(name)
+        if shredded_at is not None:
+            raise TenantShredded("the tenant was shredded; its values are gone")
+        plaintext = self._open_version(tenant_id, key, version)
+        metadata = self._metadata_of(tenant_id, key, version)
 
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, WriteResult]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, WriteResult]:
             tenant = self._existing(tenant)
-            tenant.check_not_shredded()
-            tenant.check_can_roll_back(key, version)
-            plaintext = self._open_version(tenant_id, key, version)
             sealer = _ValueSealer(self.keys, tenant_id, {key: plaintext})
             at = utc_now()
-            change = SetValue(key, metadata=self._metadata_of(tenant_id, key, version),
-                              rollback_of=version)
+            change = SetValue(key, metadata=metadata, rollback_of=version)
             [(_, written)] = tenant.write([change], sealer, ctx, at)
-            effects.before_save.append(lambda: self.keys.store_data_keys(sealer.new_keys))
+            effects.data_keys += sealer.new_keys
             return tenant, WriteResult(key, written, format_time(at))
 
         def replayed(outcome: dict[str, Any]) -> WriteResult:
@@ -408,12 +336,16 @@ class Ledger:
     def destroy_versions(self, name: str, key: str, versions: Sequence[int],
                          ctx: RequestContext) -> list[int]:
         rules.check_secret_key(key)
-        tenant_id = str(tenant_id_for(rules.check_tenant_name(name)))
+        tenant_id, _ = self._tenant_row(name)
+        known = self._data_key_ids(tenant_id, key)
 
-        def run(tenant: Tenant | None, effects: _Effects) -> tuple[Tenant, list[int]]:
+        def run(tenant: Tenant | None, effects: Effects) -> tuple[Tenant, list[int]]:
             tenant = self._existing(tenant)
             fresh = tenant.destroy(key, versions, ctx, utc_now())
-            dek_ids = self._data_key_ids(tenant_id, key, fresh)
+            if any(version not in known for version in fresh):
+                # Written after this request began: not a version the caller could name.
+                raise VersionNotFound("no such version")
+            dek_ids = [dek for version in fresh if (dek := known[version]) is not None]
             # Key material goes first: after the acknowledgement nothing can open them.
             effects.before_save.append(lambda: self.keys.destroy_data_keys(tenant_id, dek_ids))
             return tenant, fresh
@@ -502,18 +434,14 @@ class Ledger:
             row = cur.fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
-    def _data_key_ids(self, tenant_id: str, key: str, versions: Sequence[int]) -> list[str]:
-        if not versions:
-            return []
-        self._await_views()
+    def _data_key_ids(self, tenant_id: str, key: str) -> dict[int, str | None]:
+        """Every version of the key the views know, with its data key (None once destroyed)."""
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT version, dek_id FROM secret_versions WHERE tenant_id = %s AND key = %s",
                 (tenant_id, key),
             )
-            rows = cur.fetchall()
-        wanted = set(versions)
-        return [str(dek) for version, dek in rows if version in wanted and dek is not None]
+            return {int(version): dek for version, dek in cur.fetchall()}
 
     def _current_versions(self, tenant_id: str) -> dict[str, int]:
         with self.db.transaction() as cur:
@@ -573,7 +501,7 @@ class Ledger:
         state, metadata, created_at, created_by = row
         if state == "destroyed":
             raise VersionDestroyed("that version was destroyed")
-        if state == "deleted":
+        if state == "deleted" and at is None:  # at that time it was live: it still opens
             raise SecretDeleted("that version is deleted")
         plaintext = self._open_version(tenant_id, key, version)
         self._record_read(tenant_id, key, version, ctx)
@@ -584,11 +512,9 @@ class Ledger:
         record = ValueRead.record(UUID(tenant_id), key, version, ctx.actor, ctx.request_id,
                                   utc_now())
         try:
-            self.events.save(record)
+            self.writer.record_read(record)
         except Exception:
             raise Unavailable("the read could not be recorded; no value returned") from None
-        self.projector.wake.set()
-        self.on_saved()
 
     def list_versions(self, name: str, key: str) -> tuple[int, list[VersionInfo]]:
         rules.check_secret_key(key)

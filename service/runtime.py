@@ -32,6 +32,7 @@ class LedgerRuntime:
         self.projector.wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.ledger.close()
         self.storage.close()
 
     def __enter__(self) -> LedgerRuntime:

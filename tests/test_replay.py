@@ -101,7 +101,7 @@ def change_rows(runtime: LedgerRuntime) -> list[tuple[Any, ...]]:
             f" WHERE action IN ({marks}) ORDER BY tenant_id, position",
             CHANGE_ACTIONS,
         )
-        return cur.fetchall()
+        return [tuple(row) for row in cur.fetchall()]
 
 
 def assert_views_complete(runtime: LedgerRuntime, changes: int) -> None:
@@ -198,8 +198,8 @@ def test_readers_read_during_and_after_replays(runtime: LedgerRuntime) -> None:
 # ---- a crash in the middle of a projection ---------------------------------------------------
 
 
-class SimulatedCrash(Exception):  # noqa: N818 - it simulates a process dying
-    pass
+class SimulatedCrash(Exception):
+    """Raised by a view to simulate the projection process dying mid-batch."""
 
 
 def crashing(view_class: type[View], after: int) -> View:
@@ -227,8 +227,7 @@ def test_a_projection_crashing_mid_batch_resumes_without_duplicates_or_gaps(
              for cls in (CurrentSecretsView, AuditTrail)]
     broken = Projector(storage.db, storage.source, views, batch_size=30)
     with pytest.raises(SimulatedCrash):
-        for _ in range(head):
-            broken.run_once()
+        run_until_failure(broken)
     positions = view_positions(storage.db)
     # Batches before the crash committed; the crashed one left no row and no position.
     assert 0 < positions[crashing_view] < head
@@ -239,6 +238,11 @@ def test_a_projection_crashing_mid_batch_resumes_without_duplicates_or_gaps(
 
     assert Projector(storage.db, storage.source).catch_up() > 0
     assert_views_complete(still_runtime, changes)
+
+
+def run_until_failure(projector: Projector) -> None:
+    while projector.run_once():
+        pass
 
 
 def _changes_in(events: Sequence[Any]) -> Iterator[tuple[str, str | None, int | None]]:
@@ -298,24 +302,33 @@ def storage_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def bulk_history(ledger: Ledger, events: int) -> int:
-    """``events`` events (one tenant opened, then writes of five keys each); returns changes."""
-    ledger.open_tenant("acme", request())
-    changes = 1
-    for i in range(events - 1):
-        keys = [f"bulk/{(i * 5 + j) % 300}" for j in range(5)]
-        ledger.write_secrets("acme", [SetValue(k) for k in keys],
-                             {k: {"i": i} for k in keys}, request())
-        changes += 5
-    return changes
+def bulk_history(ledger: Ledger, events: int, tenants: int = 4) -> int:
+    """About ``events`` events over a few tenants, written by one thread per tenant;
+    returns the changes made."""
+    per_tenant = events // tenants - 1
+    errors: list[BaseException] = []
+
+    def fill(name: str) -> None:
+        try:
+            ledger.open_tenant(name, request())
+            for i in range(per_tenant):
+                ledger.put_secret(name, f"bulk/{i % 50}", {"i": i}, None, None, request())
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=fill, args=(f"bulk-{t}",)) for t in range(tenants)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors[0]
+    return tenants * (per_tenant + 1)
 
 
 def test_killing_the_projection_process_and_restarting_it_leaves_no_duplicate_or_gap(
         still_runtime: LedgerRuntime, settings: Settings) -> None:
     storage = still_runtime.storage
-    t0 = time.monotonic()
     changes = bulk_history(still_runtime.ledger, 2000)
-    print("WROTE", time.monotonic() - t0)
     head = storage.source.max_position()
     assert view_positions(storage.db) == {"current": 0, "audit": 0}
     env = storage_env(settings)
@@ -334,7 +347,6 @@ def test_killing_the_projection_process_and_restarting_it_leaves_no_duplicate_or
             follower.stderr.close()
     assert follower.returncode == -signal.SIGKILL
     killed_at = view_positions(storage.db)
-    print("KILLED AT", killed_at, head, time.monotonic())
     assert all(0 <= p <= head for p in killed_at.values())
 
     once = subprocess.run([*project_command(), "--once"], env=env, cwd=settings.data_dir,

@@ -67,6 +67,11 @@ def opened() -> Tenant:
     return tenant
 
 
+def recorded(tenant: Tenant) -> list[Any]:
+    """The tenant's pending events (typed loosely: each kind has its own fields)."""
+    return list(tenant.pending_events)
+
+
 # ---- the model ------------------------------------------------------------------------
 
 
@@ -131,7 +136,7 @@ class TenantMachine(RuleBasedStateMachine):
         self.model = TenantModel()
         self.steps = 0
         self.checked = 1  # pending events already checked (the Opened event)
-        [first] = self.tenant.pending_events
+        [first] = recorded(self.tenant)
         assert first.prev_hash == GENESIS
         assert recompute_hash(first) == first.hash
         self.head: str = first.hash
@@ -161,7 +166,7 @@ class TenantMachine(RuleBasedStateMachine):
 
     def new_events(self, count: int, ctx: RequestContext) -> list[Any]:
         """The events the last command recorded; checks their count and their links."""
-        events = list(self.tenant.pending_events[self.checked:])
+        events = recorded(self.tenant)[self.checked:]
         assert len(events) == count
         for event in events:
             assert event.prev_hash == self.head
@@ -443,7 +448,7 @@ TestTenantStateMachine.settings = settings(
 
 def test_a_new_tenant_opens_with_key_version_one_and_a_genesis_link() -> None:
     tenant = opened()
-    [event] = tenant.pending_events
+    [event] = recorded(tenant)
     assert isinstance(event, Tenant.Opened)
     assert tenant.id == tenant_id_for("acme")
     assert (tenant.name, tenant.key_version, tenant.secrets) == ("acme", 1, {})
@@ -576,7 +581,7 @@ def test_a_rollback_writes_a_new_version_that_names_its_source() -> None:
     tenant.write([SetValue("a")], seal, context(), AT)
     tenant.write([SetValue("a")], seal, context(), AT)
     assert tenant.write([SetValue("a", rollback_of=1)], seal, context(), AT) == [("a", 3)]
-    event = tenant.pending_events[-1]
+    event = recorded(tenant)[-1]
     assert isinstance(event, Tenant.SecretVersionsWritten)
     assert event.writes[0]["rollback_of"] == 1
 
@@ -612,7 +617,7 @@ def test_new_writes_use_the_rotated_tenant_key() -> None:
     assert tenant.rotate_key(context(), AT) == 2
     tenant.write([SetValue("a")], sealer, context(), AT)
     assert calls == [("a", 1, 1), ("a", 2, 2)]
-    event = tenant.pending_events[-1]
+    event = recorded(tenant)[-1]
     assert isinstance(event, Tenant.SecretVersionsWritten)
     assert event.writes[0]["key_version"] == 2
 
@@ -620,7 +625,7 @@ def test_new_writes_use_the_rotated_tenant_key() -> None:
 def test_editing_an_event_field_breaks_its_hash() -> None:
     tenant = opened()
     tenant.write([SetValue("a")], seal, context(), AT)
-    event = tenant.pending_events[-1]
+    event = recorded(tenant)[-1]
     assert recompute_hash(event) == event.hash
     event.writes[0]["ciphertext"] = "y"
     assert recompute_hash(event) != event.hash

@@ -1,0 +1,402 @@
+"""Shared plumbing of the benchmark scripts (not a benchmark itself).
+
+Each script in ``bench/`` measures one figure of SPEC section 8 against baselines
+measured in the same run, repeats every figure (3 times by default), reports the
+median, prints a table and writes ``bench/results/<name>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:  # run as `python bench/<name>.py` from a checkout
+    sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+console = Console(width=None if sys.stdout.isatty() else 150)
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PAYLOAD = "x" * 300  # the 300-byte value every figure writes
+
+
+def database_url() -> str:
+    return os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="small and short: a smoke run")
+    parser.add_argument("--backend", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each figure")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/)")
+    return parser
+
+
+# ---- statistics -------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of unsorted values; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    clean = [v for v in values if not math.isnan(v)]
+    return statistics.median(clean) if clean else math.nan
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def fmt_ratio(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:,.1f}"
+
+
+# ---- output -----------------------------------------------------------------------------
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]],
+                caption: str | None = None) -> None:
+    table = Table(title=title, caption=caption, show_lines=False)
+    for i, column in enumerate(columns):
+        table.add_column(column, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def environment() -> dict[str, Any]:
+    """What the numbers were measured on: they mean nothing without it."""
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "argv": sys.argv,
+    }
+    try:
+        import eventsourcing
+
+        info["eventsourcing"] = getattr(eventsourcing, "__version__", "?")
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        info["git_head"] = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip()
+        info["git_dirty"] = bool(subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "domain", "service",
+             "projections"],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip())
+    except OSError:  # pragma: no cover
+        pass
+    # The code measured, even when uncommitted: a digest of the ledger's sources.
+    digest = hashlib.sha256()
+    for folder in ("domain", "service", "projections"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    info["source_sha256"] = digest.hexdigest()[:16]
+    return info
+
+
+def write_json(name: str, data: dict[str, Any], out: Path | None) -> Path:
+    path = out or HERE / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": name, "environment": environment(), **data}
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    path.write_text(json.dumps(clean(data), indent=2) + "\n")
+    console.print(f"[dim]wrote {path}[/dim]")
+    return path
+
+
+# ---- PostgreSQL and the ledger ----------------------------------------------------------
+
+
+def schema_name(prefix: str) -> str:
+    return f"bench_{prefix}_{os.getpid()}"
+
+
+def pg_version(url: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def create_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+
+def drop_schema(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@dataclass
+class Workspace:
+    """A temporary data directory and the PostgreSQL schemas a run created."""
+
+    backend: str
+    url: str
+    data_dir: Path
+    schemas: list[str] = field(default_factory=list)
+
+    def schema(self, prefix: str) -> str:
+        name = schema_name(prefix)
+        self.schemas.append(name)
+        if self.backend == "postgres":
+            create_schema(self.url, name)
+        return name
+
+
+@contextmanager
+def workspace(backend: str) -> Iterator[Workspace]:
+    url = database_url()
+    data_dir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    space = Workspace(backend, url, data_dir)
+    try:
+        yield space
+    finally:
+        if backend == "postgres":
+            for schema in space.schemas:
+                try:
+                    drop_schema(url, schema)
+                except psycopg.Error as error:  # pragma: no cover
+                    console.print(f"[red]could not drop schema {schema}: {error}[/red]")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def open_runtime(space: Workspace, schema: str, *, follow: bool = True,
+                 pool_size: int | None = None) -> Any:
+    from service.runtime import LedgerRuntime
+    from service.settings import Settings
+
+    options: dict[str, Any] = {"data_dir": space.data_dir / schema}
+    if space.backend == "postgres":
+        options["database_url"] = space.url
+        options["database_schema"] = schema
+    if pool_size is not None:
+        options["pool_size"] = pool_size
+    return LedgerRuntime(Settings(**options), follow=follow)
+
+
+def wait_for_views(rt: Any, timeout: float = 3600.0) -> float:
+    """Blocks until every view has applied everything stored; returns the seconds waited."""
+    started = time.perf_counter()
+    target = rt.storage.source.max_position()
+    if not rt.projector.wait_for(target, timeout):
+        raise RuntimeError(f"views did not reach position {target} in {timeout} s")
+    return time.perf_counter() - started
+
+
+def events_table(space: Workspace, schema: str) -> str:
+    return f'"{schema}".ledger_events' if space.backend == "postgres" else "stored_events"
+
+
+# ---- filling a store fast ---------------------------------------------------------------
+
+
+class _FillSealer:
+    """Seals values as the ledger does: a fresh data key per version, wrapped by the
+    tenant key, the value bound to (tenant, key, version) as associated data."""
+
+    def __init__(self, keys: Any, tenant_id: str, plaintext: bytes) -> None:
+        self.keys = keys
+        self.tenant_id = tenant_id
+        self.plaintext = plaintext
+        self.tenant_keys: dict[int, bytes] = {}
+        self.new_keys: list[Any] = []
+
+    def __call__(self, key: str, version: int, key_version: int) -> Any:
+        from domain import crypto
+        from domain.tenant import SealedValue
+
+        tenant_key = self.tenant_keys.get(key_version)
+        if tenant_key is None:
+            tenant_key = self.tenant_keys[key_version] = self.keys.tenant_key(
+                self.tenant_id, key_version)
+        data_key = self.keys.new_data_key(self.tenant_id, key_version, tenant_key)
+        self.new_keys.append(data_key)
+        sealed = crypto.seal(data_key.key, self.plaintext,
+                             crypto.value_aad(self.tenant_id, key, version))
+        return SealedValue(crypto.to_text(sealed), data_key.dek_id)
+
+
+def create_filled_tenants(rt: Any, tenants: Sequence[str], events_per_tenant: int,
+                          keys_per_tenant: int, *, events_per_transaction: int = 2000,
+                          progress: Callable[[int], None] | None = None) -> int:
+    """Opens the tenants and appends ``events_per_tenant`` events to each, fast.
+
+    The events are the ones the ledger records: ``Tenant.open`` (after its tenant key
+    is stored), then one-key ``Tenant.write`` events (a fresh data key per version,
+    sealed values, chained hashes) cycling over ``keys_per_tenant`` keys. They are
+    driven on the domain aggregate and the storage directly, bypassing the ledger's
+    write path, so that thousands of events go into one transaction
+    (``Application.save`` of several tenants is atomic; data keys are stored first).
+    The ledger has never seen these tenants: its first command on one loads it from the
+    store. Returns the number of events stored, ``Opened`` included.
+    """
+    from domain.tenant import RequestContext, SetValue, Tenant
+    from service.clock import utc_now
+
+    events, keys = rt.storage.events, rt.storage.keys
+    ctx = RequestContext(actor="bench-fill", request_id="fill")
+    plaintext = json.dumps(PAYLOAD).encode()
+    secret_keys = [f"app/key-{k:04d}" for k in range(max(1, keys_per_tenant))]
+    aggregates: dict[str, Any] = {}
+    sealers: dict[str, _FillSealer] = {}
+    stored = 0
+    for i in range(0, len(tenants), 500):
+        opened = [Tenant.open(name, ctx, utc_now()) for name in tenants[i:i + 500]]
+        for tenant in opened:
+            keys.create_tenant_key(str(tenant.id), tenant.key_version)
+        events.save(*opened)
+        for tenant in opened:
+            aggregates[tenant.name] = tenant
+            sealers[tenant.name] = _FillSealer(keys, str(tenant.id), plaintext)
+        stored += len(opened)
+        if progress is not None:
+            progress(len(opened))
+    remaining = dict.fromkeys(tenants, max(0, events_per_tenant - 1))
+    per_tenant = max(1, min(max(remaining.values(), default=1), events_per_transaction))
+    tenants_per_batch = max(1, events_per_transaction // per_tenant)
+    while any(remaining.values()):
+        group = [name for name in tenants if remaining[name]][:tenants_per_batch]
+        new_keys: list[Any] = []
+        batch = 0
+        for name in group:
+            tenant, sealer = aggregates[name], sealers[name]
+            count = min(per_tenant, remaining[name])
+            for _ in range(count):
+                key = secret_keys[tenant.version % len(secret_keys)]
+                tenant.write([SetValue(key)], sealer, ctx, utc_now())
+            remaining[name] -= count
+            batch += count
+            new_keys.extend(sealer.new_keys)
+            sealer.new_keys.clear()
+        keys.store_data_keys(new_keys)
+        events.save(*(aggregates[name] for name in group))
+        stored += batch
+        if progress is not None:
+            progress(batch)
+    return stored
+
+
+# ---- running timed workers --------------------------------------------------------------
+
+
+@dataclass
+class TimedRun:
+    threads: int
+    duration: float
+    elapsed: float
+    ok: int
+    latencies: list[float]  # seconds, one per acknowledged operation
+    errors: dict[str, int]
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.elapsed if self.elapsed else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ops_per_s": self.rate,
+            "acknowledged": self.ok,
+            "elapsed_s": self.elapsed,
+            "p50_ms": percentile(self.latencies, 50) * 1000,
+            "p99_ms": percentile(self.latencies, 99) * 1000,
+            "max_ms": max(self.latencies, default=math.nan) * 1000,
+            "errors": self.errors,
+        }
+
+
+def run_timed(threads: int, duration: float, op: Callable[[int, int], None]) -> TimedRun:
+    """Runs ``op(thread, n)`` in ``threads`` threads for ``duration`` seconds.
+
+    Every call that returns counts as one acknowledged operation; the rate divides
+    them by the time from the common start until the last call returned.
+    """
+    barrier = threading.Barrier(threads + 1)
+    latencies: list[list[float]] = [[] for _ in range(threads)]
+    ends = [0.0] * threads
+    errors: dict[str, int] = {}
+    guard = threading.Lock()
+    start_box: list[float] = []
+
+    def worker(index: int) -> None:
+        mine = latencies[index]
+        barrier.wait()
+        deadline = start_box[0] + duration
+        n = 0
+        clock = time.perf_counter
+        while clock() < deadline:
+            began = clock()
+            try:
+                op(index, n)
+            except Exception as error:
+                with guard:
+                    name = type(error).__name__
+                    errors[name] = errors.get(name, 0) + 1
+                if sum(errors.values()) > 1000:
+                    break
+            else:
+                mine.append(clock() - began)
+            n += 1
+        ends[index] = clock()
+
+    workers = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(threads)]
+    for thread in workers:
+        thread.start()
+    start_box.append(time.perf_counter())
+    barrier.wait()
+    for thread in workers:
+        thread.join()
+    elapsed = max(ends) - start_box[0]
+    flat = [value for chunk in latencies for value in chunk]
+    return TimedRun(threads, duration, elapsed, len(flat), flat, errors)

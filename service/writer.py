@@ -1,0 +1,279 @@
+"""Group commit: one writer thread turns many concurrent commands into one transaction.
+
+Every save on PostgreSQL locks the events table, so one commit per write caps the
+ledger at a few hundred writes per second however many callers there are. Here callers
+hand their command to the writer and wait; the writer runs every waiting command
+against its tenant's aggregate (in arrival order, so two commands on one tenant see
+each other), stores the new data keys in one transaction, then saves all aggregates
+(and the batch's read records) in one ``Application.save`` — atomic across them — and
+only then answers each caller.
+
+Aggregates stay cached between batches. In this process they are always fresh (only
+this thread writes them); another process may have appended, which surfaces as a
+version conflict on save: the batch is then re-run on reloaded aggregates, so every
+precondition is re-checked against fresh state. A refusal computed on a cached
+aggregate is confirmed against the store before it is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from domain.errors import IdempotencyKeyReused, LedgerError, Unavailable
+from domain.reads import ValueRead
+from domain.tenant import RequestContext, Tenant
+from projections.views import outcome_of
+from service.keystore import KeyStore, NewDataKey
+from service.storage import LedgerEvents
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_ATTEMPTS = 25
+MAX_BATCH = 256
+CACHE_SIZE = 2_000
+RECENT_IDEMPOTENCY_KEYS = 100_000
+
+
+@dataclass
+class Effects:
+    """What a command needs done in the key store before its event is saved."""
+
+    data_keys: list[NewDataKey] = field(default_factory=list)
+    before_save: list[Callable[[], None]] = field(default_factory=list)
+
+
+Command = Callable[[Tenant | None, Effects], tuple[Tenant, T]]
+Replay = Callable[[dict[str, Any]], T]
+
+
+@dataclass
+class _Job(Generic[T]):
+    tenant_id: UUID | None
+    run: Command[T] | None
+    ctx: RequestContext | None
+    replayed: Replay[T] | None
+    read: ValueRead | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+    new_events: list[Any] = field(default_factory=list)
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+    @property
+    def idempotency(self) -> tuple[UUID, str] | None:
+        if self.ctx is None or self.ctx.idempotency_key is None or self.tenant_id is None:
+            return None
+        return self.tenant_id, self.ctx.idempotency_key
+
+
+class BatchWriter:
+    def __init__(self, events: LedgerEvents, keys: KeyStore, on_saved: Callable[[], None],
+                 stored_outcome: Callable[[UUID, RequestContext], dict[str, Any] | None]
+                 ) -> None:
+        self.events = events
+        self.keys = keys
+        self.on_saved = on_saved
+        # Looks an idempotency key up in the store: after a conflict, another process
+        # may have stored the same request first.
+        self.stored_outcome = stored_outcome
+        self._queue: queue.Queue[_Job[Any] | None] = queue.Queue()
+        self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
+        # Outcomes of recent idempotent commands: closes the race between two identical
+        # requests that both missed the idempotency view before either was saved.
+        self._batch_outcomes: dict[tuple[UUID, str], tuple[str | None, dict[str, Any]]] = {}
+        self._recent: OrderedDict[tuple[UUID, str], tuple[str | None, dict[str, Any]]] = (
+            OrderedDict())
+        self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    # ---- what callers use -------------------------------------------------------------
+
+    def execute(self, tenant_id: UUID, ctx: RequestContext, run: Command[T],
+                replayed: Replay[T] | None) -> T:
+        return cast(T, self._wait(_Job(tenant_id, run, ctx, replayed)))
+
+    def record_read(self, record: ValueRead) -> None:
+        self._wait(_Job(None, None, None, None, read=record))
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _wait(self, job: _Job[Any]) -> Any:
+        if not self._thread.is_alive():
+            raise Unavailable("the ledger is shutting down")
+        self._queue.put(job)
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    # ---- the writer thread --------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    following = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if following is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(following)
+            try:
+                self._commit(batch)
+            except BaseException as error:  # never leave a caller waiting
+                log.error("write batch failed: %s", type(error).__name__)
+                for job in batch:
+                    if not job.done.is_set():
+                        job.finish(error=Unavailable("the write could not be stored; retry"))
+
+    def _commit(self, batch: list[_Job[Any]]) -> None:
+        for attempt in range(MAX_ATTEMPTS):
+            aggregates: dict[UUID, Tenant] = {}
+            self._batch_outcomes = {}
+            effects = Effects()
+            staged: list[tuple[_Job[Any], Any]] = []
+            for job in batch:
+                if job.read is not None:
+                    staged.append((job, None))
+                    continue
+                try:
+                    staged.append((job, self._stage(job, aggregates, effects)))
+                except LedgerError as error:
+                    job.result, job.error = None, error
+                except Exception:
+                    log.exception("command failed")
+                    job.result, job.error = None, Unavailable("the command failed; retry")
+            try:
+                self._save(aggregates, effects, [job.read for job, _ in staged if job.read])
+            except IntegrityError:
+                # Another process appended to one of these tenants: reload and re-run all.
+                for tenant_id in aggregates:
+                    self._cache.pop(tenant_id, None)
+                for job in batch:
+                    job.error = None
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
+                continue
+            except Exception:
+                for tenant_id in aggregates:
+                    self._cache.pop(tenant_id, None)
+                raise
+            for tenant in aggregates.values():
+                self._remember(tenant)
+            self._settle(batch, staged)
+            return
+        for job in batch:
+            job.finish(error=Unavailable("the tenant is too contended right now; retry"))
+
+    def _stage(self, job: _Job[Any], aggregates: dict[UUID, Tenant], effects: Effects) -> Any:
+        assert job.tenant_id is not None
+        assert job.run is not None
+        job.new_events = []
+        aggregate = aggregates.get(job.tenant_id)
+        if aggregate is None:
+            aggregate = self._cached_or_stored(job.tenant_id)
+            if aggregate is not None:
+                aggregates[job.tenant_id] = aggregate
+        # After loading: an identical request stored before the load is seen here, one
+        # stored after it makes this batch's save conflict and come back here.
+        replay = self._replayed(job)
+        if replay is not None:
+            return replay
+        before = len(aggregate.pending_events) if aggregate else 0
+        local = Effects()
+        try:
+            tenant, result = job.run(aggregate, local)
+        except LedgerError:
+            # A refusal computed on a cached aggregate may be stale: confirm it first.
+            if aggregate is None or aggregate.pending_events or not self._fast_forward(
+                    aggregate):
+                raise
+            tenant, result = job.run(aggregate, local)
+        aggregates[job.tenant_id] = tenant
+        job.new_events = list(tenant.pending_events[before:])
+        if job.idempotency is not None and job.new_events and job.ctx is not None:
+            self._batch_outcomes[job.idempotency] = (job.ctx.request_hash,
+                                                     outcome_of(job.new_events[-1]))
+        effects.data_keys += local.data_keys
+        effects.before_save += local.before_save
+        return result
+
+    def _replayed(self, job: _Job[Any]) -> Any:
+        key = job.idempotency
+        if key is None or job.replayed is None or job.ctx is None:
+            return None
+        remembered = self._batch_outcomes.get(key) or self._recent.get(key)
+        if remembered is None:
+            stored = self.stored_outcome(key[0], job.ctx)  # compares the request hashes
+            return None if stored is None else job.replayed(stored)
+        request_hash, outcome = remembered
+        if request_hash != job.ctx.request_hash:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+        return job.replayed(outcome)
+
+    def _save(self, aggregates: dict[UUID, Tenant], effects: Effects,
+              reads: list[ValueRead]) -> None:
+        changed = [tenant for tenant in aggregates.values() if tenant.pending_events]
+        if not changed and not reads:
+            return
+        self.keys.store_data_keys(effects.data_keys)
+        for effect in effects.before_save:
+            effect()
+        self.events.save(*changed, *reads)
+        self.on_saved()
+
+    def _settle(self, batch: list[_Job[Any]], staged: list[tuple[_Job[Any], Any]]) -> None:
+        self._recent.update(self._batch_outcomes)
+        while len(self._recent) > RECENT_IDEMPOTENCY_KEYS:
+            self._recent.popitem(last=False)
+        for job, result in staged:
+            if job.error is None:
+                job.finish(result)
+        for job in batch:
+            if not job.done.is_set():
+                job.finish(error=job.error)
+
+    # ---- the aggregate cache ----------------------------------------------------------
+
+    def _cached_or_stored(self, tenant_id: UUID) -> Tenant | None:
+        cached = self._cache.pop(tenant_id, None)
+        if cached is not None:
+            return cached
+        try:
+            return cast(Tenant, self.events.repository.get(tenant_id))
+        except AggregateNotFoundError:
+            return None
+
+    def _fast_forward(self, tenant: Tenant) -> bool:
+        """Applies events other processes appended; True if there were any."""
+        newer = list(self.events.events.get(tenant.id, gt=tenant.version))
+        for event in newer:
+            cast(Tenant.Event, event).mutate(tenant)
+        return bool(newer)
+
+    def _remember(self, tenant: Tenant) -> None:
+        self._cache[tenant.id] = tenant
+        self._cache.move_to_end(tenant.id)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)

@@ -1,0 +1,1 @@
+"""End-to-end tests: the real ``secrets-ledger serve`` process, driven over real HTTP."""
