@@ -171,7 +171,8 @@ def running_server(backend: str, root: Path) -> Iterator[Server]:
 # ---- HTTP helpers ------------------------------------------------------------------------
 
 
-def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+def assert_problem(response: httpx.Response, status: int,
+                   code: str | None = None) -> dict[str, Any]:
     """The response is an RFC 9457 problem with the given status (and code); returns it."""
     assert response.status_code == status, (response.status_code, response.text)
     media = response.headers.get("content-type", "").split(";")[0].strip()

@@ -13,15 +13,15 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
 from tests.e2e.helpers import Server, create_tenant, put_value, running_server
 
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 30
 
 
 @pytest.fixture(scope="module")
