@@ -75,7 +75,7 @@ def _runtime(follow: bool = False) -> LedgerRuntime:
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.server import serve
 
-    return serve(Settings(), args.host, args.port)
+    return serve(Settings(), args.host, args.port, follow=not args.no_projector)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API (and the projector)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8200)
+    serve.add_argument("--no-projector", action="store_true",
+                       help="no projector thread: run `secrets-ledger project` beside it"
+                       " (queries still catch the views up when they must)")
     serve.set_defaults(run=cmd_serve)
 
     sub.add_parser("migrate", help="apply the schema migrations").set_defaults(run=cmd_migrate)

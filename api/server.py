@@ -29,8 +29,8 @@ def bootstrap_admin(tokens: TokenStore, settings: Settings) -> str | None:
     return issued.token
 
 
-def serve(settings: Settings, host: str, port: int) -> int:
-    with LedgerRuntime(settings) as runtime:
+def serve(settings: Settings, host: str, port: int, *, follow: bool = True) -> int:
+    with LedgerRuntime(settings, follow=follow) as runtime:
         tokens = TokenStore(runtime.storage.db, runtime.ledger)
         first_token = bootstrap_admin(tokens, settings)
         if first_token is not None:

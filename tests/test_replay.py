@@ -302,7 +302,7 @@ def storage_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def bulk_history(ledger: Ledger, events: int, tenants: int = 4) -> int:
+def bulk_history(ledger: Ledger, events: int, tenants: int = 16) -> int:
     """About ``events`` events over a few tenants, written by one thread per tenant;
     returns the changes made."""
     per_tenant = events // tenants - 1
