@@ -32,7 +32,7 @@ class Telemetry:
         self.requests = Counter("ledger_http_requests_total", "HTTP requests",
                                 ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("ledger_http_request_duration_seconds", "HTTP latency",
-                                 ["method", "route"], registry=self.registry)
+                                 ["method", "route", "status"], registry=self.registry)
         self.events_written = Counter("ledger_events_written_total",
                                       "events this process stored", registry=self.registry)
         self.projection_lag = Gauge("ledger_projection_lag_events",
@@ -104,8 +104,10 @@ def create_app(ledger: Ledger, tokens: TokenStore) -> FastAPI:
         else:
             response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        telemetry.requests.labels(request.method, route, str(response.status_code)).inc()
-        telemetry.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        status = str(response.status_code)
+        telemetry.requests.labels(request.method, route, status).inc()
+        telemetry.latency.labels(request.method, route, status).observe(
+            time.perf_counter() - started)
         response.headers["X-Request-Id"] = request.state.request_id
         return response
 

@@ -58,7 +58,7 @@ def authorize(caller: Principal, tenant: str | None, allowed: frozenset[Role]) -
             raise Forbidden("this needs an admin token")
         raise TenantNotFound("no such tenant")
     if caller.role not in allowed:
-        raise Forbidden(f"a {caller.role} token may not do this")
+        raise Forbidden(f"the {caller.role} role may not do this")
 
 
 async def request_context(request: Request, caller: Caller) -> RequestContext:

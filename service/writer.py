@@ -64,7 +64,7 @@ class _Job(Generic[T]):
     run: Command[T] | None
     ctx: RequestContext | None
     replayed: Replay[T] | None
-    read: ValueRead | None = None
+    read: list[Any] | None = None  # a read record's event, taken out of its aggregate once
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -108,7 +108,9 @@ class BatchWriter:
         return cast(T, self._wait(_Job(tenant_id, run, ctx, replayed)))
 
     def record_read(self, record: ValueRead) -> None:
-        self._wait(_Job(None, None, None, None, read=record))
+        # The event, not the aggregate: save() empties an aggregate's pending events, so a
+        # batch retried after a conflict would otherwise store the read no more.
+        self._wait(_Job(None, None, None, None, read=list(record.collect_events())))
 
     def close(self) -> None:
         self._queue.put(None)
@@ -166,7 +168,8 @@ class BatchWriter:
                     log.exception("command failed")
                     job.result, job.error = None, Unavailable("the command failed; retry")
             try:
-                self._save(aggregates, effects, [job.read for job, _ in staged if job.read])
+                self._save(aggregates, effects,
+                           [event for job, _ in staged if job.read for event in job.read])
             except IntegrityError:
                 # Another process appended to one of these tenants: reload and re-run all.
                 for tenant_id in aggregates:
@@ -233,7 +236,7 @@ class BatchWriter:
         return job.replayed(outcome)
 
     def _save(self, aggregates: dict[UUID, Tenant], effects: Effects,
-              reads: list[ValueRead]) -> None:
+              reads: list[Any]) -> None:
         changed = [tenant for tenant in aggregates.values() if tenant.pending_events]
         if not changed and not reads:
             return

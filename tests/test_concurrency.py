@@ -271,6 +271,34 @@ def test_a_rollback_on_a_second_runtime_right_after_a_write_finds_the_version_wr
     assert_rollbacks_find_the_version_just_written(writer, roller, tenant)
 
 
+def test_every_value_read_while_two_runtimes_write_is_in_the_audit_trail(
+        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+    """Reads are recorded in write batches; a batch retried after a conflict keeps them."""
+    first, second = ledgers
+    first.put_secret(tenant, "read/me", "value", None, None, request())
+    served: list[str] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        role, ledger = [("read", first), ("write", first), ("write", second)][index % 3]
+        for i in range(40):
+            ctx = request(f"tok_{role}")
+            if role == "read":
+                assert first.get_secret(tenant, "read/me", ctx).value == "value"
+                with lock:
+                    served.append(ctx.request_id)
+            else:
+                ledger.put_secret(tenant, f"busy/{index}", i, None, None, ctx)
+
+    run_together(12, worker)
+
+    recorded = [item.request_id for item in
+                whole_audit(first, tenant, AuditFilter(action="read", actor="tok_read"))]
+    missing = set(served) - set(recorded)
+    assert not missing, f"{len(missing)} of {len(served)} reads served without an audit record"
+    assert sorted(recorded) == sorted(served)
+
+
 # ---- idempotency --------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +25,14 @@ import pytest
 from domain.tenant import DeleteKey, Precondition, RequestContext, SetValue
 from projections.projector import Projector, view_positions
 from projections.replay import replay, views_checksum
-from projections.views import ALL_VIEWS, AuditTrail, CurrentSecretsView, View, views_named
+from projections.views import (
+    ALL_VIEWS,
+    AuditTrail,
+    CurrentSecretsView,
+    View,
+    changes_of,
+    views_named,
+)
 from service.database import Cursor
 from service.ledger import AuditFilter, Ledger
 from service.runtime import LedgerRuntime
@@ -231,10 +238,9 @@ def test_a_projection_crashing_mid_batch_resumes_without_duplicates_or_gaps(
     positions = view_positions(storage.db)
     # Batches before the crash committed; the crashed one left no row and no position.
     assert 0 < positions[crashing_view] < head
-    assert positions[crashing_view] <= 100
     if crashing_view == "audit":
         done = [e for p, e in storage.source.read(0, head) if p <= positions["audit"]]
-        assert len(change_rows(still_runtime)) == sum(1 for _ in _changes_in(done))
+        assert len(change_rows(still_runtime)) == sum(len(changes_of(e)) for e in done)
 
     assert Projector(storage.db, storage.source).catch_up() > 0
     assert_views_complete(still_runtime, changes)
@@ -245,17 +251,10 @@ def run_until_failure(projector: Projector) -> None:
         pass
 
 
-def _changes_in(events: Sequence[Any]) -> Iterator[tuple[str, str | None, int | None]]:
-    from projections.views import changes_of
-
-    for event in events:
-        yield from (c for c in changes_of(event) if c[0] != "read")
-
-
 def test_two_projectors_running_at_once_apply_each_event_exactly_once(
         still_runtime: LedgerRuntime) -> None:
     storage = still_runtime.storage
-    changes = make_history(still_runtime.ledger, 200)
+    changes = make_history(still_runtime.ledger, 120)
     head = storage.source.max_position()
     notifications = len(storage.source.read(0, head + 1))
     applied = [0, 0]
