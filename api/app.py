@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -17,6 +18,7 @@ from api.routes import audit, ops, secrets, tenants
 from service.ledger import Ledger
 from service.tokens import TokenStore
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_048_576  # a value is at most 64 KiB; a transaction of 100 fits easily
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
@@ -89,6 +91,8 @@ def create_app(ledger: Ledger, tokens: TokenStore) -> FastAPI:
     install_problem_handlers(app)
     for module in (tenants, secrets, audit, ops):
         app.include_router(module.router)
+    # Added first, so it runs inside the request-id middleware: its 413 gets the header too.
+    app.add_middleware(BodyLimit)
 
     @app.middleware("http")
     async def request_id_and_metrics(request: Request,
@@ -102,7 +106,12 @@ def create_app(ledger: Ledger, tokens: TokenStore) -> FastAPI:
             response: Response = problem(400, "invalid_request",
                                          "X-Request-Id is 1-128 characters of [A-Za-z0-9._:/+=-]")
         else:
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception as error:  # answered here, so the connection stays usable
+                log.error("unexpected %s on %s %s", type(error).__name__, request.method,
+                          request.url.path)
+                response = problem(500, "internal_error", "an unexpected error; it was logged")
         route = getattr(request.scope.get("route"), "path", "unmatched")
         status = str(response.status_code)
         telemetry.requests.labels(request.method, route, status).inc()
@@ -111,5 +120,4 @@ def create_app(ledger: Ledger, tokens: TokenStore) -> FastAPI:
         response.headers["X-Request-Id"] = request.state.request_id
         return response
 
-    app.add_middleware(BodyLimit)
     return app

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from domain.errors import Forbidden, InvalidRequest, TenantNotFound, Unauthorized
+from domain.rules import check_version
 from domain.tenant import Precondition, RequestContext
 from service.ledger import Ledger
 from service.tokens import Principal, Role, TokenStore
@@ -98,6 +99,6 @@ def parse_precondition(if_match: str | None, if_none_match: str | None) -> Preco
 def if_version(value: int | None) -> Precondition | None:
     if value is None:
         return None
-    if value < 0:
-        raise InvalidRequest("if_version is 0 (absent or deleted) or a version number")
+    if value != 0:
+        check_version(value)
     return Precondition.at_version(value)

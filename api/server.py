@@ -6,6 +6,7 @@ acknowledged write was committed before its response), then the runtime closes.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import uvicorn
@@ -39,6 +40,9 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True) -> i
         config = uvicorn.Config(create_app(runtime.ledger, tokens), host=host, port=port,
                                 timeout_graceful_shutdown=30, access_log=False,
                                 log_level="info", server_header=False)
+        # uvicorn restores the handler it found and re-raises SIGTERM once it has drained:
+        # with this one in place, run() returns and the runtime below closes cleanly.
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
         uvicorn.Server(config).run()
     return 0
 

@@ -102,11 +102,11 @@ def key_of(thread: int, n: int) -> str:
 class LedgerSystem:
     name = "ledger"
 
-    def __init__(self, space: Workspace, pool_size: int | None) -> None:
+    def __init__(self, space: Workspace, pool_size: int | None, follow: bool) -> None:
         from domain.tenant import RequestContext
 
         self.schema = space.schema("dw")
-        self.rt = open_runtime(space, self.schema, pool_size=pool_size)
+        self.rt = open_runtime(space, self.schema, pool_size=pool_size, follow=follow)
         self.ledger = self.rt.ledger
         self.ctx = RequestContext(actor="bench", request_id="bench-write")
         self.acks: list[tuple[str, str, int]] = []
@@ -322,6 +322,9 @@ def main() -> int:
     parser.add_argument("--threads", default="1,16", help="writer thread counts")
     parser.add_argument("--pool-size", type=int, default=None,
                         help="ledger pool_size setting (default: the Settings default)")
+    parser.add_argument("--no-follow", action="store_true",
+                        help="diagnostic: no projector thread while writing (the views are "
+                             "projected between measurements instead)")
     args = parser.parse_args()
     duration = args.duration or (1.0 if args.quick else 3.0)
     threads = tuple(int(t) for t in args.threads.split(","))
@@ -336,7 +339,7 @@ def main() -> int:
                       + (f" postgres={pg_version(space.url)}" if args.backend == "postgres"
                          else ""))
         systems: dict[str, Any] = {
-            "ledger": LedgerSystem(space, args.pool_size),
+            "ledger": LedgerSystem(space, args.pool_size, not args.no_follow),
             "bare-insert": BareInsertSystem(space),
             "bare-library": BareLibrarySystem(space, max(threads)),
         }
@@ -419,7 +422,8 @@ def main() -> int:
         "config": {"backend": args.backend, "duration_s": duration, "reps": args.reps,
                    "threads": threads, "tenants_spread": TENANTS_SPREAD,
                    "keys_per_thread": KEYS_PER_THREAD, "payload_bytes": len(PAYLOAD),
-                   "ledger_pool_size": args.pool_size, "quick": args.quick},
+                   "ledger_pool_size": args.pool_size, "projector_following": not args.no_follow,
+                   "quick": args.quick},
         "scenarios": plan, "runs": runs, "medians": medians, "checks": checks,
         "ok": all_ok,
     }, args.out)

@@ -13,6 +13,8 @@ MAX_METADATA_ENTRIES = 64
 MAX_METADATA_KEY_CHARS = 128
 MAX_METADATA_VALUE_CHARS = 1_024
 MAX_KEY_CHARS = 256
+MAX_VERSION = 2**63 - 1  # what a BIGINT holds on both backends
+MAX_VALUE_DEPTH = 64  # deeper JSON is refused: no client needs it, and parsers recurse
 MAX_CHANGES_PER_EVENT = 65_536  # audit positions leave this many slots per event
 RESERVED_LAST_SEGMENTS = frozenset({"versions", "undelete", "rollback", "destroy"})
 
@@ -37,6 +39,28 @@ def check_secret_key(key: object) -> str:
     return key
 
 
+def check_unicode(text: str, what: str) -> str:
+    """Text that encodes as UTF-8: no lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{what} is not valid Unicode text") from None
+    return text
+
+
+def check_text(text: str, what: str) -> str:
+    """Text stored in a text column of either backend: valid Unicode and no NUL."""
+    if "\x00" in text:
+        raise InvalidRequest(f"{what} may not contain NUL characters")
+    return check_unicode(text, what)
+
+
+def check_version(version: int) -> int:
+    if not 1 <= version <= MAX_VERSION:
+        raise InvalidRequest("versions are integers from 1")
+    return version
+
+
 def check_metadata(metadata: object) -> dict[str, str]:
     if not isinstance(metadata, dict):
         raise InvalidRequest("metadata is an object of string to string")
@@ -47,11 +71,28 @@ def check_metadata(metadata: object) -> dict[str, str]:
             raise InvalidRequest("metadata keys are strings of 1-128 characters")
         if not isinstance(text, str) or len(text) > MAX_METADATA_VALUE_CHARS:
             raise InvalidRequest("metadata values are strings of at most 1,024 characters")
+        # Stored as JSON (NUL is escaped there), so only unencodable text is refused.
+        check_unicode(name, "a metadata key")
+        check_unicode(text, "a metadata value")
     return dict(metadata)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def encode_value(value: Any) -> bytes:
     """The value as compact UTF-8 JSON: what is sealed, and what the size limit counts."""
+    if _depth_exceeds(value, MAX_VALUE_DEPTH):
+        raise InvalidRequest(f"values nest at most {MAX_VALUE_DEPTH} levels deep")
     try:
         encoded = json.dumps(
             value, ensure_ascii=False, separators=(",", ":"), allow_nan=False

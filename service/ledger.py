@@ -312,6 +312,7 @@ class Ledger:
                         ctx: RequestContext) -> WriteResult:
         """Writes a new version holding the value (and metadata) of ``version``."""
         rules.check_secret_key(key)
+        rules.check_version(version)
         tenant_id, shredded_at = self._tenant_row(name)
         if shredded_at is not None:
             raise TenantShredded("the tenant was shredded; its values are gone")
@@ -336,6 +337,8 @@ class Ledger:
     def destroy_versions(self, name: str, key: str, versions: Sequence[int],
                          ctx: RequestContext) -> list[int]:
         rules.check_secret_key(key)
+        for version in versions:
+            rules.check_version(version)
         tenant_id, _ = self._tenant_row(name)
         known = self._data_key_ids(tenant_id, key)
 
@@ -467,6 +470,8 @@ class Ledger:
 
     def get_secret(self, name: str, key: str, ctx: RequestContext, version: int | None = None,
                    at: str | None = None) -> SecretValue:
+        if version is not None:
+            rules.check_version(version)
         """The value of the current version, of ``version``, or of the one current ``at``.
 
         The read is recorded in the audit trail before the value is returned; if it
@@ -535,7 +540,9 @@ class Ledger:
                   cursor: str | None = None, at: str | None = None) -> Page[KeyItem]:
         tenant_id, _ = self._tenant_row(name)
         check_limit(limit)
-        after = self.cursors.decode(cursor, ("keys", tenant_id, prefix, at)) if cursor else ""
+        check_prefix(prefix)
+        scope = ("keys", tenant_id, prefix, at)
+        after = self.cursors.decode(cursor, scope) if cursor is not None else ""
         key = f"key{self._collate}"
         if at is None:
             sql = (
@@ -559,7 +566,7 @@ class Ledger:
         items = [KeyItem(str(k), int(v), str(u)) for k, v, u in rows[:limit]]
         following = None
         if len(rows) > limit:
-            following = self.cursors.encode(items[-1].key, ("keys", tenant_id, prefix, at))
+            following = self.cursors.encode(items[-1].key, scope)
         return Page(items, following)
 
     def audit(self, name: str, where: AuditFilter, limit: int = 100,
@@ -568,7 +575,10 @@ class Ledger:
         check_limit(limit)
         scope = ("audit", tenant_id, where.key, where.actor, where.action, where.since,
                  where.until)
-        after = int(self.cursors.decode(cursor, scope)) if cursor else -1
+        after = int(self.cursors.decode(cursor, scope)) if cursor is not None else -1
+        for text in (where.key, where.actor):
+            if text is not None:
+                rules.check_text(text, "a filter")
         clauses, params = ["tenant_id = %s", "position > %s"], [tenant_id, after]
         for column, value, operator in (("key", where.key, "="), ("actor", where.actor, "="),
                                         ("action", where.action, "="),
@@ -611,6 +621,11 @@ def check_import(name: str, values: Mapping[str, Any]) -> dict[str, bytes]:
     for key in values:
         rules.check_secret_key(key)
     return {key: rules.encode_value(value) for key, value in values.items()}
+
+
+def check_prefix(prefix: str) -> None:
+    if prefix and not all(c.isascii() and (c.isalnum() or c in "._/-") for c in prefix):
+        raise InvalidRequest("a prefix uses the characters of secret keys: [A-Za-z0-9._/-]")
 
 
 def check_limit(limit: int) -> None:

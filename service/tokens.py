@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Literal
 
 from domain.errors import InvalidRequest, TokenNotFound, Unauthorized
+from domain.rules import check_text
 from domain.tenant import RequestContext
 from service.clock import format_time, utc_now
 from service.database import Database
@@ -67,6 +68,7 @@ class TokenStore:
             raise InvalidRequest("writer, reader and auditor tokens belong to one tenant")
         if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
             raise InvalidRequest("ttl_seconds is 1 to 315,360,000")
+        check_text(description, "the description")
         token_id = f"tok_{secrets.token_hex(8)}"
         token = f"slt_{token_id[4:]}_{secrets.token_urlsafe(32)}"
         expires_at = (format_time(utc_now() + timedelta(seconds=ttl_seconds))

@@ -62,9 +62,11 @@ def list_versions(tenant: str, key: str, caller: Caller, ledger: LedgerDep) -> V
 
 @router.post("/secrets/{key:path}/undelete")
 def undelete_secret(tenant: str, key: str, caller: Caller, ctx: Context,
-                    ledger: LedgerDep) -> KeyVersion:
+                    ledger: LedgerDep, response: Response) -> KeyVersion:
     authorize(caller, tenant, WRITE_VALUES)
-    return KeyVersion(key=key, version=ledger.undelete_secret(tenant, key, ctx))
+    version = ledger.undelete_secret(tenant, key, ctx)
+    _etag(response, version)
+    return KeyVersion(key=key, version=version)
 
 
 @router.post("/secrets/{key:path}/rollback")

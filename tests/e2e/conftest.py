@@ -9,7 +9,7 @@ An unreachable PostgreSQL fails these tests; it never skips them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import httpx
@@ -79,3 +79,15 @@ def reader(server: Server, reader_token: dict[str, Any]) -> Iterator[httpx.Clien
 def auditor(server: Server, auditor_token: dict[str, Any]) -> Iterator[httpx.Client]:
     with server.client(auditor_token["token"]) as client:
         yield client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test's report ends with the tail of the server's log."""
+    report = yield
+    running = getattr(item, "funcargs", {}).get("server")
+    if report.failed and isinstance(running, Server) and running.log_path.exists():
+        tail = "\n".join(running.log_text().splitlines()[-60:])
+        report.sections.append(("secrets-ledger serve log (tail)", tail))
+    return report

@@ -176,3 +176,41 @@ def test_concurrent_tenants_stay_apart(server: Server, admin: httpx.Client) -> N
         keys = {item["key"] for item in list_all_keys(admin, name)}
         assert keys == {f"k{n:02d}-{j}" for n in range(CLIENTS) if n % len(tenants) == index
                         for j in range(4)}
+
+
+def test_refused_requests_do_not_fail_concurrent_writes(server: Server,
+                                                        writer_token: dict[str, Any],
+                                                        tenant: str) -> None:
+    """Writes that share a commit with refused ones are still stored and acknowledged."""
+    barrier = threading.Barrier(CLIENTS)
+    bad_bodies = [
+        b'{"value": 1, "metadata": {"k": "\\ud800"}}',  # not encodable as UTF-8
+        b'{"value": "\\ud800"}',
+    ]
+
+    def work(n: int) -> list[tuple[str, int]]:
+        outcomes = []
+        with server.client(writer_token["token"]) as client:
+            barrier.wait()
+            for j in range(4):
+                if n % 2:
+                    response = client.put(secret_path(tenant, f"bad{n}-{j}"),
+                                          content=bad_bodies[j % 2],
+                                          headers={"Content-Type": "application/json"})
+                    outcomes.append(("bad", response.status_code))
+                    conflict = client.put(secret_path(tenant, f"good{n - 1}-{j}"),
+                                          json={"value": "late"}, headers={"If-Match": '"9"'})
+                    outcomes.append(("conflict", conflict.status_code))
+                else:
+                    response = client.put(secret_path(tenant, f"good{n}-{j}"),
+                                          json={"value": [n, j]})
+                    outcomes.append(("good", response.status_code))
+        return outcomes
+
+    outcomes = [o for batch in _in_threads(CLIENTS, work) for o in batch]
+    assert {status for kind, status in outcomes if kind == "good"} == {201}, outcomes
+    assert {status for kind, status in outcomes if kind == "conflict"} == {412}, outcomes
+    with server.client(writer_token["token"]) as client:
+        keys = {item["key"] for item in list_all_keys(client, tenant)}
+    assert keys == {f"good{n}-{j}" for n in range(0, CLIENTS, 2) for j in range(4)}
+    assert all(400 <= status < 500 for kind, status in outcomes if kind == "bad"), outcomes
