@@ -57,7 +57,7 @@ def view_positions(db: Database) -> dict[str, int]:
 
 class Projector:
     def __init__(self, db: Database, source: EventSource,
-                 views: Sequence[View] | None = None, batch_size: int = 500) -> None:
+                 views: Sequence[View] | None = None, batch_size: int = 1000) -> None:
         self.db = db
         self.source = source
         self.views = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
@@ -67,31 +67,39 @@ class Projector:
         self.following = False  # True while run() follows the store in a thread
 
     def run_once(self) -> int:
-        """Applies one batch to every view that is behind; returns events applied."""
+        """Applies one batch to every view that is behind; returns view-events applied.
+
+        Views at the same position (the usual case) share one read of the store and one
+        transaction, so the tracking rows of all of them move together.
+        """
         applied = 0
+        groups: dict[int, list[View]] = {}
         positions = view_positions(self.db)
         for view in self.views:
-            start = positions.get(view.name, 0)
+            groups.setdefault(positions.get(view.name, 0), []).append(view)
+        for start, views in groups.items():
             batch = self.source.read(start, self.batch_size)
             if not batch:
                 continue
             try:
-                self._apply(view, start, batch)
+                self._apply(views, start, batch)
             except ProjectionMoved:
                 continue
-            applied += len(batch)
+            applied += len(batch) * len(views)
         if applied:
             with self.advanced:
                 self.advanced.notify_all()
         return applied
 
-    def _apply(self, view: View, start: int, batch: Sequence[tuple[int, Any]]) -> None:
+    def _apply(self, views: Sequence[View], start: int,
+               batch: Sequence[tuple[int, Any]]) -> None:
         with self.db.transaction() as cur:
-            if lock_position(cur, self.db, view.name) != start:
-                raise ProjectionMoved
-            for position, event in batch:
-                view.apply(cur, position, event)
-            set_position(cur, view.name, batch[-1][0])
+            for view in views:
+                if lock_position(cur, self.db, view.name) != start:
+                    raise ProjectionMoved
+            for view in views:
+                view.apply_batch(cur, batch)
+                set_position(cur, view.name, batch[-1][0])
 
     def catch_up(self) -> int:
         total = 0

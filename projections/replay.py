@@ -48,16 +48,16 @@ def _apply_batch(cur: Cursor, source: EventSource, views: Sequence[View], after:
                  until: int | None, batch_size: int, progress: Progress | None) -> int:
     """Applies the next batch after ``after`` (up to ``until``); returns the new position."""
     batch = [item for item in source.read(after, batch_size) if until is None or item[0] <= until]
-    for position, event in batch:
+    if batch:
         for view in views:
-            view.apply(cur, position, event)
+            view.apply_batch(cur, batch)
     if progress is not None and batch:
         progress(len(batch))
     return batch[-1][0] if batch else after
 
 
 def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]],
-           progress: Progress | None = None, batch_size: int = 2000) -> str:
+           progress: Progress | None = None, batch_size: int = 5000) -> str:
     """Rebuilds the given views and swaps them in; returns their checksum."""
     rebuilt = [cls(REBUILD_SUFFIX) for cls in view_classes]
     with db.transaction() as cur:

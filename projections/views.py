@@ -1,14 +1,15 @@
 """The views projected from the tenant streams: ``CurrentSecretsView`` and ``AuditTrail``.
 
-A view turns one domain event into rows, inside a transaction the projector opens and
-in which it also advances the view's tracking position. Table names are parameters so
+A view turns a batch of domain events into rows, inside a transaction the projector
+opens and in which it also advances the view's tracking position. Table names are parameters so
 that replay can build the same view into fresh tables and swap them in.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from domain.reads import ValueRead
@@ -30,9 +31,48 @@ class View:
         self.suffix = suffix
         self.t = {table: table + suffix for table in self.tables}
 
-    def apply(self, cur: Cursor, position: int, event: Any) -> None:
-        """Writes the rows one event contributes; events of other kinds are ignored."""
+    def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
+        """Writes the rows a batch of (position, event) contributes, in as few statements
+        as it can; the result is the same however the events are cut into batches."""
         raise NotImplementedError
+
+
+VersionKey = tuple[str, str, int]
+
+
+@dataclass
+class _CurrentRows:
+    """The rows one batch adds or changes, gathered in memory and written in bulk."""
+
+    tenant_statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    versions: dict[VersionKey, list[Any]] = field(default_factory=dict)
+    states: dict[VersionKey, str] = field(default_factory=dict)
+    destroyed: dict[VersionKey, None] = field(default_factory=dict)
+    shredded: list[str] = field(default_factory=list)
+    current: dict[tuple[str, str], tuple[int, str, bool]] = field(default_factory=dict)
+    timeline: list[tuple[Any, ...]] = field(default_factory=list)
+    idempotency: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def set_state(self, slot: VersionKey, state: str) -> None:
+        row = self.versions.get(slot)
+        if row is not None:
+            if row[5] != "destroyed":
+                row[5] = state
+        elif slot not in self.destroyed:
+            self.states[slot] = state
+
+    def destroy(self, slot: VersionKey) -> None:
+        row = self.versions.get(slot)
+        if row is not None:
+            row[5:8] = ["destroyed", None, None]
+        else:
+            self.states.pop(slot, None)
+            self.destroyed[slot] = None
+
+    def liveness(self, tenant_id: str, key: str, position: int, at: str, version: int,
+                 live: bool) -> None:
+        self.current[(tenant_id, key)] = (version, at, not live)
+        self.timeline.append((tenant_id, key, position, at, version, live))
 
 
 class CurrentSecretsView(View):
@@ -50,109 +90,95 @@ class CurrentSecretsView(View):
         "idempotency_records": "tenant_id, idempotency_key",
     }
 
-    def apply(self, cur: Cursor, position: int, event: Any) -> None:
-        if not isinstance(event, Tenant.Event):
-            return
+    def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
+        rows = _CurrentRows()
+        for position, event in batch:
+            if isinstance(event, Tenant.Event):
+                self._gather(rows, position, event)
+        self._write(cur, rows)
+
+    def _gather(self, rows: _CurrentRows, position: int, event: Any) -> None:
         tenant_id = str(event.originator_id)
         at = format_time(event.timestamp)
         t = self.t
         if isinstance(event, Tenant.Opened):
-            cur.execute(
+            rows.tenant_statements.append((
                 f"INSERT INTO {t['tenants']} (tenant, tenant_id, created_at, shredded_at,"
                 " key_version) VALUES (%s, %s, %s, NULL, %s)",
-                (event.name, tenant_id, at, event.key_version),
-            )
+                (event.name, tenant_id, at, event.key_version)))
         elif isinstance(event, Tenant.SecretVersionsWritten):
             for write in event.writes:
-                self._write_version(cur, tenant_id, position, at, event.actor, write)
+                metadata = None if write["metadata"] is None else json.dumps(write["metadata"])
+                key, version = write["key"], write["version"]
+                rows.versions[(tenant_id, key, version)] = [
+                    tenant_id, key, version, at, event.actor, "active", write["ciphertext"],
+                    write["dek_id"], write["key_version"], metadata, position]
+                rows.liveness(tenant_id, key, position, at, version, True)
             for deletion in event.deletions:
-                self._mark_deleted(cur, tenant_id, position, at, deletion["key"],
-                                   deletion["version"])
-        elif isinstance(event, Tenant.SecretDeleted):
-            self._mark_deleted(cur, tenant_id, position, at, event.key, event.version)
-        elif isinstance(event, Tenant.SecretUndeleted):
-            self._set_state(cur, tenant_id, event.key, event.version, "active")
-            cur.execute(
-                f"UPDATE {t['current_secrets']} SET deleted = %s, updated_at = %s"
-                " WHERE tenant_id = %s AND key = %s",
-                (False, at, tenant_id, event.key),
-            )
-            self._timeline(cur, tenant_id, event.key, position, at, event.version, True)
+                key, version = deletion["key"], deletion["version"]
+                rows.set_state((tenant_id, key, version), "deleted")
+                rows.liveness(tenant_id, key, position, at, version, False)
+        elif isinstance(event, Tenant.SecretDeleted | Tenant.SecretUndeleted):
+            live = isinstance(event, Tenant.SecretUndeleted)
+            rows.set_state((tenant_id, event.key, event.version), "active" if live else "deleted")
+            rows.liveness(tenant_id, event.key, position, at, event.version, live)
         elif isinstance(event, Tenant.VersionsDestroyed):
+            for version in event.versions:
+                rows.destroy((tenant_id, event.key, version))
+        elif isinstance(event, Tenant.TenantKeyRotated):
+            rows.tenant_statements.append((
+                f"UPDATE {t['tenants']} SET key_version = %s WHERE tenant_id = %s",
+                (event.key_version, tenant_id)))
+        elif isinstance(event, Tenant.Shredded):
+            rows.tenant_statements.append((
+                f"UPDATE {t['tenants']} SET shredded_at = %s WHERE tenant_id = %s",
+                (at, tenant_id)))
+            rows.shredded.append(tenant_id)
+        if event.idempotency_key is not None:
+            rows.idempotency.append((tenant_id, event.idempotency_key, event.request_hash,
+                                     position, json.dumps(outcome_of(event), sort_keys=True),
+                                     at))
+
+    def _write(self, cur: Cursor, rows: _CurrentRows) -> None:
+        t = self.t
+        for sql, params in rows.tenant_statements:
+            cur.execute(sql, params)
+        if rows.versions:
+            cur.executemany(
+                f"INSERT INTO {t['secret_versions']} (tenant_id, key, version, created_at,"
+                " created_by, state, ciphertext, dek_id, key_version, metadata, position)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                list(rows.versions.values()))
+        if rows.states:
+            cur.executemany(
+                f"UPDATE {t['secret_versions']} SET state = %s WHERE tenant_id = %s"
+                " AND key = %s AND version = %s AND state <> 'destroyed'",
+                [(state, *slot) for slot, state in rows.states.items()])
+        if rows.destroyed:
             cur.executemany(
                 f"UPDATE {t['secret_versions']} SET state = 'destroyed', ciphertext = NULL,"
                 " dek_id = NULL WHERE tenant_id = %s AND key = %s AND version = %s",
-                [(tenant_id, event.key, version) for version in event.versions],
-            )
-        elif isinstance(event, Tenant.TenantKeyRotated):
-            cur.execute(
-                f"UPDATE {t['tenants']} SET key_version = %s WHERE tenant_id = %s",
-                (event.key_version, tenant_id),
-            )
-        elif isinstance(event, Tenant.Shredded):
-            cur.execute(
-                f"UPDATE {t['tenants']} SET shredded_at = %s WHERE tenant_id = %s",
-                (at, tenant_id),
-            )
+                list(rows.destroyed))
+        for tenant_id in rows.shredded:
             cur.execute(
                 f"UPDATE {t['secret_versions']} SET ciphertext = NULL, dek_id = NULL"
-                " WHERE tenant_id = %s",
-                (tenant_id,),
-            )
-        if event.idempotency_key is not None:
-            cur.execute(
+                " WHERE tenant_id = %s", (tenant_id,))
+        if rows.current:
+            cur.executemany(
+                f"INSERT INTO {t['current_secrets']} (tenant_id, key, version, updated_at,"
+                " deleted) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant_id, key) DO UPDATE"
+                " SET version = excluded.version, updated_at = excluded.updated_at,"
+                " deleted = excluded.deleted",
+                [(*slot, *state) for slot, state in rows.current.items()])
+        if rows.timeline:
+            cur.executemany(
+                f"INSERT INTO {t['key_timeline']} (tenant_id, key, position, at, version, live)"
+                " VALUES (%s, %s, %s, %s, %s, %s)", rows.timeline)
+        if rows.idempotency:
+            cur.executemany(
                 f"INSERT INTO {t['idempotency_records']} (tenant_id, idempotency_key,"
                 " request_hash, position, result, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING",
-                (tenant_id, event.idempotency_key, event.request_hash, position,
-                 json.dumps(outcome_of(event), sort_keys=True), at),
-            )
-
-    def _write_version(self, cur: Cursor, tenant_id: str, position: int, at: str,
-                       actor: str, write: Mapping[str, Any]) -> None:
-        t = self.t
-        metadata = None if write["metadata"] is None else json.dumps(write["metadata"])
-        cur.execute(
-            f"INSERT INTO {t['secret_versions']} (tenant_id, key, version, created_at,"
-            " created_by, state, ciphertext, dek_id, key_version, metadata, position)"
-            " VALUES (%s, %s, %s, %s, %s, 'active', %s, %s, %s, %s, %s)",
-            (tenant_id, write["key"], write["version"], at, actor, write["ciphertext"],
-             write["dek_id"], write["key_version"], metadata, position),
-        )
-        cur.execute(
-            f"INSERT INTO {t['current_secrets']} (tenant_id, key, version, updated_at, deleted)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant_id, key) DO UPDATE"
-            " SET version = excluded.version, updated_at = excluded.updated_at,"
-            " deleted = excluded.deleted",
-            (tenant_id, write["key"], write["version"], at, False),
-        )
-        self._timeline(cur, tenant_id, write["key"], position, at, write["version"], True)
-
-    def _mark_deleted(self, cur: Cursor, tenant_id: str, position: int, at: str, key: str,
-                      version: int) -> None:
-        self._set_state(cur, tenant_id, key, version, "deleted")
-        cur.execute(
-            f"UPDATE {self.t['current_secrets']} SET deleted = %s, updated_at = %s"
-            " WHERE tenant_id = %s AND key = %s",
-            (True, at, tenant_id, key),
-        )
-        self._timeline(cur, tenant_id, key, position, at, version, False)
-
-    def _set_state(self, cur: Cursor, tenant_id: str, key: str, version: int,
-                   state: str) -> None:
-        cur.execute(
-            f"UPDATE {self.t['secret_versions']} SET state = %s"
-            " WHERE tenant_id = %s AND key = %s AND version = %s AND state <> 'destroyed'",
-            (state, tenant_id, key, version),
-        )
-
-    def _timeline(self, cur: Cursor, tenant_id: str, key: str, position: int, at: str,
-                  version: int, live: bool) -> None:
-        cur.execute(
-            f"INSERT INTO {self.t['key_timeline']} (tenant_id, key, position, at, version, live)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (tenant_id, key, position, at, version, live),
-        )
+                " ON CONFLICT DO NOTHING", rows.idempotency)
 
 
 def outcome_of(event: Any) -> dict[str, Any]:
@@ -172,23 +198,28 @@ class AuditTrail(View):
     tables = ("audit_trail",)
     order_by: ClassVar[Mapping[str, str]] = {"audit_trail": "tenant_id, position"}
 
-    def apply(self, cur: Cursor, position: int, event: Any) -> None:
-        if isinstance(event, ValueRead.Recorded):
-            tenant_id = event.tenant_id
-        elif isinstance(event, Tenant.Event):
-            tenant_id = str(event.originator_id)
-        else:
-            return
+    def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
         rows = [
-            (tenant_id, position * AUDIT_SLOTS + n, format_time(event.timestamp),
-             action, key, version, event.actor, event.request_id)
+            (tenant_id, position * AUDIT_SLOTS + n, format_time(event.timestamp), action, key,
+             version, event.actor, event.request_id)
+            for position, event in batch
+            if (tenant_id := _audited_tenant(event)) is not None
             for n, (action, key, version) in enumerate(changes_of(event))
         ]
-        cur.executemany(
-            f"INSERT INTO {self.t['audit_trail']} (tenant_id, position, at, action, key,"
-            " version, actor, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            rows,
-        )
+        if rows:
+            cur.executemany(
+                f"INSERT INTO {self.t['audit_trail']} (tenant_id, position, at, action, key,"
+                " version, actor, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+
+def _audited_tenant(event: Any) -> str | None:
+    if isinstance(event, ValueRead.Recorded):
+        return str(event.tenant_id)
+    if isinstance(event, Tenant.Event):
+        return str(event.originator_id)
+    return None
 
 
 def changes_of(event: Any) -> list[tuple[str, str | None, int | None]]:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -210,16 +210,17 @@ class SimulatedCrash(Exception):
 
 
 def crashing(view_class: type[View], after: int) -> View:
-    """The view, except that applying its event number ``after + 1`` raises."""
+    """The view, except that the batch holding its event number ``after + 1`` raises
+    after the view wrote its rows (a crash in the middle of the transaction)."""
 
     class Crashing(view_class):  # type: ignore[valid-type,misc]
         applied: ClassVar[int] = 0
 
-        def apply(self, cur: Cursor, position: int, event: Any) -> None:
-            if type(self).applied >= after:
-                raise SimulatedCrash(f"crash at position {position}")
-            super().apply(cur, position, event)
-            type(self).applied += 1
+        def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
+            super().apply_batch(cur, batch)
+            if type(self).applied + len(batch) > after:
+                raise SimulatedCrash(f"crash at position {batch[-1][0]}")
+            type(self).applied += len(batch)
 
     return Crashing()
 
