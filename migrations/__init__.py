@@ -1,1 +1,1 @@
-"""Numbered SQL files, one folder per backend, applied in order by ``service.database.migrate``."""
+"""Numbered SQL files, applied in order by ``service.database.migrate`` on both backends."""

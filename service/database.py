@@ -169,8 +169,10 @@ def postgres_env(url: str, schema: str, pool_size: int) -> dict[str, str]:
 MIGRATION_LOCK_ID = 0x5EC7E75  # advisory lock key shared by every ledger process
 
 
-def migrations_for(dialect: Dialect) -> list[tuple[str, str]]:
-    folder = resources.files("migrations").joinpath(dialect)
+def migrations() -> list[tuple[str, str]]:
+    """The numbered SQL files, in order. They are written in the SQL both backends share
+    (SQLite stores BOOLEAN as 0/1), so one history serves both."""
+    folder = resources.files("migrations")
     files = sorted(
         (entry.name, entry.read_text("utf-8"))
         for entry in folder.iterdir()
@@ -196,7 +198,7 @@ def migrate(db: Database) -> list[str]:
         )
         cur.execute("SELECT version FROM schema_migrations")
         done = {row[0] for row in cur.fetchall()}
-        for name, script in migrations_for(db.dialect):
+        for name, script in migrations():
             if name in done:
                 continue
             for statement in _statements(script):
