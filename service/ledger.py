@@ -316,6 +316,8 @@ class Ledger:
         tenant_id, shredded_at = self._tenant_row(name)
         if shredded_at is not None:
             raise TenantShredded("the tenant was shredded; its values are gone")
+        if self._key_state(tenant_id, key)[1]:
+            raise SecretDeleted("the secret is deleted; undelete it first")
         plaintext = self._open_version(tenant_id, key, version)
         metadata = self._metadata_of(tenant_id, key, version)
 
@@ -402,6 +404,18 @@ class Ledger:
             raise TenantNotFound("no such tenant")
         return str(row[0]), row[1]
 
+    def _key_state(self, tenant_id: str, key: str) -> tuple[int, bool]:
+        """(latest version, deleted) of a key in the current view; SecretNotFound if none."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT version, deleted FROM current_secrets WHERE tenant_id = %s AND key = %s",
+                (tenant_id, key),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise SecretNotFound("no such secret")
+        return int(row[0]), bool(row[1])
+
     def _open_version(self, tenant_id: str, key: str, version: int) -> bytes:
         with self.db.transaction() as cur:
             cur.execute(
@@ -470,31 +484,25 @@ class Ledger:
 
     def get_secret(self, name: str, key: str, ctx: RequestContext, version: int | None = None,
                    at: str | None = None) -> SecretValue:
-        if version is not None:
-            rules.check_version(version)
         """The value of the current version, of ``version``, or of the one current ``at``.
 
         The read is recorded in the audit trail before the value is returned; if it
         cannot be recorded, no value is returned.
         """
         rules.check_secret_key(key)
+        if version is not None:
+            rules.check_version(version)
         tenant_id, shredded_at = self._tenant_row(name)
         if shredded_at is not None:
             raise TenantShredded("the tenant was shredded; its values are gone")
         if at is not None:
             version = self._version_at(tenant_id, key, at)
+        latest, deleted = self._key_state(tenant_id, key)
+        if version is None:
+            if deleted:
+                raise SecretDeleted("the secret is deleted")
+            version = latest
         with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT version, deleted FROM current_secrets WHERE tenant_id = %s AND key = %s",
-                (tenant_id, key),
-            )
-            current = cur.fetchone()
-            if current is None:
-                raise SecretNotFound("no such secret")
-            if version is None:
-                if current[1]:
-                    raise SecretDeleted("the secret is deleted")
-                version = int(current[0])
             cur.execute(
                 "SELECT state, metadata, created_at, created_by FROM secret_versions"
                 " WHERE tenant_id = %s AND key = %s AND version = %s",

@@ -493,3 +493,20 @@ def test_versions_listing_describes_every_version(writer: httpx.Client,
 def test_versions_of_absent_key_is_404(writer: httpx.Client, tenant: str) -> None:
     assert_problem(writer.get(secret_path(tenant, "nope", "/versions")), 404,
                    "secret_not_found")
+
+
+def test_rollback_of_an_absent_key_is_secret_not_found(writer: httpx.Client,
+                                                       tenant: str) -> None:
+    response = writer.post(secret_path(tenant, "never", "/rollback"), json={"version": 1})
+    assert_problem(response, 404, "secret_not_found")
+
+
+def test_rollback_on_a_deleted_key_is_secret_deleted_even_to_a_destroyed_version(
+        writer: httpx.Client, tenant: str) -> None:
+    put_value(writer, tenant, "k", "one", expect=201)
+    put_value(writer, tenant, "k", "two", expect=200)
+    assert writer.post(secret_path(tenant, "k", "/destroy"),
+                       json={"versions": [1]}).status_code == 200
+    assert writer.delete(secret_path(tenant, "k")).status_code == 204
+    response = writer.post(secret_path(tenant, "k", "/rollback"), json={"version": 1})
+    assert_problem(response, 410, "secret_deleted")
