@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import secrets
 import shutil
@@ -60,21 +61,17 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def named_processes_cpu_s(comm: str) -> float:
-    """CPU seconds of every process named ``comm`` (e.g. all PostgreSQL backends)."""
-    total = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        if text[text.index("(") + 1:text.rindex(")")] != comm:
-            continue
-        fields = text[text.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
+def backend_pids(url: str, application_name: str) -> list[int]:
+    """PostgreSQL backends serving connections opened with this application_name."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                (application_name,)).fetchall()
+    except psycopg.Error:
+        return []
+    return [int(row[0]) for row in rows]
 
 
 def machine_busy_ticks() -> tuple[int, int]:
@@ -101,15 +98,16 @@ def status_kb(pid: int, field_name: str) -> int:
 class CpuSample:
     at: float
     server: float
-    postgres: float
+    postgres: dict[int, float]  # CPU seconds of each of the server's PostgreSQL backends
     machine_busy: int
     machine_total: int
 
     @classmethod
-    def take(cls, pid: int) -> CpuSample:
+    def take(cls, pid: int, pg: tuple[str, str] | None = None) -> CpuSample:
+        """``pg``: (url, application_name) of the server's connections, if any."""
+        backends = {p: process_cpu_s(p) for p in backend_pids(*pg)} if pg else {}
         busy, total = machine_busy_ticks()
-        return cls(time.perf_counter(), process_cpu_s(pid), named_processes_cpu_s("postgres"),
-                   busy, total)
+        return cls(time.perf_counter(), process_cpu_s(pid), backends, busy, total)
 
 
 def cpu_between(a: CpuSample, b: CpuSample) -> dict[str, float]:
@@ -118,9 +116,12 @@ def cpu_between(a: CpuSample, b: CpuSample) -> dict[str, float]:
     if wall <= 0:
         return {}
     total = b.machine_total - a.machine_total
+    # Backends that ended in the window are missed; new ones count from zero.
+    postgres = sum(cpu - a.postgres.get(p, 0.0) for p, cpu in b.postgres.items()
+                   if not math.isnan(cpu))
     return {
         "server_cpu_pct": (b.server - a.server) / wall * 100,
-        "postgres_cpu_pct": (b.postgres - a.postgres) / wall * 100,
+        "postgres_cpu_pct": postgres / wall * 100,
         "machine_busy_pct": (b.machine_busy - a.machine_busy) / total * 100 if total else 0.0,
     }
 
@@ -135,6 +136,7 @@ class Server:
     env: dict[str, str]
     port: int
     workdir: Path
+    pg: tuple[str, str] | None = None  # (url, application_name) of its connections
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -213,6 +215,9 @@ def ledger_server(workdir: Path, *, database_url: str | None, schema: str | None
     """``secrets-ledger serve --host 127.0.0.1 --port P`` configured by the environment."""
     port = free_port()
     env = clean_env(LEDGER_DATA_DIR=str(data_dir), LEDGER_BOOTSTRAP_TOKEN=bootstrap_token)
+    # libpq's PGAPPNAME names the server's connections, so that the CPU of its own
+    # PostgreSQL backends can be told apart from the rest of a shared machine.
+    env["PGAPPNAME"] = f"bench-{name}-{port}"
     if database_url is not None:
         env["LEDGER_DATABASE_URL"] = database_url
         if schema is not None:
@@ -221,7 +226,8 @@ def ledger_server(workdir: Path, *, database_url: str | None, schema: str | None
         env["LEDGER_MASTER_KEY"] = master_key
     argv = [console_script("secrets-ledger"), "serve", "--host", "127.0.0.1", "--port",
             str(port)]
-    return Server(name, argv, env, port, workdir)
+    pg = (database_url, env["PGAPPNAME"]) if database_url is not None else None
+    return Server(name, argv, env, port, workdir, pg)
 
 
 def wait_views(server: Server, timeout: float = 600.0) -> float:
@@ -242,7 +248,7 @@ def wait_views(server: Server, timeout: float = 600.0) -> float:
 # ---- the load generator -----------------------------------------------------------------
 
 
-def run_loadgen(spec: dict[str, Any], pid: int | None = None,
+def run_loadgen(spec: dict[str, Any], server: Server | None = None,
                 during: Callable[[], None] | None = None) -> dict[str, Any]:
     """Runs ``_loadgen.py`` in its own process; samples CPU over its measured window.
 
@@ -272,14 +278,14 @@ def run_loadgen(spec: dict[str, Any], pid: int | None = None,
     for line in process.stdout:
         line = line.strip()
         if line == "START":
-            if pid is not None:
-                first = CpuSample.take(pid)
+            if server is not None:
+                first = CpuSample.take(server.pid, server.pg)
             loadgen_cpu[0] = process_cpu_s(process.pid)
             if sampler is not None:
                 sampler.start()
         elif line == "END":
-            if pid is not None:
-                last = CpuSample.take(pid)
+            if server is not None:
+                last = CpuSample.take(server.pid, server.pg)
             loadgen_cpu[1] = process_cpu_s(process.pid)
             if stop_sampling is not None and sampler is not None:
                 stop_sampling.set()

@@ -44,9 +44,14 @@ _BENCH = os.path.dirname(os.path.abspath(__file__))
 if __name__ == "__main__":
     if sys.path and os.path.abspath(sys.path[0] or os.curdir) == _BENCH:
         sys.path.append(sys.path.pop(0))  # the standard library's http comes first
-    from _http_figure import main
+    import time
 
-    sys.exit(main())
+    from _http_figure import console, main
+
+    started = time.perf_counter()
+    code = main()
+    console.print(f"[dim]{time.perf_counter() - started:.0f} s[/dim]")
+    sys.exit(code)
 elif __name__ == "http":  # pragma: no cover - found on sys.path instead of the stdlib's
     import importlib.util
     import sysconfig

@@ -17,7 +17,8 @@ import pytest
 
 from domain.errors import IdempotencyKeyReused, SecretNotFound, VersionConflict
 from domain.tenant import Precondition, RequestContext
-from service.ledger import AuditFilter, AuditItem, Ledger, WriteResult
+from service.ledger import Ledger, WriteResult
+from service.queries import AuditFilter, AuditItem
 from service.runtime import LedgerRuntime
 from service.settings import Settings
 

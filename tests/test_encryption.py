@@ -32,8 +32,9 @@ from domain.errors import (
 from domain.tenant import Precondition, RequestContext, Tenant, tenant_id_for
 from service.clock import format_time, utc_now
 from service.keystore import MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE
-from service.ledger import AuditFilter, Ledger
+from service.ledger import Ledger
 from service.master_rotation import RotationRefused, rotate_master_key
+from service.queries import AuditFilter
 from service.runtime import LedgerRuntime
 from service.settings import Settings
 from tests.conftest import PG_URL

@@ -34,7 +34,8 @@ from projections.views import (
     views_named,
 )
 from service.database import Cursor
-from service.ledger import AuditFilter, Ledger
+from service.ledger import Ledger
+from service.queries import AuditFilter
 from service.runtime import LedgerRuntime
 from service.settings import Settings
 from tests.conftest import PG_URL

@@ -20,7 +20,8 @@ from domain.chain import recompute_hash
 from domain.errors import SecretDeleted, SecretNotFound
 from domain.tenant import RequestContext, tenant_id_for
 from service.clock import format_time, parse_time
-from service.ledger import AuditFilter, Ledger
+from service.ledger import Ledger
+from service.queries import AuditFilter
 from service.runtime import LedgerRuntime
 from service.settings import Settings
 from service.verify import verify_all

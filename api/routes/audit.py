@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import AUDIT, Caller, LedgerDep, authorize
 from api.routes.secrets import Limit, _time
 from api.schemas import AuditItemOut, AuditOut, VerifyOut
-from service.ledger import AuditFilter
+from service.queries import AuditFilter
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["audit"])
 Action = Literal["tenant_opened", "write", "delete", "undelete", "destroy", "rollback", "read",

@@ -1,0 +1,495 @@
+"""The code of figure 2 (run it as ``python bench/http.py``; see that file's docstring)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _common import (
+    PAYLOAD,
+    Workspace,
+    base_parser,
+    console,
+    fmt,
+    fmt_ratio,
+    median,
+    pg_version,
+    print_table,
+    ratio,
+    workspace,
+    write_json,
+)
+from _servers import (
+    HERE,
+    Server,
+    console_script,
+    free_port,
+    ledger_server,
+    new_bootstrap_token,
+    new_master_key,
+    run_loadgen,
+    wait_views,
+)
+
+NAME = "http"
+OPS = ("GET", "PUT")
+TARGETS = ("ledger", "bare", "bare-async", "moto")
+CONCURRENCY = 16
+TENANT = "bench"
+READ_KEY = "bench/read"
+WRITE_KEY = "bench/write"
+SECRET_ID = "bench"  # noqa: S105 - a name, not a secret
+# moto accepts any signature; the credential scope names the region and service.
+AWS_AUTH = ("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/"
+            "secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;"
+            "x-amz-target, Signature=" + "0" * 64)
+TARGET_RATIOS = {"GET": 0.5, "PUT": 0.3}  # ledger / bare, requests per second
+METRICS = ("ops_per_s", "p50_ms", "p99_ms", "server_cpu_pct", "postgres_cpu_pct",
+           "loadgen_cpu_pct", "machine_busy_pct")
+
+
+def expect(response: httpx.Response, *statuses: int) -> httpx.Response:
+    if response.status_code not in statuses:
+        raise RuntimeError(f"{response.request.method} {response.request.url} answered "
+                           f"{response.status_code}: {response.text[:500]}")
+    return response
+
+
+@dataclass
+class Target:
+    name: str
+    server: Server
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acknowledged: Counter[str] = field(default_factory=Counter)  # 2xx answers, all phases
+    failed: Counter[str] = field(default_factory=Counter)  # other answers and errors
+    body_bytes: dict[str, int] = field(default_factory=dict)
+
+    def settle(self) -> float:
+        return 0.0
+
+    def account(self, op: str, result: dict[str, Any]) -> None:
+        self.acknowledged[op] += int(result["acknowledged_total"])
+        for phase in (result, result["warmup"]):
+            self.failed[op] += sum(n for status, n in phase["statuses"].items()
+                                   if not status.startswith("2"))
+            self.failed[op] += sum(phase["errors"].values())
+
+    def check(self) -> dict[str, Any]:
+        ok = not any(self.failed.values())
+        return {"ok": ok, "acknowledged": dict(self.acknowledged),
+                "not_2xx_or_errors": dict(self.failed)}
+
+
+class LedgerTarget(Target):
+    def setup(self, admin_token: str) -> None:
+        self.admin = {"Authorization": f"Bearer {admin_token}"}
+        with httpx.Client(base_url=self.server.base_url, timeout=60.0) as client:
+            expect(client.post("/v1/tenants", json={"tenant": TENANT}, headers=self.admin),
+                   201)
+            token = expect(client.post(f"/v1/tenants/{TENANT}/tokens",
+                                       json={"role": "writer"}, headers=self.admin),
+                           201).json()["token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            put = {**auth, "Content-Type": "application/json"}
+            body = json.dumps({"value": PAYLOAD})
+            base = f"/v1/tenants/{TENANT}/secrets/"
+            expect(client.put(base + READ_KEY, content=body, headers=put), 201)
+            written = expect(client.put(base + WRITE_KEY, content=body, headers=put), 201)
+            self.acknowledged["PUT"] += 1
+            read = expect(client.get(base + READ_KEY, headers=auth), 200)
+            self.acknowledged["GET"] += 1
+            if read.json()["value"] != PAYLOAD:
+                raise RuntimeError("the ledger answered another value")
+        self.body_bytes = {"GET": len(read.content), "PUT": len(written.content)}
+        self.requests = {
+            "GET": {"method": "GET", "path": base + READ_KEY, "headers": auth},
+            "PUT": {"method": "PUT", "path": base + WRITE_KEY, "headers": put, "body": body},
+        }
+
+    def settle(self) -> float:
+        return wait_views(self.server)
+
+    def check(self) -> dict[str, Any]:
+        out = super().check()
+        wait_views(self.server)
+        with httpx.Client(base_url=self.server.base_url, timeout=120.0) as client:
+            versions = expect(client.get(
+                f"/v1/tenants/{TENANT}/secrets/{WRITE_KEY}/versions", headers=self.admin),
+                200).json()
+            reads: Counter[str] = Counter()
+            cursor = None
+            while True:
+                params = {"action": "read", "limit": "1000"}
+                if cursor is not None:
+                    params["cursor"] = cursor
+                page = expect(client.get(f"/v1/tenants/{TENANT}/audit", params=params,
+                                         headers=self.admin), 200).json()
+                reads.update(item["key"] for item in page["items"])
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+        puts, gets = self.acknowledged["PUT"], self.acknowledged["GET"]
+        out.update({
+            "acknowledged_puts": puts,
+            "versions_of_written_key": len(versions["items"]),
+            "current_version": versions["current_version"],
+            "acknowledged_gets": gets,
+            "audit_read_rows": sum(reads.values()),
+            "audit_read_rows_of_read_key": reads[READ_KEY],
+        })
+        out["ok"] = bool(out["ok"] and len(versions["items"]) == puts
+                         and versions["current_version"] == puts
+                         and sum(reads.values()) == reads[READ_KEY] == gets)
+        return out
+
+
+class BareTarget(Target):
+    def setup(self, like: Target) -> None:
+        self.requests = like.requests
+        with httpx.Client(base_url=self.server.base_url, timeout=30.0) as client:
+            got = expect(client.get(self.requests["GET"]["path"],
+                                    headers=self.requests["GET"]["headers"]), 200)
+            put = expect(client.put(self.requests["PUT"]["path"],
+                                    content=self.requests["PUT"]["body"],
+                                    headers=self.requests["PUT"]["headers"]), 200)
+        self.body_bytes = {"GET": len(got.content), "PUT": len(put.content)}
+
+
+class MotoTarget(Target):
+    def setup(self) -> None:
+        def request(action: str, body: dict[str, Any]) -> dict[str, Any]:
+            return {"method": "POST", "path": "/", "body": json.dumps(body), "headers": {
+                "X-Amz-Target": f"secretsmanager.{action}",
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Date": "20240101T000000Z",
+                "Authorization": AWS_AUTH,
+            }}
+
+        self.requests = {
+            "GET": request("GetSecretValue", {"SecretId": SECRET_ID}),
+            "PUT": request("PutSecretValue", {"SecretId": SECRET_ID, "SecretString": PAYLOAD}),
+        }
+        create = request("CreateSecret", {"Name": SECRET_ID, "SecretString": PAYLOAD})
+        with httpx.Client(base_url=self.server.base_url, timeout=30.0) as client:
+            expect(client.post("/", content=create["body"], headers=create["headers"]), 200)
+            put = self._send(client, "PUT")
+            got = self._send(client, "GET")
+        if got.json()["SecretString"] != PAYLOAD:
+            raise RuntimeError("moto answered another value")
+        self.body_bytes = {"GET": len(got.content), "PUT": len(put.content)}
+
+    def _send(self, client: httpx.Client, op: str) -> httpx.Response:
+        spec = self.requests[op]
+        return expect(client.post("/", content=spec["body"], headers=spec["headers"]), 200)
+
+    def check(self) -> dict[str, Any]:
+        out = super().check()
+        with httpx.Client(base_url=self.server.base_url, timeout=30.0) as client:
+            value = self._send(client, "GET").json()["SecretString"]
+        out["holds_value"] = value == PAYLOAD
+        out["ok"] = bool(out["ok"] and out["holds_value"])
+        return out
+
+
+# ---- profiling --------------------------------------------------------------------------
+
+
+def profile_run(target: Target, op: str, spec: dict[str, Any], out_dir: Path,
+                seconds: float) -> dict[str, Any]:
+    """One extra (unreported) measurement under ``py-spy record``: collapsed stacks of
+    the thread holding the GIL, then a summary of where those samples are."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = out_dir / f"ledger-{op}.txt"
+    spy = subprocess.Popen(
+        [console_script("py-spy"), "record", "--pid", str(target.server.pid), "--format",
+         "raw", "--output", str(raw), "--duration", str(math.ceil(seconds)), "--rate", "200",
+         "--gil"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # py-spy attaches
+    result = run_loadgen(spec, target.server)
+    target.account(op, result)
+    _, err = spy.communicate(timeout=120)
+    summary: dict[str, Any] = {"file": str(raw), "run": result}
+    if raw.exists():
+        summary.update(summarize_stacks(raw))
+    else:
+        summary["error"] = err[-2000:]
+    return summary
+
+
+# Inclusive buckets, first match wins, tested from the leaf upwards.
+BUCKETS = (
+    ("psycopg / sqlite3 (driver, incl. waiting in C with the GIL held)",
+     ("psycopg", "sqlite3")),
+    ("crypto (AES-GCM, key unwrap)", ("cryptography", "domain/crypto.py", "keystore.py")),
+    ("eventsourcing (save, mapper, repository)", ("eventsourcing/",)),
+    ("projector (views)", ("projections/",)),
+    ("pydantic (validation, serialisation)", ("pydantic",)),
+    ("json", ("json/",)),
+    ("prometheus_client (metrics)", ("prometheus_client",)),
+    ("ledger service code", ("service/", "domain/")),
+    ("api code (routes, deps, middleware)", ("api/",)),
+    ("fastapi / starlette", ("fastapi/", "starlette/")),
+    ("uvicorn / h11 / httptools / asyncio", ("uvicorn/", "httptools", "h11/", "asyncio/",
+                                             "anyio/", "uvloop")),
+    ("threading / queue", ("threading.py", "queue.py", "concurrent/")),
+)
+
+
+def summarize_stacks(path: Path) -> dict[str, Any]:
+    """Shares of samples by leaf-most bucket and by thread, from py-spy's raw output."""
+    buckets: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    leaves: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        threads[frames[0].split(" ")[0] if frames else "?"] += count
+        leaves[frames[-1]] += count
+        for frame in reversed(frames):
+            bucket = next((name for name, marks in BUCKETS
+                           if any(mark in frame for mark in marks)), None)
+            if bucket is not None:
+                buckets[bucket] += count
+                break
+        else:
+            buckets["other"] += count
+    share = {name: n / total * 100 for name, n in buckets.most_common()} if total else {}
+    return {"samples": total, "bucket_pct": share,
+            "thread_pct": {k: v / total * 100 for k, v in threads.most_common(8)} if total
+            else {},
+            "top_leaves_pct": {k: v / total * 100 for k, v in leaves.most_common(15)}
+            if total else {}}
+
+
+# ---- the run ----------------------------------------------------------------------------
+
+
+def start_targets(space: Workspace, names: tuple[str, ...]) -> dict[str, Target]:
+    workdir = space.data_dir / "servers"
+    targets: dict[str, Target] = {}
+    bootstrap = new_bootstrap_token()
+    schema = space.schema("http") if space.backend == "postgres" else None
+    server = ledger_server(workdir, database_url=space.url if schema else None, schema=schema,
+                           data_dir=space.data_dir / "ledger", master_key=new_master_key(),
+                           bootstrap_token=bootstrap)
+    ledger = LedgerTarget("ledger", server)
+    targets["ledger"] = ledger
+    server.start("/healthz")
+    ledger.setup(bootstrap)
+    sizes = ["--get-bytes", str(ledger.body_bytes["GET"]), "--put-bytes",
+             str(ledger.body_bytes["PUT"])]
+    for name in names:
+        if name in ("bare", "bare-async"):
+            port = free_port()
+            argv = [sys.executable, str(HERE / "_bare_app.py"), "--port", str(port), *sizes]
+            if name == "bare-async":
+                argv.append("--async")
+            bare = BareTarget(name, Server(name, argv, dict(os.environ), port,
+                                           workdir))
+            targets[name] = bare
+            bare.server.start("/docs")
+            bare.setup(ledger)
+        elif name == "moto":
+            port = free_port()
+            argv = [console_script("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+            moto = MotoTarget(name, Server(name, argv, dict(os.environ), port,
+                                           workdir))
+            targets[name] = moto
+            moto.server.start("/moto-api/")
+            moto.setup()
+    return {name: targets[name] for name in names if name in targets}
+
+
+def main() -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds per measurement (default 5, --quick 2)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="unmeasured seconds before each (default 1, --quick 0.5)")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY)
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="load generator's HTTP client")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help=f"comma-separated subset of {','.join(TARGETS)} (ledger always)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="after the measurements, one more GET and PUT run of the ledger "
+                             "under py-spy; collapsed stacks and a summary go to this folder")
+    args = parser.parse_args()
+    duration = args.duration or (2.0 if args.quick else 5.0)
+    warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
+    names = tuple(["ledger"] + [n for n in args.targets.split(",")
+                                if n in TARGETS and n != "ledger"])
+
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        op: {name: [] for name in names} for op in OPS}
+    profiles: dict[str, Any] = {}
+    with workspace(args.backend) as space:
+        console.print(f"[bold]{NAME}[/bold]: backend={args.backend} duration={duration}s "
+                      f"warmup={warmup}s reps={args.reps} concurrency={args.concurrency} "
+                      f"client={args.client} targets={','.join(names)}"
+                      + (f" postgres={pg_version(space.url)}" if args.backend == "postgres"
+                         else ""))
+        targets: dict[str, Target] = {}
+        try:
+            targets = start_targets(space, names)
+            for rep in range(args.reps):
+                for op in OPS:
+                    order = list(names[rep % len(names):] + names[:rep % len(names)])
+                    for name in order:
+                        target = targets[name]
+                        settle = target.settle()
+                        spec = {"host": "127.0.0.1", "port": target.server.port,
+                                **target.requests[op], "concurrency": args.concurrency,
+                                "duration": duration, "warmup": warmup,
+                                "client": args.client}
+                        result = run_loadgen(spec, target.server)
+                        target.account(op, result)
+                        result["settle_s"] = settle
+                        result.pop("bodies", None)
+                        runs[op][name].append(result)
+                        bad = {s: n for s, n in result["statuses"].items()
+                               if not s.startswith("2")}
+                        console.print(
+                            f"rep {rep + 1} {op:<4}{name:<11}{result['ops_per_s']:9,.0f} req/s"
+                            f"  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms"
+                            f"  cpu server {result.get('server_cpu_pct', 0):4.0f}%"
+                            f" pg {result.get('postgres_cpu_pct', 0):4.0f}%"
+                            f" load {result.get('loadgen_cpu_pct', 0):3.0f}%"
+                            f" machine {result.get('machine_busy_pct', 0):3.0f}%"
+                            + (f"  views caught up in {settle:.2f} s" if settle > 0.05 else "")
+                            + (f"  [red]non-2xx {bad}[/red]" if bad else "")
+                            + (f"  [red]errors {result['errors']}[/red]"
+                               if result["errors"] else ""))
+            if args.profile is not None:
+                ledger = targets["ledger"]
+                for op in OPS:
+                    ledger.settle()
+                    spec = {"host": "127.0.0.1", "port": ledger.server.port,
+                            **ledger.requests[op], "concurrency": args.concurrency,
+                            "duration": duration, "warmup": warmup, "client": args.client}
+                    profiles[op] = profile_run(ledger, op, spec, args.profile,
+                                               warmup + duration + 1.0)
+                    profiles[op]["run"].pop("bodies", None)
+            checks = {name: target.check() for name, target in targets.items()}
+        finally:
+            for target in targets.values():
+                code = target.server.stop()
+                if code not in (0, None, -15):
+                    console.print(f"[yellow]{target.name} exited with {code}[/yellow]\n"
+                                  + target.server.log_tail(10))
+        body_bytes = {name: target.body_bytes for name, target in targets.items()}
+
+    # ---- report -------------------------------------------------------------------------
+    medians: dict[str, dict[str, dict[str, float]]] = {}
+    rows: list[list[str]] = []
+    ratio_rows: list[list[str]] = []
+    targets_met: dict[str, bool] = {}
+    for op in OPS:
+        medians[op] = {}
+        for name in names:
+            reps = runs[op][name]
+            medians[op][name] = {m: median([float(r.get(m, math.nan) if r.get(m) is not None
+                                                  else math.nan) for r in reps])
+                                 for m in METRICS}
+            m = medians[op][name]
+            rows.append([
+                op if name == names[0] else "", name, fmt(m["ops_per_s"]),
+                " / ".join(fmt(r["ops_per_s"]) for r in reps),
+                fmt(m["p50_ms"], 2), fmt(m["p99_ms"], 2),
+                fmt(m["server_cpu_pct"]), fmt(m["postgres_cpu_pct"]),
+                fmt(m["loadgen_cpu_pct"]), fmt(m["machine_busy_pct"]),
+                str(body_bytes.get(name, {}).get(op, "-")),
+            ])
+        led = medians[op]["ledger"]
+        ratios: dict[str, float] = {}
+        for base in names[1:]:
+            other = medians[op][base]
+            ratios[f"ledger/{base} req/s"] = ratio(led["ops_per_s"], other["ops_per_s"])
+            ratios[f"ledger/{base} p50"] = ratio(led["p50_ms"], other["p50_ms"])
+            ratios[f"ledger/{base} p99"] = ratio(led["p99_ms"], other["p99_ms"])
+        medians[op]["ratios"] = ratios
+        if "bare" in names:
+            targets_met[op] = ratios["ledger/bare req/s"] >= TARGET_RATIOS[op]
+        for base in names[1:]:
+            rps = ratios[f"ledger/{base} req/s"]
+            goal = ""
+            if base == "bare":
+                goal = (f">= {TARGET_RATIOS[op]}: "
+                        + ("met" if targets_met[op] else "[red]NOT met[/red]"))
+            ratio_rows.append([op if base == names[1] else "", base, fmt_ratio(rps), goal,
+                               fmt_ratio(ratios[f"ledger/{base} p50"]),
+                               fmt_ratio(ratios[f"ledger/{base} p99"])])
+
+    print_table(
+        f"Figure 2 - HTTP, {args.concurrency} keep-alive clients ({args.backend}, "
+        f"{duration:g} s each after {warmup:g} s warm-up, median of {args.reps})",
+        ["op", "target", "req/s", "each run", "p50 ms", "p99 ms", "server cpu%", "pg cpu%",
+         "loadgen cpu%", "machine busy%", "resp bytes"], rows,
+        caption="cpu% = % of one core while the window was open (pg: the ledger's own"
+                " PostgreSQL backends); machine busy% = both cores, everything on the machine",
+    )
+    print_table("Figure 2 - the ledger as a multiple of each baseline (medians)",
+                ["op", "baseline", "req/s ratio", "target", "p50 ratio", "p99 ratio"],
+                ratio_rows)
+    for op, prof in profiles.items():
+        if "bucket_pct" in prof:
+            print_table(f"Where the ledger's {op} time goes (py-spy, GIL-holding thread, "
+                        f"{prof['samples']} samples, {prof['run']['ops_per_s']:,.0f} req/s "
+                        "while profiled)",
+                        ["bucket (leaf-most match)", "% of samples"],
+                        [[k, fmt(v, 1)] for k, v in prof["bucket_pct"].items()])
+    all_ok = all(check["ok"] for check in checks.values())
+    print_table("Correctness", ["target", "ok", "detail"], [
+        [name, "yes" if check["ok"] else "[red]NO[/red]",
+         ", ".join(f"{k}={v}" for k, v in check.items() if k != "ok")]
+        for name, check in checks.items()
+    ])
+    suffix = "" if args.backend == "postgres" else f"_{args.backend}"
+    write_json(NAME + suffix, {
+        "config": {"backend": args.backend, "duration_s": duration, "warmup_s": warmup,
+                   "reps": args.reps, "concurrency": args.concurrency, "client": args.client,
+                   "targets": names, "payload_bytes": len(PAYLOAD), "quick": args.quick,
+                   "target_ratios_vs_bare": TARGET_RATIOS, "response_bytes": body_bytes,
+                   "versions": versions()},
+        "runs": runs, "medians": medians, "targets_met": targets_met, "checks": checks,
+        "profiles": profiles, "ok": all_ok,
+    }, args.out)
+    if not all_ok:
+        console.print("[red bold]correctness check FAILED[/red bold]")
+        return 1
+    return 0
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for package in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic",
+                    "moto", "werkzeug", "flask", "httpx", "psycopg"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "-"
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    started = time.perf_counter()
+    code = main()
+    console.print(f"[dim]{time.perf_counter() - started:.0f} s[/dim]")
+    sys.exit(code)
