@@ -20,6 +20,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from service.clock import format_time, utc_now
+from service.recorders import RECORDER_TOPIC
 
 Dialect = Literal["sqlite", "postgres"]
 Row = tuple[Any, ...]
@@ -163,6 +164,7 @@ def postgres_env(url: str, schema: str, pool_size: int) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
         "POSTGRES_CONNECT_TIMEOUT": "30",
+        "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC,
     }
 
 

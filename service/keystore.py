@@ -173,10 +173,6 @@ class KeyStore:
         if not rows:
             return
         with self.db.transaction() as cur:
-            if self.db.dialect == "postgres":
-                # The event commit that must follow flushes the WAL past this commit, so
-                # waiting for this flush too would only double the cost of a write.
-                cur.execute("SET LOCAL synchronous_commit = off")
             cur.executemany(
                 "INSERT INTO data_keys (dek_id, tenant_id, key_version, wrapped)"
                 " VALUES (%s, %s, %s, %s)",

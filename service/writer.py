@@ -240,10 +240,16 @@ class BatchWriter:
         changed = [tenant for tenant in aggregates.values() if tenant.pending_events]
         if not changed and not reads:
             return
-        self.keys.store_data_keys(effects.data_keys)
         for effect in effects.before_save:
             effect()
-        self.events.save(*changed, *reads)
+        if self.keys.db.dialect == "postgres":
+            # One transaction: the recorder stores the data keys beside the events.
+            rows = [(k.dek_id, k.tenant_id, k.key_version, k.wrapped) for k in effects.data_keys]
+            self.events.save(*changed, *reads, data_keys=rows)
+        else:
+            # Another file: the keys commit first, so no stored event lacks its key.
+            self.keys.store_data_keys(effects.data_keys)
+            self.events.save(*changed, *reads)
         self.on_saved()
 
     def _settle(self, batch: list[_Job[Any]], staged: list[tuple[_Job[Any], Any]]) -> None:
