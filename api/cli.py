@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 import threading
 import uuid
@@ -292,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except pydantic.ValidationError as error:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
         return _fail(f"invalid configuration: {fields}")
-    except (psycopg.OperationalError, OSError) as error:
+    except (psycopg.OperationalError, sqlite3.Error, OSError) as error:
         return _fail(f"storage unreachable: {type(error).__name__}")
     except ValueError as error:
         return _fail(f"invalid configuration: {error}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -72,6 +73,20 @@ class _SQLiteCursor:
         return list(self._cursor.fetchall())
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switches the file to WAL once; two processes opening a new file may collide here,
+    and the loser of that race is told "locked" at once (no busy handler): retry."""
+    for attempt in range(50):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.05)
+
+
 class SQLiteDatabase:
     """One connection per thread to a WAL-mode file; write transactions are IMMEDIATE."""
 
@@ -89,7 +104,7 @@ class SQLiteDatabase:
             conn = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             # FULL: a data key must be as durable as the event that needs it.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")
