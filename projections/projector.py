@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from projections.views import ALL_VIEWS, View
@@ -131,10 +131,15 @@ class Projector:
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Blocks until every view has applied ``position``; False on timeout."""
+        return self.wait_until(
+            lambda: all(p >= position for p in view_positions(self.db).values()), timeout)
+
+    def wait_until(self, caught_up: Callable[[], bool], timeout: float) -> bool:
+        """Blocks until ``caught_up()`` holds, helping or waking the projector; False on
+        timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            positions = view_positions(self.db)
-            if all(positions.get(view.name, 0) >= position for view in self.views):
+            if caught_up():
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -52,6 +52,7 @@ class _CurrentRows:
     current: dict[tuple[str, str], tuple[int, str, bool]] = field(default_factory=dict)
     timeline: list[tuple[Any, ...]] = field(default_factory=list)
     idempotency: list[tuple[Any, ...]] = field(default_factory=list)
+    stream_versions: dict[str, int] = field(default_factory=dict)
 
     def set_state(self, slot: VersionKey, state: str) -> None:
         row = self.versions.get(slot)
@@ -101,6 +102,7 @@ class CurrentSecretsView(View):
         tenant_id = str(event.originator_id)
         at = format_time(event.timestamp)
         t = self.t
+        rows.stream_versions[tenant_id] = event.originator_version
         if isinstance(event, Tenant.Opened):
             rows.tenant_statements.append((
                 f"INSERT INTO {t['tenants']} (tenant, tenant_id, created_at, shredded_at,"
@@ -143,6 +145,9 @@ class CurrentSecretsView(View):
         t = self.t
         for sql, params in rows.tenant_statements:
             cur.execute(sql, params)
+        if rows.stream_versions:
+            cur.executemany(f"UPDATE {t['tenants']} SET version = %s WHERE tenant_id = %s",
+                            [(v, tenant_id) for tenant_id, v in rows.stream_versions.items()])
         if rows.versions:
             cur.executemany(
                 f"INSERT INTO {t['secret_versions']} (tenant_id, key, version, created_at,"

@@ -118,7 +118,8 @@ class Ledger(LedgerQueries):
         self.writer.close()
 
     def _idempotent_outcome(self, tenant_id: UUID, ctx: RequestContext) -> dict[str, Any] | None:
-        self._await_views()
+        if self._await_tenant(tenant_id) is None:
+            return None
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT request_hash, result FROM idempotency_records"
@@ -303,7 +304,7 @@ class Ledger(LedgerQueries):
             self.open_tenant(name, ctx)
         tenant_id = str(tenant_id_for(name))
         for _ in range(MAX_ATTEMPTS):
-            self._await_views()
+            self._await_tenant(UUID(tenant_id))
             current = self._current_versions(tenant_id)
             changes: list[Change] = []
             for key, plaintext in sorted(plaintexts.items()):

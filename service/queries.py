@@ -107,15 +107,37 @@ class LedgerQueries:
             raise Unavailable("the views are behind the event store; retry shortly")
 
     def _tenant_row(self, name: str) -> tuple[str, str | None]:
-        """(tenant id, shredded_at) of a known tenant, after the views caught up."""
+        """(tenant id, shredded_at) of a known tenant, once the views hold every event of
+        its stream stored before this call (read-your-writes for that tenant)."""
         rules.check_tenant_name(name)
-        self._await_views()
-        with self.db.transaction() as cur:
-            cur.execute("SELECT tenant_id, shredded_at FROM tenants WHERE tenant = %s", (name,))
-            row = cur.fetchone()
-        if row is None:
+        tenant_id = tenant_id_for(name)
+        found = self._await_tenant(tenant_id)
+        if found is None:
             raise TenantNotFound("no such tenant")
-        return str(row[0]), row[1]
+        return str(tenant_id), found[0]
+
+    def _await_tenant(self, tenant_id: UUID) -> tuple[str | None] | None:
+        """Waits until the views hold every event of the tenant's stream stored before this
+        call; returns (shredded_at,), or None when the tenant has no stream."""
+        latest = self.events.recorder.select_events(tenant_id, desc=True, limit=1)
+        if not latest:
+            return None
+        target = latest[0].originator_version
+        found: list[tuple[str | None]] = []
+
+        def caught_up() -> bool:
+            with self.db.transaction() as cur:
+                cur.execute("SELECT shredded_at, version FROM tenants WHERE tenant_id = %s",
+                            (str(tenant_id),))
+                row = cur.fetchone()
+            if row is None or int(row[1]) < target:
+                return False
+            found.append((row[0],))
+            return True
+
+        if not self.projector.wait_until(caught_up, self.storage.settings.read_your_writes_timeout):
+            raise Unavailable("the views are behind the event store; retry shortly")
+        return found[-1]
 
     def _key_state(self, tenant_id: str, key: str) -> tuple[int, bool]:
         """(latest version, deleted) of a key in the current view; SecretNotFound if none."""
@@ -293,6 +315,7 @@ class LedgerQueries:
     def audit(self, name: str, where: AuditFilter, limit: int = 100,
               cursor: str | None = None) -> Page[AuditItem]:
         tenant_id, _ = self._tenant_row(name)
+        self._await_views()  # value reads are recorded outside the tenant's stream
         check_limit(limit)
         scope = ("audit", tenant_id, where.key, where.actor, where.action, where.since,
                  where.until)
