@@ -25,12 +25,14 @@ _PRINTABLE = re.compile(r"[\x21-\x7e]{1,255}")
 _ETAG = re.compile(r'"([1-9][0-9]{0,17})"')
 
 
-def get_ledger(request: Request) -> Ledger:
+# async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a hop
+# that costs more than these lookups.
+async def get_ledger(request: Request) -> Ledger:
     ledger: Ledger = request.app.state.ledger
     return ledger
 
 
-def get_tokens(request: Request) -> TokenStore:
+async def get_tokens(request: Request) -> TokenStore:
     tokens: TokenStore = request.app.state.tokens
     return tokens
 
@@ -44,7 +46,8 @@ def principal(request: Request, credentials: Annotated[HTTPAuthorizationCredenti
     token = credentials.credentials.strip() if credentials is not None else ""
     if not token or len(token) > 512:
         raise Unauthorized("send Authorization: Bearer <token>")
-    return get_tokens(request).authenticate(token)
+    tokens: TokenStore = request.app.state.tokens
+    return tokens.authenticate(token)
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -37,6 +37,7 @@ from _servers import (
     new_bootstrap_token,
     new_master_key,
     run_loadgen,
+    thread_names,
     wait_views,
 )
 
@@ -203,77 +204,187 @@ class MotoTarget(Target):
 # ---- profiling --------------------------------------------------------------------------
 
 
+PROFILE_MODES = {
+    # No sampler attached: CPU of each server thread from /proc (names from py-spy dump).
+    "threads": [],
+    # Only the thread holding the GIL: where the Python CPU time goes.
+    "cpu": ["--gil"],
+    # Every thread that is not idle (py-spy's judgement): where a request's time goes,
+    # waiting included.
+    "wall": ["--nonblocking"],
+}
+
+
 def profile_run(target: Target, op: str, spec: dict[str, Any], out_dir: Path,
-                seconds: float) -> dict[str, Any]:
-    """One extra (unreported) measurement under ``py-spy record``: collapsed stacks of
-    the thread holding the GIL, then a summary of where those samples are."""
+                seconds: float, mode: str) -> dict[str, Any]:
+    """One extra measurement (not in the figure) under ``py-spy record``; its collapsed
+    stacks go to ``out_dir`` and a summary into the JSON."""
+    if mode == "threads":
+        return thread_cpu_run(target, op, spec)
     out_dir.mkdir(parents=True, exist_ok=True)
-    raw = out_dir / f"ledger-{op}.txt"
+    raw = out_dir / f"ledger-{op}-{mode}.txt"
     spy = subprocess.Popen(
         [console_script("py-spy"), "record", "--pid", str(target.server.pid), "--format",
-         "raw", "--output", str(raw), "--duration", str(math.ceil(seconds)), "--rate", "200",
-         "--gil"],
+         "raw", "--output", str(raw), "--duration", str(math.ceil(seconds)), "--rate", "100",
+         "--threads", *PROFILE_MODES[mode]],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # py-spy attaches
     result = run_loadgen(spec, target.server)
     target.account(op, result)
     _, err = spy.communicate(timeout=120)
-    summary: dict[str, Any] = {"file": str(raw), "run": result}
+    result.pop("bodies", None)
+    summary: dict[str, Any] = {"file": str(raw), "mode": mode, "seconds": math.ceil(seconds),
+                               "rate_hz": 100, "run": result}
     if raw.exists():
-        summary.update(summarize_stacks(raw))
+        stacks = read_stacks(raw)
+        summary.update(summarize_cpu(stacks) if mode == "cpu" else summarize_wall(stacks))
     else:
         summary["error"] = err[-2000:]
     return summary
 
 
-# Inclusive buckets, first match wins, tested from the leaf upwards.
+def thread_cpu_run(target: Target, op: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """CPU of each server thread over a measured window, summed by the thread's role."""
+    result = run_loadgen(spec, target.server, per_thread=True)
+    target.account(op, result)
+    result.pop("bodies", None)
+    names = thread_names(target.server.pid)
+    by_tid = result.pop("thread_cpu_pct", {})
+    roles: Counter[str] = Counter()
+    counts: Counter[str] = Counter()
+    for tid, pct in by_tid.items():
+        role = thread_role_of(names.get(int(tid), "?"))
+        roles[role] += pct
+        counts[role] += pct > 0.5
+    served = result["ops_per_s"]
+    return {"mode": "threads", "run": result, "thread_names_found": len(names),
+            "role_cpu_pct": dict(roles.most_common()),
+            "role_busy_threads": dict(counts),
+            "role_cpu_ms_per_request": {k: v / 100 * 1000 / served
+                                        for k, v in roles.most_common()} if served else {}}
+
+
+def read_stacks(path: Path) -> list[tuple[list[str], int]]:
+    """py-spy's raw (collapsed) output: one ``frame;frame;... count`` line per stack."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            out.append((stack.split(";"), int(count)))
+    return out
+
+
+def thread_role(frames: list[str]) -> str:
+    name = frames[0].partition("): ")[2] if frames and frames[0].startswith("thread (") else ""
+    return thread_role_of(name)
+
+
+def thread_role_of(name: str) -> str:
+    if name == "MainThread":
+        return "event loop (uvicorn, middleware, FastAPI)"
+    if name.startswith("AnyIO worker"):
+        return "request threads (sync dependencies and routes)"
+    if name == "ledger-writer":
+        return "group-commit writer"
+    if name == "projector":
+        return "projector"
+    if "pool" in name.lower():
+        return "connection pool"
+    return name or "?"
+
+
+# Libraries, tested from the leaf upwards: the first frame that matches names the bucket.
 BUCKETS = (
-    ("psycopg / sqlite3 (driver, incl. waiting in C with the GIL held)",
-     ("psycopg", "sqlite3")),
-    ("crypto (AES-GCM, key unwrap)", ("cryptography", "domain/crypto.py", "keystore.py")),
+    ("psycopg / psycopg_pool / sqlite3", ("psycopg", "sqlite3")),
+    ("crypto (AES-GCM, key store)", ("cryptography", "crypto.py", "keystore.py")),
     ("eventsourcing (save, mapper, repository)", ("eventsourcing/",)),
-    ("projector (views)", ("projections/",)),
-    ("pydantic (validation, serialisation)", ("pydantic",)),
+    ("pydantic", ("pydantic",)),
     ("json", ("json/",)),
-    ("prometheus_client (metrics)", ("prometheus_client",)),
-    ("ledger service code", ("service/", "domain/")),
-    ("api code (routes, deps, middleware)", ("api/",)),
+    ("prometheus_client", ("prometheus_client",)),
+    ("ledger code (service, domain, projections)", ("service/", "domain/", "projector.py",
+                                                    "views.py", "projections/")),
+    ("ledger api code (routes, deps, middleware)", ("api/",)),
     ("fastapi / starlette", ("fastapi/", "starlette/")),
-    ("uvicorn / h11 / httptools / asyncio", ("uvicorn/", "httptools", "h11/", "asyncio/",
-                                             "anyio/", "uvloop")),
+    ("anyio (thread pool hand-offs)", ("anyio/",)),
+    ("uvicorn / httptools / asyncio", ("uvicorn/", "httptools", "h11/", "asyncio/", "uvloop",
+                                       "selectors.py")),
     ("threading / queue", ("threading.py", "queue.py", "concurrent/")),
 )
+PROJECT = ("service/", "domain/", "api/", "projector.py", "views.py", "projections/")
 
 
-def summarize_stacks(path: Path) -> dict[str, Any]:
-    """Shares of samples by leaf-most bucket and by thread, from py-spy's raw output."""
+def _shares(counter: Counter[str], total: int, top: int = 20) -> dict[str, float]:
+    return {k: v / total * 100 for k, v in counter.most_common(top)} if total else {}
+
+
+def summarize_cpu(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
+    """GIL-holder samples by thread role and by library (leaf-most match)."""
     buckets: Counter[str] = Counter()
-    threads: Counter[str] = Counter()
+    roles: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     total = 0
-    for line in path.read_text(errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
+    for frames, count in stacks:
         total += count
-        frames = stack.split(";")
-        threads[frames[0].split(" ")[0] if frames else "?"] += count
+        roles[thread_role(frames)] += count
         leaves[frames[-1]] += count
-        for frame in reversed(frames):
-            bucket = next((name for name, marks in BUCKETS
-                           if any(mark in frame for mark in marks)), None)
-            if bucket is not None:
-                buckets[bucket] += count
-                break
-        else:
-            buckets["other"] += count
-    share = {name: n / total * 100 for name, n in buckets.most_common()} if total else {}
-    return {"samples": total, "bucket_pct": share,
-            "thread_pct": {k: v / total * 100 for k, v in threads.most_common(8)} if total
-            else {},
-            "top_leaves_pct": {k: v / total * 100 for k, v in leaves.most_common(15)}
-            if total else {}}
+        bucket = next((name for frame in reversed(frames) for name, marks in BUCKETS
+                       if any(mark in frame for mark in marks)), "other")
+        buckets[bucket] += count
+    return {"samples": total, "bucket_pct": _shares(buckets, total),
+            "thread_pct": _shares(roles, total), "top_leaves_pct": _shares(leaves, total, 15)}
+
+
+def _function(frame: str) -> str:
+    return frame.split(" (", 1)[0]
+
+
+def _state(frames: list[str]) -> str:
+    leaf = frames[-1]
+    if "psycopg_pool" in ";".join(frames[-6:]) and "wait" in leaf.lower():
+        return "pool"
+    if leaf.startswith("Connection.wait (psycopg") or leaf.startswith("connect ("):
+        return "postgres"
+    if any(leaf.startswith(name) for name in ("Condition.wait", "Event.wait", "Queue.get",
+                                              "Lock.acquire", "Semaphore.acquire")):
+        return "thread"
+    return "running"
+
+
+STATES = {"postgres": "waiting for PostgreSQL", "pool": "waiting for a pooled connection",
+          "thread": "waiting for another thread (writer, projector)",
+          "running": "running (or waiting for the GIL)"}
+
+
+def summarize_wall(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
+    """Request-thread samples (work, not idle workers) by the innermost ledger function
+    on the stack and by what the thread was doing there."""
+    steps: dict[str, Counter[str]] = {}
+    states: Counter[str] = Counter()
+    roles: Counter[str] = Counter()
+    total_all = total = 0
+    for frames, count in stacks:
+        total_all += count
+        roles[thread_role(frames)] += count
+        if not frames[0].partition("): ")[2].startswith("AnyIO worker"):
+            continue
+        project = [f for f in frames if any(mark in f for mark in PROJECT)
+                   and "service/database.py" not in f]
+        if not project:
+            continue  # a worker waiting for work
+        total += count
+        state = _state(frames)
+        states[state] += count
+        steps.setdefault(_function(project[-1]), Counter())[state] += count
+    ordered = sorted(steps.items(), key=lambda item: -sum(item[1].values()))
+    return {
+        "samples": total_all, "request_thread_samples": total,
+        "thread_pct": _shares(roles, total_all),
+        "state_pct": {STATES[k]: v / total * 100 for k, v in states.most_common()}
+        if total else {},
+        "step_pct": {name: {"total": sum(c.values()) / total * 100,
+                            **{k: c[k] / total * 100 for k in STATES}}
+                     for name, c in ordered[:15]} if total else {},
+    }
 
 
 # ---- the run ----------------------------------------------------------------------------
@@ -378,13 +489,14 @@ def main() -> int:
             if args.profile is not None:
                 ledger = targets["ledger"]
                 for op in OPS:
-                    ledger.settle()
-                    spec = {"host": "127.0.0.1", "port": ledger.server.port,
-                            **ledger.requests[op], "concurrency": args.concurrency,
-                            "duration": duration, "warmup": warmup, "client": args.client}
-                    profiles[op] = profile_run(ledger, op, spec, args.profile,
-                                               warmup + duration + 1.0)
-                    profiles[op]["run"].pop("bodies", None)
+                    for mode in PROFILE_MODES:
+                        ledger.settle()
+                        spec = {"host": "127.0.0.1", "port": ledger.server.port,
+                                **ledger.requests[op], "concurrency": args.concurrency,
+                                "duration": duration, "warmup": warmup,
+                                "client": args.client}
+                        profiles[f"{op}-{mode}"] = profile_run(
+                            ledger, op, spec, args.profile, warmup + duration + 1.0, mode)
             checks = {name: target.check() for name, target in targets.items()}
         finally:
             for target in targets.values():
@@ -446,13 +558,8 @@ def main() -> int:
     print_table("Figure 2 - the ledger as a multiple of each baseline (medians)",
                 ["op", "baseline", "req/s ratio", "target", "p50 ratio", "p99 ratio"],
                 ratio_rows)
-    for op, prof in profiles.items():
-        if "bucket_pct" in prof:
-            print_table(f"Where the ledger's {op} time goes (py-spy, GIL-holding thread, "
-                        f"{prof['samples']} samples, {prof['run']['ops_per_s']:,.0f} req/s "
-                        "while profiled)",
-                        ["bucket (leaf-most match)", "% of samples"],
-                        [[k, fmt(v, 1)] for k, v in prof["bucket_pct"].items()])
+    for key, prof in profiles.items():
+        print_profile(key, prof)
     all_ok = all(check["ok"] for check in checks.values())
     print_table("Correctness", ["target", "ok", "detail"], [
         [name, "yes" if check["ok"] else "[red]NO[/red]",
@@ -473,6 +580,44 @@ def main() -> int:
         console.print("[red bold]correctness check FAILED[/red bold]")
         return 1
     return 0
+
+
+def print_profile(key: str, prof: dict[str, Any]) -> None:
+    op, _, mode = key.partition("-")
+    speed = (f"{prof['run']['ops_per_s']:,.0f} req/s, p50 {prof['run']['p50_ms']:.1f} ms "
+             "while profiled")
+    if "error" in prof:
+        console.print(f"[red]py-spy failed for {key}: {prof['error']}[/red]")
+    elif mode == "threads":
+        run = prof["run"]
+        print_table(
+            f"Ledger {op}: CPU by server thread, no sampler attached ({speed}; process "
+            f"{run['server_cpu_pct']:.0f}% of a core = user {run['server_user_pct']:.0f}% + "
+            f"system {run['server_sys_pct']:.0f}%; its PostgreSQL backends "
+            f"{run['postgres_cpu_pct']:.0f}%)",
+            ["thread", "% of one core", "CPU ms per request", "threads busy"],
+            [[role, fmt(pct, 1), fmt(prof["role_cpu_ms_per_request"].get(role, math.nan), 2),
+              str(prof["role_busy_threads"].get(role, 0))]
+             for role, pct in prof["role_cpu_pct"].items() if pct >= 0.05])
+    elif mode == "cpu":
+        held = prof["samples"] / (prof["seconds"] * prof["rate_hz"]) * 100
+        print_table(
+            f"Ledger {op}: Python CPU by library (py-spy --gil: {prof['samples']} samples, "
+            f"the GIL held {held:.0f}% of the time; {speed})",
+            ["library (leaf-most match)", "% of GIL samples"],
+            [[k, fmt(v, 1)] for k, v in prof["bucket_pct"].items()])
+        print_table(f"Ledger {op}: Python CPU by thread (py-spy --gil)",
+                    ["thread", "% of GIL samples"],
+                    [[k, fmt(v, 1)] for k, v in prof["thread_pct"].items()])
+    else:
+        print_table(
+            f"Ledger {op}: where a request thread's time goes (py-spy, active threads: "
+            f"{prof['request_thread_samples']} request-thread samples; {speed})",
+            ["innermost ledger function", "total %", *STATES.values()],
+            [[name, fmt(c["total"], 1), *(fmt(c[k], 1) for k in STATES)]
+             for name, c in prof["step_pct"].items()],
+            caption="% of the request threads' busy samples; "
+                    + ", ".join(f"{k} {fmt(v, 1)}%" for k, v in prof["state_pct"].items()))
 
 
 def versions() -> dict[str, str]:

@@ -53,12 +53,46 @@ def free_port() -> int:
 
 def process_cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process, all its threads."""
+    user, system = process_user_sys_s(pid)
+    return user + system
+
+
+def process_user_sys_s(pid: int, task: int | None = None) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (or of one of its threads)."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = Path(path).read_text()
     except OSError:
-        return float("nan")
+        return float("nan"), float("nan")
     fields = text[text.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def threads_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of a process, by thread id."""
+    out = {}
+    try:
+        tasks = [int(name) for name in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return out
+    for task in tasks:
+        user, system = process_user_sys_s(pid, task)
+        if not math.isnan(user):
+            out[task] = user + system
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Python thread names by thread id, from ``py-spy dump`` (pauses the process briefly)."""
+    import re
+
+    try:
+        text = subprocess.run([console_script("py-spy"), "dump", "--pid", str(pid)],
+                              capture_output=True, text=True, timeout=60, check=False).stdout
+    except (OSError, RuntimeError, subprocess.TimeoutExpired):
+        return {}
+    return {int(m.group(1)): m.group(2)
+            for m in re.finditer(r'^Thread (\d+) \([^)]*\): "(.*)"$', text, re.MULTILINE)}
 
 
 def backend_pids(url: str, application_name: str) -> list[int]:
@@ -97,17 +131,22 @@ def status_kb(pid: int, field_name: str) -> int:
 @dataclass
 class CpuSample:
     at: float
-    server: float
+    server_user: float
+    server_sys: float
     postgres: dict[int, float]  # CPU seconds of each of the server's PostgreSQL backends
     machine_busy: int
     machine_total: int
+    threads: dict[int, float]  # CPU seconds of each server thread, when asked for
 
     @classmethod
-    def take(cls, pid: int, pg: tuple[str, str] | None = None) -> CpuSample:
+    def take(cls, pid: int, pg: tuple[str, str] | None = None,
+             per_thread: bool = False) -> CpuSample:
         """``pg``: (url, application_name) of the server's connections, if any."""
         backends = {p: process_cpu_s(p) for p in backend_pids(*pg)} if pg else {}
+        threads = threads_cpu_s(pid) if per_thread else {}
         busy, total = machine_busy_ticks()
-        return cls(time.perf_counter(), process_cpu_s(pid), backends, busy, total)
+        user, system = process_user_sys_s(pid)
+        return cls(time.perf_counter(), user, system, backends, busy, total, threads)
 
 
 def cpu_between(a: CpuSample, b: CpuSample) -> dict[str, float]:
@@ -119,11 +158,18 @@ def cpu_between(a: CpuSample, b: CpuSample) -> dict[str, float]:
     # Backends that ended in the window are missed; new ones count from zero.
     postgres = sum(cpu - a.postgres.get(p, 0.0) for p, cpu in b.postgres.items()
                    if not math.isnan(cpu))
-    return {
-        "server_cpu_pct": (b.server - a.server) / wall * 100,
+    out = {
+        "server_cpu_pct": (b.server_user + b.server_sys - a.server_user - a.server_sys)
+        / wall * 100,
+        "server_user_pct": (b.server_user - a.server_user) / wall * 100,
+        "server_sys_pct": (b.server_sys - a.server_sys) / wall * 100,
         "postgres_cpu_pct": postgres / wall * 100,
         "machine_busy_pct": (b.machine_busy - a.machine_busy) / total * 100 if total else 0.0,
     }
+    if b.threads:
+        out["thread_cpu_pct"] = {tid: (cpu - a.threads.get(tid, 0.0)) / wall * 100
+                                 for tid, cpu in b.threads.items()}
+    return out
 
 
 # ---- servers ----------------------------------------------------------------------------
@@ -249,7 +295,8 @@ def wait_views(server: Server, timeout: float = 600.0) -> float:
 
 
 def run_loadgen(spec: dict[str, Any], server: Server | None = None,
-                during: Callable[[], None] | None = None) -> dict[str, Any]:
+                during: Callable[[], None] | None = None,
+                per_thread: bool = False) -> dict[str, Any]:
     """Runs ``_loadgen.py`` in its own process; samples CPU over its measured window.
 
     ``during`` is called every ~0.25 s while the window is open (e.g. to sample RSS).
@@ -279,13 +326,13 @@ def run_loadgen(spec: dict[str, Any], server: Server | None = None,
         line = line.strip()
         if line == "START":
             if server is not None:
-                first = CpuSample.take(server.pid, server.pg)
+                first = CpuSample.take(server.pid, server.pg, per_thread)
             loadgen_cpu[0] = process_cpu_s(process.pid)
             if sampler is not None:
                 sampler.start()
         elif line == "END":
             if server is not None:
-                last = CpuSample.take(server.pid, server.pg)
+                last = CpuSample.take(server.pid, server.pg, per_thread)
             loadgen_cpu[1] = process_cpu_s(process.pid)
             if stop_sampling is not None and sampler is not None:
                 stop_sampling.set()
