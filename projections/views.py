@@ -8,6 +8,7 @@ that replay can build the same view into fresh tables and swap them in.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -21,7 +22,7 @@ AUDIT_SLOTS = 65_536
 """Audit positions are ``notification id * AUDIT_SLOTS + n``: one event may hold many changes."""
 
 
-class View:
+class View(ABC):
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
     # Columns that order each table's rows for the checksum (its primary key).
@@ -31,10 +32,10 @@ class View:
         self.suffix = suffix
         self.t = {table: table + suffix for table in self.tables}
 
+    @abstractmethod
     def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
         """Writes the rows a batch of (position, event) contributes, in as few statements
         as it can; the result is the same however the events are cut into batches."""
-        raise NotImplementedError
 
 
 VersionKey = tuple[str, str, int]

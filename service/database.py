@@ -163,6 +163,21 @@ class PostgresDatabase:
         self.pool.close()
 
 
+def fetch_one(db: Database, sql: str, params: Sequence[Any] = ()) -> Row | None:
+    """One row of a one-statement read, in a transaction of its own."""
+    with db.transaction() as cur:
+        cur.execute(sql, params)
+        row: Row | None = cur.fetchone()
+        return row
+
+
+def fetch_all(db: Database, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    with db.transaction() as cur:
+        cur.execute(sql, params)
+        rows: list[Row] = cur.fetchall()
+        return rows
+
+
 def postgres_env(url: str, schema: str, pool_size: int) -> dict[str, str]:
     """The ``eventsourcing`` settings that point its recorder at the same database."""
     parts = urlsplit(url)

@@ -22,7 +22,7 @@ from pathlib import Path
 from domain import crypto
 from domain.errors import CannotOpen, Unavailable
 from service.clock import format_time, utc_now
-from service.database import Database
+from service.database import Database, fetch_one
 
 MASTER_KEY_FILE = "master.key"
 NEXT_MASTER_KEY_FILE = "master.key.next"
@@ -147,13 +147,12 @@ class KeyStore:
         cached = self._sealing_keys.get((tenant_id, key_version))
         if cached is not None:
             return cached
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT wrapped, master_key_id FROM tenant_keys"
-                " WHERE tenant_id = %s AND key_version = %s",
-                (tenant_id, key_version),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT wrapped, master_key_id FROM tenant_keys"
+            " WHERE tenant_id = %s AND key_version = %s",
+            (tenant_id, key_version),
+        )
         if row is None:
             raise CannotOpen
         key = self._tenant_key(tenant_id, key_version, row[0], row[1])
@@ -181,15 +180,14 @@ class KeyStore:
 
     def data_key(self, tenant_id: str, dek_id: str) -> bytes:
         """Unwraps a data key through its tenant key; CannotOpen if either was destroyed."""
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT d.wrapped, t.key_version, t.wrapped, t.master_key_id"
-                " FROM data_keys d JOIN tenant_keys t"
-                " ON t.tenant_id = d.tenant_id AND t.key_version = d.key_version"
-                " WHERE d.dek_id = %s AND d.tenant_id = %s",
-                (dek_id, tenant_id),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT d.wrapped, t.key_version, t.wrapped, t.master_key_id"
+            " FROM data_keys d JOIN tenant_keys t"
+            " ON t.tenant_id = d.tenant_id AND t.key_version = d.key_version"
+            " WHERE d.dek_id = %s AND d.tenant_id = %s",
+            (dek_id, tenant_id),
+        )
         if row is None:
             raise CannotOpen
         tenant_key = self._tenant_key(tenant_id, row[1], row[2], row[3])

@@ -42,6 +42,7 @@ from domain.tenant import (
 )
 from projections.projector import Projector
 from service.clock import format_time, utc_now
+from service.database import fetch_one
 from service.keystore import KeyStore, NewDataKey
 from service.queries import LedgerQueries
 from service.storage import Storage
@@ -120,13 +121,12 @@ class Ledger(LedgerQueries):
     def _idempotent_outcome(self, tenant_id: UUID, ctx: RequestContext) -> dict[str, Any] | None:
         if self._await_tenant(tenant_id) is None:
             return None
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT request_hash, result FROM idempotency_records"
-                " WHERE tenant_id = %s AND idempotency_key = %s",
-                (str(tenant_id), ctx.idempotency_key),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT request_hash, result FROM idempotency_records"
+            " WHERE tenant_id = %s AND idempotency_key = %s",
+            (str(tenant_id), ctx.idempotency_key),
+        )
         if row is None:
             return None
         if not hmac.compare_digest(str(row[0] or ""), ctx.request_hash or ""):

@@ -30,6 +30,7 @@ from domain.reads import ValueRead
 from domain.tenant import RequestContext, tenant_id_for
 from projections.projector import Projector
 from service.clock import utc_now
+from service.database import fetch_all, fetch_one
 from service.pages import CursorCodec
 from service.storage import Storage
 from service.verify import ChainCheck, verify_tenant
@@ -141,24 +142,22 @@ class LedgerQueries:
 
     def _key_state(self, tenant_id: str, key: str) -> tuple[int, bool]:
         """(latest version, deleted) of a key in the current view; SecretNotFound if none."""
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT version, deleted FROM current_secrets WHERE tenant_id = %s AND key = %s",
-                (tenant_id, key),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT version, deleted FROM current_secrets WHERE tenant_id = %s AND key = %s",
+            (tenant_id, key),
+        )
         if row is None:
             raise SecretNotFound("no such secret")
         return int(row[0]), bool(row[1])
 
     def _open_version(self, tenant_id: str, key: str, version: int) -> bytes:
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT ciphertext, dek_id FROM secret_versions"
-                " WHERE tenant_id = %s AND key = %s AND version = %s",
-                (tenant_id, key, version),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT ciphertext, dek_id FROM secret_versions"
+            " WHERE tenant_id = %s AND key = %s AND version = %s",
+            (tenant_id, key, version),
+        )
         if row is None:
             raise VersionNotFound("no such version")
         if row[0] is None or row[1] is None:
@@ -177,13 +176,12 @@ class LedgerQueries:
             return False
 
     def _metadata_of(self, tenant_id: str, key: str, version: int) -> dict[str, str] | None:
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT metadata FROM secret_versions"
-                " WHERE tenant_id = %s AND key = %s AND version = %s",
-                (tenant_id, key, version),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT metadata FROM secret_versions"
+            " WHERE tenant_id = %s AND key = %s AND version = %s",
+            (tenant_id, key, version),
+        )
         return json.loads(row[0]) if row and row[0] else None
 
     def _data_key_ids(self, tenant_id: str, key: str) -> dict[int, str | None]:
@@ -204,13 +202,12 @@ class LedgerQueries:
             return {str(key): int(version) for key, version in cur.fetchall()}
 
     def _version_at(self, tenant_id: str, key: str, at: str) -> int:
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT version, live FROM key_timeline WHERE tenant_id = %s AND key = %s"
-                " AND at <= %s ORDER BY position DESC LIMIT 1",
-                (tenant_id, key, at),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT version, live FROM key_timeline WHERE tenant_id = %s AND key = %s"
+            " AND at <= %s ORDER BY position DESC LIMIT 1",
+            (tenant_id, key, at),
+        )
         if row is None:
             raise SecretNotFound("the secret had no version at that time")
         if not row[1]:
@@ -237,13 +234,12 @@ class LedgerQueries:
             if deleted:
                 raise SecretDeleted("the secret is deleted")
             version = latest
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT state, metadata, created_at, created_by FROM secret_versions"
-                " WHERE tenant_id = %s AND key = %s AND version = %s",
-                (tenant_id, key, version),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT state, metadata, created_at, created_by FROM secret_versions"
+            " WHERE tenant_id = %s AND key = %s AND version = %s",
+            (tenant_id, key, version),
+        )
         if row is None:
             raise VersionNotFound("no such version")
         state, metadata, created_at, created_by = row
@@ -267,13 +263,12 @@ class LedgerQueries:
     def list_versions(self, name: str, key: str) -> tuple[int, list[VersionInfo]]:
         rules.check_secret_key(key)
         tenant_id, _ = self._tenant_row(name)
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT version, created_at, created_by, state FROM secret_versions"
-                " WHERE tenant_id = %s AND key = %s ORDER BY version",
-                (tenant_id, key),
-            )
-            rows = cur.fetchall()
+        rows = fetch_all(
+            self.db,
+            "SELECT version, created_at, created_by, state FROM secret_versions"
+            " WHERE tenant_id = %s AND key = %s ORDER BY version",
+            (tenant_id, key),
+        )
         if not rows:
             raise SecretNotFound("no such secret")
         items = [VersionInfo(int(v), str(c), str(b), str(s)) for v, c, b, s in rows]
@@ -330,13 +325,12 @@ class LedgerQueries:
             if value is not None:
                 clauses.append(f"{column} {operator} %s")
                 params.append(value)
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT position, at, action, key, version, actor, request_id FROM audit_trail"
-                f" WHERE {' AND '.join(clauses)} ORDER BY position LIMIT %s",
-                (*params, limit + 1),
-            )
-            rows = cur.fetchall()
+        rows = fetch_all(
+            self.db,
+            "SELECT position, at, action, key, version, actor, request_id FROM audit_trail"
+            f" WHERE {' AND '.join(clauses)} ORDER BY position LIMIT %s",
+            (*params, limit + 1),
+        )
         items = [AuditItem(int(p), str(a), str(ac), k, v, str(who), str(r))
                  for p, a, ac, k, v, who, r in rows[:limit]]
         following = self.cursors.encode(str(items[-1].position), scope) if len(

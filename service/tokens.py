@@ -17,7 +17,7 @@ from domain.errors import InvalidRequest, TokenNotFound, Unauthorized
 from domain.rules import check_text
 from domain.tenant import RequestContext
 from service.clock import format_time, utc_now
-from service.database import Database
+from service.database import Database, fetch_one
 from service.ledger import Ledger
 
 Role = Literal["admin", "writer", "reader", "auditor"]
@@ -107,13 +107,12 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Principal:
         digest = hash_token(token)
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT token_id, token_hash, role, tenant, expires_at, revoked_at"
-                " FROM tokens WHERE token_hash = %s",
-                (digest,),
-            )
-            row = cur.fetchone()
+        row = fetch_one(
+            self.db,
+            "SELECT token_id, token_hash, role, tenant, expires_at, revoked_at"
+            " FROM tokens WHERE token_hash = %s",
+            (digest,),
+        )
         if row is None or not hmac.compare_digest(str(row[1]), digest):
             raise Unauthorized("the token is not valid")
         token_id, _, role, tenant, expires_at, revoked_at = row
