@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from projections.views import ALL_VIEWS, View
-from service.database import Cursor, Database
+from service.database import Cursor, Database, fetch_all
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,8 @@ def set_position(cur: Cursor, view_name: str, position: int) -> None:
 
 
 def view_positions(db: Database) -> dict[str, int]:
-    with db.transaction() as cur:
-        cur.execute("SELECT view_name, position FROM projection_tracking")
-        return {str(name): int(position) for name, position in cur.fetchall()}
+    rows = fetch_all(db, "SELECT view_name, position FROM projection_tracking")
+    return {str(name): int(position) for name, position in rows}
 
 
 class Projector:

@@ -48,6 +48,10 @@ class Database(Protocol):
     def transaction(self) -> Any:
         """A context manager yielding a Cursor; commits on success, rolls back on error."""
 
+    def read(self) -> Any:
+        """A context manager yielding a Cursor for one read statement: no transaction
+        around it (no BEGIN/COMMIT round trips, and on SQLite no write lock)."""
+
     def close(self) -> None: ...
 
 
@@ -128,6 +132,14 @@ class SQLiteDatabase:
         finally:
             cursor.close()
 
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        cursor = self._connection().cursor()
+        try:
+            yield _SQLiteCursor(cursor)
+        finally:
+            cursor.close()
+
     def close(self) -> None:
         with self._lock:
             for conn in self._all:
@@ -148,7 +160,9 @@ class PostgresDatabase:
             url,
             min_size=1,
             max_size=pool_size,
-            kwargs={"options": f"-c search_path={schema},public", "connect_timeout": 10},
+            # Autocommit: a lone read is one round trip; transaction() still wraps writes.
+            kwargs={"options": f"-c search_path={schema},public", "connect_timeout": 10,
+                    "autocommit": True},
             open=False,
             timeout=30.0,
         )
@@ -159,20 +173,25 @@ class PostgresDatabase:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield cursor
 
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        with self.pool.connection() as conn, conn.cursor() as cursor:
+            yield cursor
+
     def close(self) -> None:
         self.pool.close()
 
 
 def fetch_one(db: Database, sql: str, params: Sequence[Any] = ()) -> Row | None:
-    """One row of a one-statement read, in a transaction of its own."""
-    with db.transaction() as cur:
+    """One row of a one-statement read."""
+    with db.read() as cur:
         cur.execute(sql, params)
         row: Row | None = cur.fetchone()
         return row
 
 
 def fetch_all(db: Database, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-    with db.transaction() as cur:
+    with db.read() as cur:
         cur.execute(sql, params)
         rows: list[Row] = cur.fetchall()
         return rows

@@ -127,10 +127,8 @@ class LedgerQueries:
         found: list[tuple[str | None]] = []
 
         def caught_up() -> bool:
-            with self.db.transaction() as cur:
-                cur.execute("SELECT shredded_at, version FROM tenants WHERE tenant_id = %s",
-                            (str(tenant_id),))
-                row = cur.fetchone()
+            row = fetch_one(self.db, "SELECT shredded_at, version FROM tenants"
+                            " WHERE tenant_id = %s", (str(tenant_id),))
             if row is None or int(row[1]) < target:
                 return False
             found.append((row[0],))
@@ -186,7 +184,7 @@ class LedgerQueries:
 
     def _data_key_ids(self, tenant_id: str, key: str) -> dict[int, str | None]:
         """Every version of the key the views know, with its data key (None once destroyed)."""
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             cur.execute(
                 "SELECT version, dek_id FROM secret_versions WHERE tenant_id = %s AND key = %s",
                 (tenant_id, key),
@@ -194,7 +192,7 @@ class LedgerQueries:
             return {int(version): dek for version, dek in cur.fetchall()}
 
     def _current_versions(self, tenant_id: str) -> dict[str, int]:
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             cur.execute(
                 "SELECT key, version FROM current_secrets WHERE tenant_id = %s AND NOT deleted",
                 (tenant_id,),
@@ -298,7 +296,7 @@ class LedgerQueries:
                 f" AND l.at <= %s) ORDER BY k.{key} LIMIT %s"
             )
             params = (tenant_id, len(prefix), prefix, after, at, limit + 1)
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             cur.execute(sql, params)
             rows = cur.fetchall()
         items = [KeyItem(str(k), int(v), str(u)) for k, v, u in rows[:limit]]
@@ -339,7 +337,7 @@ class LedgerQueries:
 
     def list_tenants(self) -> list[tuple[str, str, str | None]]:
         self._await_views()
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             cur.execute("SELECT tenant, created_at, shredded_at FROM tenants ORDER BY tenant")
             return [(str(t), str(c), s) for t, c, s in cur.fetchall()]
 

@@ -81,7 +81,8 @@ def _event_store_env(settings: Settings) -> dict[str, str]:
 
 def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:
     """Connects to the configured backend, applying migrations first unless told not to."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # 0700: the master key may live here, and nobody else needs to list the stores.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     db: Database
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()

@@ -81,7 +81,7 @@ class TokenStore:
 
     def ensure_bootstrap(self, token: str) -> None:
         """Makes ``token`` an admin token (idempotent; for containers and scripts)."""
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             cur.execute("SELECT 1 FROM tokens WHERE token_hash = %s", (hash_token(token),))
             if cur.fetchone() is not None:
                 return
@@ -89,7 +89,7 @@ class TokenStore:
                      "LEDGER_BOOTSTRAP_TOKEN", None)
 
     def has_admin(self) -> bool:
-        with self.db.transaction() as cur:
+        with self.db.read() as cur:
             cur.execute("SELECT 1 FROM tokens WHERE role = 'admin' AND revoked_at IS NULL")
             return cur.fetchone() is not None
 
