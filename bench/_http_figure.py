@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -69,6 +70,9 @@ def expect(response: httpx.Response, *statuses: int) -> httpx.Response:
 class Target:
     name: str
     server: Server
+    # A failed check of a required target fails the run; moto's own 500s are reported
+    # (and its rate counts only its 200s) but are moto's bugs, not the ledger's.
+    required: bool = True
     requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     acknowledged: Counter[str] = field(default_factory=Counter)  # 2xx answers, all phases
     failed: Counter[str] = field(default_factory=Counter)  # other answers and errors
@@ -198,6 +202,16 @@ class MotoTarget(Target):
             value = self._send(client, "GET").json()["SecretString"]
         out["holds_value"] = value == PAYLOAD
         out["ok"] = bool(out["ok"] and out["holds_value"])
+        if any(self.failed.values()):
+            # Its own exceptions, from its log: moto's models are not thread-safe, and
+            # moto_server serves each request in a thread.
+            causes: Counter[str] = Counter()
+            lines = self.server.log_path.read_text(errors="replace").splitlines()
+            for before, line in itertools.pairwise(lines):
+                if before.startswith("  ") and not line.startswith((" ", "Traceback")) \
+                        and ("Error" in line or "Exception" in line):
+                    causes[line.strip()[:200]] += 1
+            out["server_exceptions_in_log"] = dict(causes)
         return out
 
 
@@ -418,8 +432,8 @@ def start_targets(space: Workspace, names: tuple[str, ...]) -> dict[str, Target]
         elif name == "moto":
             port = free_port()
             argv = [console_script("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-            moto = MotoTarget(name, Server(name, argv, dict(os.environ), port,
-                                           workdir))
+            moto = MotoTarget(name, Server(name, argv, dict(os.environ), port, workdir),
+                              required=False)
             targets[name] = moto
             moto.server.start("/moto-api/")
             moto.setup()
@@ -498,6 +512,7 @@ def main() -> int:
                         profiles[f"{op}-{mode}"] = profile_run(
                             ledger, op, spec, args.profile, warmup + duration + 1.0, mode)
             checks = {name: target.check() for name, target in targets.items()}
+            required = {name: target.required for name, target in targets.items()}
         finally:
             for target in targets.values():
                 code = target.server.stop()
@@ -560,9 +575,10 @@ def main() -> int:
                 ratio_rows)
     for key, prof in profiles.items():
         print_profile(key, prof)
-    all_ok = all(check["ok"] for check in checks.values())
+    all_ok = all(check["ok"] for name, check in checks.items() if required[name])
     print_table("Correctness", ["target", "ok", "detail"], [
-        [name, "yes" if check["ok"] else "[red]NO[/red]",
+        [name, "yes" if check["ok"] else "[red]NO[/red]" if required[name]
+         else "[yellow]NO (baseline's own errors: reported, not failing the run)[/yellow]",
          ", ".join(f"{k}={v}" for k, v in check.items() if k != "ok")]
         for name, check in checks.items()
     ])
@@ -575,6 +591,7 @@ def main() -> int:
                    "versions": versions()},
         "runs": runs, "medians": medians, "targets_met": targets_met, "checks": checks,
         "profiles": profiles, "ok": all_ok,
+        "baselines_ok": all(check["ok"] for check in checks.values()),
     }, args.out)
     if not all_ok:
         console.print("[red bold]correctness check FAILED[/red bold]")
