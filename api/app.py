@@ -6,12 +6,13 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.datastructures import MutableHeaders
 
 from api.problems import install_problem_handlers, problem
 from api.routes import audit, ops, secrets, tenants
@@ -81,6 +82,58 @@ class _TooLarge(Exception):
     pass
 
 
+class RequestIdAndMetrics:
+    """Gives every response an ``X-Request-Id`` (the client's, when well formed), counts
+    and times it by route and status, and answers an unexpected error with a 500 problem.
+
+    Plain ASGI rather than ``@app.middleware("http")``: that wrapper costs a task and a
+    stream per request on the event loop, which serves every request of the process.
+    """
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given_raw = dict(scope.get("headers", [])).get(b"x-request-id")
+        given = given_raw.decode("latin-1") if given_raw is not None else None
+        request_id = given if given and _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status, response_started = message["status"], True
+                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+            await send(message)
+
+        try:
+            if given is not None and given != request_id:
+                await problem(400, "invalid_request",
+                              "X-Request-Id is 1-128 characters of [A-Za-z0-9._:/+=-]")(
+                    scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception as error:  # answered here, so the connection stays usable
+            log.error("unexpected %s on %s %s", type(error).__name__, scope.get("method"),
+                      scope.get("path"))
+            if response_started:
+                raise
+            await problem(500, "internal_error", "an unexpected error; it was logged")(
+                scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            labels = (str(scope.get("method")), route, str(status))
+            self.telemetry.requests.labels(*labels).inc()
+            self.telemetry.latency.labels(*labels).observe(time.perf_counter() - started)
+
+
 def create_app(ledger: Ledger, tokens: TokenStore) -> FastAPI:
     app = FastAPI(title="secrets-ledger", version="1",
                   description="An event-sourced, encrypted, per-tenant secrets ledger.")
@@ -94,30 +147,6 @@ def create_app(ledger: Ledger, tokens: TokenStore) -> FastAPI:
     # Added first, so it runs inside the request-id middleware: its 413 gets the header too.
     app.add_middleware(BodyLimit)
 
-    @app.middleware("http")
-    async def request_id_and_metrics(request: Request,
-                                     call_next: Callable[[Request], Awaitable[Response]]
-                                     ) -> Response:
-        given = request.headers.get("x-request-id")
-        request.state.request_id = given if given and _REQUEST_ID.fullmatch(given) else str(
-            uuid.uuid4())
-        started = time.perf_counter()
-        if given is not None and request.state.request_id != given:
-            response: Response = problem(400, "invalid_request",
-                                         "X-Request-Id is 1-128 characters of [A-Za-z0-9._:/+=-]")
-        else:
-            try:
-                response = await call_next(request)
-            except Exception as error:  # answered here, so the connection stays usable
-                log.error("unexpected %s on %s %s", type(error).__name__, request.method,
-                          request.url.path)
-                response = problem(500, "internal_error", "an unexpected error; it was logged")
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        status = str(response.status_code)
-        telemetry.requests.labels(request.method, route, status).inc()
-        telemetry.latency.labels(request.method, route, status).observe(
-            time.perf_counter() - started)
-        response.headers["X-Request-Id"] = request.state.request_id
-        return response
+    app.add_middleware(RequestIdAndMetrics, telemetry=telemetry)
 
     return app
