@@ -158,11 +158,15 @@ class LedgerQueries:
         )
         if row is None:
             raise VersionNotFound("no such version")
-        if row[0] is None or row[1] is None:
+        return self._open_sealed(tenant_id, key, version, row[0], row[1])
+
+    def _open_sealed(self, tenant_id: str, key: str, version: int, sealed: str | None,
+                     dek_id: str | None) -> bytes:
+        if sealed is None or dek_id is None:
             raise VersionDestroyed("that version was destroyed")
         try:
-            data_key = self.keys.data_key(tenant_id, row[1])
-            return crypto.open_sealed(data_key, crypto.from_text(row[0]),
+            data_key = self.keys.data_key(tenant_id, dek_id)
+            return crypto.open_sealed(data_key, crypto.from_text(sealed),
                                       crypto.value_aad(tenant_id, key, version))
         except CannotOpen:
             raise VersionDestroyed("that version can no longer be opened") from None
@@ -227,25 +231,29 @@ class LedgerQueries:
             raise TenantShredded("the tenant was shredded; its values are gone")
         if at is not None:
             version = self._version_at(tenant_id, key, at)
-        latest, deleted = self._key_state(tenant_id, key)
-        if version is None:
-            if deleted:
-                raise SecretDeleted("the secret is deleted")
-            version = latest
+        # One round trip: the key's current state and the wanted version's row.
         row = fetch_one(
             self.db,
-            "SELECT state, metadata, created_at, created_by FROM secret_versions"
-            " WHERE tenant_id = %s AND key = %s AND version = %s",
-            (tenant_id, key, version),
+            "SELECT c.version, c.deleted, v.version, v.state, v.metadata, v.created_at,"
+            " v.created_by, v.ciphertext, v.dek_id FROM current_secrets c"
+            " LEFT JOIN secret_versions v ON v.tenant_id = c.tenant_id AND v.key = c.key"
+            " AND v.version = COALESCE(%s, c.version)"
+            " WHERE c.tenant_id = %s AND c.key = %s",
+            (version, tenant_id, key),
         )
         if row is None:
+            raise SecretNotFound("no such secret")
+        deleted, found, state, metadata, created_at, created_by, sealed, dek_id = row[1:]
+        if version is None and deleted:
+            raise SecretDeleted("the secret is deleted")
+        if found is None:
             raise VersionNotFound("no such version")
-        state, metadata, created_at, created_by = row
+        version = int(found)
         if state == "destroyed":
             raise VersionDestroyed("that version was destroyed")
         if state == "deleted" and at is None:  # at that time it was live: it still opens
             raise SecretDeleted("that version is deleted")
-        plaintext = self._open_version(tenant_id, key, version)
+        plaintext = self._open_sealed(tenant_id, key, version, sealed, dek_id)
         self._record_read(tenant_id, key, version, ctx)
         return SecretValue(key, version, rules.decode_value(plaintext),
                            json.loads(metadata) if metadata else None, created_at, created_by)

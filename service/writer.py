@@ -164,8 +164,9 @@ class BatchWriter:
                     staged.append((job, self._stage(job, aggregates, effects)))
                 except LedgerError as error:
                     job.result, job.error = None, error
-                except Exception:
-                    log.exception("command failed")
+                except Exception as error:
+                    # The type only: a message could quote the input, which may be a value.
+                    log.error("command failed: %s", type(error).__name__)
                     job.result, job.error = None, Unavailable("the command failed; retry")
             try:
                 self._save(aggregates, effects,
