@@ -138,3 +138,23 @@ def test_rotate_master_keeps_every_value_readable_and_the_chain_head(
     again = run(settings, "import", "--tenant", "acme",
                 str(write_json(tmp_path / "b.json", {"a": "alpha"})))
     assert "imported 0 changed keys" in again.stdout
+
+
+def test_verify_exits_1_naming_the_tenant_and_position_of_an_edited_row(
+        settings: Settings, tmp_path: Path) -> None:
+    from tests.test_tamper_evidence import change_actor, edit_json, tamper
+
+    for name in ("intact", "edited"):
+        run(settings, "import", "--tenant", name,
+            str(write_json(tmp_path / f"{name}.json", {"a": 1})))
+        run(settings, "import", "--tenant", name,
+            str(write_json(tmp_path / f"{name}.json", {"a": 2})))
+    assert run(settings, "verify").returncode == 0
+    tamper(settings, "edited", 2, edit_json(change_actor))
+    for args in (("verify",), ("verify", "--tenant", "edited")):
+        result = run(settings, *args)
+        assert result.returncode == 1
+        assert "BROKEN" in result.stdout
+        assert "first bad position 2" in result.stdout
+        assert "BROKEN  edited" in result.stdout
+    assert run(settings, "verify", "--tenant", "intact").returncode == 0
