@@ -40,6 +40,22 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PAYLOAD = "x" * 300  # the 300-byte value every figure writes
 
 
+def verdict(ok: bool) -> int:
+    """The exit status of a benchmark: 1 when a correctness check failed."""
+    if not ok:
+        console.print("[red bold]correctness check FAILED[/red bold]")
+        return 1
+    return 0
+
+
+def run_benchmark(main: Callable[[], int]) -> None:
+    """Runs a benchmark's main, prints how long it took, exits with its status."""
+    began = time.perf_counter()
+    code = main()
+    console.print(f"[dim]{time.perf_counter() - began:.0f} s[/dim]")
+    sys.exit(code)
+
+
 def database_url() -> str:
     return os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
 

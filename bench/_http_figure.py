@@ -26,6 +26,7 @@ from _common import (
     pg_version,
     print_table,
     ratio,
+    verdict,
     workspace,
     write_json,
 )
@@ -593,10 +594,7 @@ def main() -> int:
         "profiles": profiles, "ok": all_ok,
         "baselines_ok": all(check["ok"] for check in checks.values()),
     }, args.out)
-    if not all_ok:
-        console.print("[red bold]correctness check FAILED[/red bold]")
-        return 1
-    return 0
+    return verdict(all_ok)
 
 
 def print_profile(key: str, prof: dict[str, Any]) -> None:

@@ -22,9 +22,7 @@ are exactly 1..current), and the baselines' stores hold exactly what they acknow
 from __future__ import annotations
 
 import sqlite3
-import sys
 import threading
-import time
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -42,7 +40,9 @@ from _common import (
     pg_version,
     print_table,
     ratio,
+    run_benchmark,
     run_timed,
+    verdict,
     wait_for_views,
     workspace,
     write_json,
@@ -427,14 +427,8 @@ def main() -> int:
         "scenarios": plan, "runs": runs, "medians": medians, "checks": checks,
         "ok": all_ok,
     }, args.out)
-    if not all_ok:
-        console.print("[red bold]correctness check FAILED[/red bold]")
-        return 1
-    return 0
+    return verdict(all_ok)
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    code = main()
-    console.print(f"[dim]{time.perf_counter() - started:.0f} s[/dim]")
-    sys.exit(code)
+    run_benchmark(main)

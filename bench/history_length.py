@@ -21,7 +21,6 @@ verify.
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
@@ -38,6 +37,8 @@ from _common import (
     pg_version,
     print_table,
     ratio,
+    run_benchmark,
+    verdict,
     wait_for_views,
     workspace,
     write_json,
@@ -206,14 +207,8 @@ def main() -> int:
         "info": info, "warm_runs": warm, "cold_first_write_s": cold, "medians": medians,
         "ratios": ratios, "checks": checks, "ok": ok,
     }, args.out)
-    if not ok:
-        console.print("[red bold]correctness check FAILED[/red bold]")
-        return 1
-    return 0
+    return verdict(ok)
 
 
 if __name__ == "__main__":
-    began = time.perf_counter()
-    code = main()
-    console.print(f"[dim]{time.perf_counter() - began:.0f} s[/dim]")
-    sys.exit(code)
+    run_benchmark(main)

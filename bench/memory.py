@@ -44,6 +44,8 @@ from _common import (  # noqa: E402
     fmt,
     pg_version,
     print_table,
+    run_benchmark,
+    verdict,
     wait_for_views,
     workspace,
     write_json,
@@ -269,14 +271,8 @@ def main() -> int:
                    "fill_threads": FILL_THREADS, "target_mb": TARGET_MB, "quick": args.quick},
         "results": results, "ok": all_ok,
     }, args.out)
-    if not all_ok:
-        console.print("[red bold]correctness check FAILED[/red bold]")
-        return 1
-    return 0
+    return verdict(all_ok)
 
 
 if __name__ == "__main__":
-    started = time.perf_counter()
-    code = main()
-    console.print(f"[dim]{time.perf_counter() - started:.0f} s[/dim]")
-    sys.exit(code)
+    run_benchmark(main)

@@ -24,7 +24,6 @@ projector caught up, the decode pass saw every stored event, the copy every row.
 from __future__ import annotations
 
 import sqlite3
-import sys
 import time
 from typing import Any
 
@@ -42,6 +41,8 @@ from _common import (
     pg_version,
     print_table,
     ratio,
+    run_benchmark,
+    verdict,
     workspace,
     write_json,
 )
@@ -296,14 +297,8 @@ def main() -> int:
         "info": info, "runs": reps, "medians_events_per_s": medians,
         "medians_seconds": seconds, "ratios": ratios, "checks": checks, "ok": ok,
     }, args.out)
-    if not ok:
-        console.print("[red bold]correctness check FAILED[/red bold]")
-        return 1
-    return 0
+    return verdict(ok)
 
 
 if __name__ == "__main__":
-    began = time.perf_counter()
-    code = main()
-    console.print(f"[dim]{time.perf_counter() - began:.0f} s[/dim]")
-    sys.exit(code)
+    run_benchmark(main)
