@@ -14,6 +14,10 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 
+import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+
 from projections.projector import EventSource, lock_position, set_position
 from projections.views import View
 from service.database import Cursor, Database
@@ -87,15 +91,26 @@ def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]]
     return views_checksum(db, view_classes)
 
 
+class _BoolAsInt(Loader):
+    """PostgreSQL booleans as SQLite returns them (1 or 0), so that both checksum alike."""
+
+    def load(self, data: Buffer) -> int:
+        return 1 if data == b"t" else 0
+
+
+CHECKSUM_CHUNK = 10_000
+
+
 def views_checksum(db: Database, view_classes: Sequence[type[View]]) -> str:
     """SHA-256 over every row of the views in key order, the same on both backends."""
     digest = hashlib.sha256()
     with db.transaction() as cur:
+        if isinstance(cur, psycopg.Cursor):
+            cur.adapters.register_loader("bool", _BoolAsInt)
         for cls in view_classes:
             for table in cls.tables:
                 digest.update(f"table {table}\n".encode())
                 cur.execute(f"SELECT * FROM {table} ORDER BY {cls.order_by[table]}")
-                for row in cur.fetchall():
-                    normal = [int(v) if isinstance(v, bool) else v for v in row]
-                    digest.update(json.dumps(normal, default=str).encode() + b"\n")
+                while rows := cur.fetchmany(CHECKSUM_CHUNK):
+                    digest.update(json.dumps(rows).encode() + b"\n")
     return digest.hexdigest()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from domain.reads import ValueRead
 from domain.tenant import Tenant
+from projections import bulk
 from service.clock import format_time
 from service.database import Cursor
 
@@ -146,45 +147,45 @@ class CurrentSecretsView(View):
         t = self.t
         for sql, params in rows.tenant_statements:
             cur.execute(sql, params)
-        if rows.stream_versions:
-            cur.executemany(f"UPDATE {t['tenants']} SET version = %s WHERE tenant_id = %s",
-                            [(v, tenant_id) for tenant_id, v in rows.stream_versions.items()])
-        if rows.versions:
-            cur.executemany(
-                f"INSERT INTO {t['secret_versions']} (tenant_id, key, version, created_at,"
-                " created_by, state, ciphertext, dek_id, key_version, metadata, position)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                list(rows.versions.values()))
-        if rows.states:
-            cur.executemany(
-                f"UPDATE {t['secret_versions']} SET state = %s WHERE tenant_id = %s"
-                " AND key = %s AND version = %s AND state <> 'destroyed'",
-                [(state, *slot) for slot, state in rows.states.items()])
-        if rows.destroyed:
-            cur.executemany(
-                f"UPDATE {t['secret_versions']} SET state = 'destroyed', ciphertext = NULL,"
-                " dek_id = NULL WHERE tenant_id = %s AND key = %s AND version = %s",
-                list(rows.destroyed))
+        bulk.update(cur, t["tenants"], assign=[("version", "bigint")],
+                    keys=[("tenant_id", "text")],
+                    rows=[(v, tenant_id) for tenant_id, v in rows.stream_versions.items()])
+        bulk.append(cur, t["secret_versions"], _VERSION_COLUMNS, list(rows.versions.values()))
+        bulk.update(cur, t["secret_versions"], assign=[("state", "text")], keys=_SLOT,
+                    rows=[(state, *slot) for slot, state in rows.states.items()],
+                    where="state <> 'destroyed'")
+        bulk.update(cur, t["secret_versions"], assign=[], keys=_SLOT, rows=list(rows.destroyed),
+                    fixed="state = 'destroyed', ciphertext = NULL, dek_id = NULL")
         for tenant_id in rows.shredded:
             cur.execute(
                 f"UPDATE {t['secret_versions']} SET ciphertext = NULL, dek_id = NULL"
                 " WHERE tenant_id = %s", (tenant_id,))
-        if rows.current:
-            cur.executemany(
-                f"INSERT INTO {t['current_secrets']} (tenant_id, key, version, updated_at,"
-                " deleted) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant_id, key) DO UPDATE"
-                " SET version = excluded.version, updated_at = excluded.updated_at,"
-                " deleted = excluded.deleted",
-                [(*slot, *state) for slot, state in rows.current.items()])
-        if rows.timeline:
-            cur.executemany(
-                f"INSERT INTO {t['key_timeline']} (tenant_id, key, position, at, version, live)"
-                " VALUES (%s, %s, %s, %s, %s, %s)", rows.timeline)
-        if rows.idempotency:
-            cur.executemany(
-                f"INSERT INTO {t['idempotency_records']} (tenant_id, idempotency_key,"
-                " request_hash, position, result, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT DO NOTHING", rows.idempotency)
+        bulk.merge(cur, t["current_secrets"], _CURRENT_COLUMNS,
+                   [(*slot, *state) for slot, state in rows.current.items()],
+                   "(tenant_id, key) DO UPDATE SET version = excluded.version,"
+                   " updated_at = excluded.updated_at, deleted = excluded.deleted")
+        bulk.append(cur, t["key_timeline"], _TIMELINE_COLUMNS, rows.timeline)
+        bulk.merge(cur, t["idempotency_records"], _IDEMPOTENCY_COLUMNS, rows.idempotency,
+                   "DO NOTHING")
+
+
+_SLOT: list[bulk.Column] = [("tenant_id", "text"), ("key", "text"), ("version", "integer")]
+_VERSION_COLUMNS: list[bulk.Column] = [
+    *_SLOT, ("created_at", "text"), ("created_by", "text"), ("state", "text"),
+    ("ciphertext", "text"), ("dek_id", "text"), ("key_version", "integer"),
+    ("metadata", "text"), ("position", "bigint")]
+_CURRENT_COLUMNS: list[bulk.Column] = [
+    ("tenant_id", "text"), ("key", "text"), ("version", "integer"), ("updated_at", "text"),
+    ("deleted", "boolean")]
+_TIMELINE_COLUMNS: list[bulk.Column] = [
+    ("tenant_id", "text"), ("key", "text"), ("position", "bigint"), ("at", "text"),
+    ("version", "integer"), ("live", "boolean")]
+_IDEMPOTENCY_COLUMNS: list[bulk.Column] = [
+    ("tenant_id", "text"), ("idempotency_key", "text"), ("request_hash", "text"),
+    ("position", "bigint"), ("result", "text"), ("created_at", "text")]
+_AUDIT_COLUMNS: list[bulk.Column] = [
+    ("tenant_id", "text"), ("position", "bigint"), ("at", "text"), ("action", "text"),
+    ("key", "text"), ("version", "integer"), ("actor", "text"), ("request_id", "text")]
 
 
 def outcome_of(event: Any) -> dict[str, Any]:
@@ -212,12 +213,7 @@ class AuditTrail(View):
             if (tenant_id := _audited_tenant(event)) is not None
             for n, (action, key, version) in enumerate(changes_of(event))
         ]
-        if rows:
-            cur.executemany(
-                f"INSERT INTO {self.t['audit_trail']} (tenant_id, position, at, action, key,"
-                " version, actor, request_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                rows,
-            )
+        bulk.append(cur, self.t["audit_trail"], _AUDIT_COLUMNS, rows)
 
 
 def _audited_tenant(event: Any) -> str | None:

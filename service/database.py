@@ -41,6 +41,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Row]: ...
 
+    def fetchmany(self, size: int) -> list[Row]: ...
+
 
 class Database(Protocol):
     dialect: Dialect
@@ -75,6 +77,9 @@ class _SQLiteCursor:
 
     def fetchall(self) -> list[Row]:
         return list(self._cursor.fetchall())
+
+    def fetchmany(self, size: int) -> list[Row]:
+        return list(self._cursor.fetchmany(size))
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:

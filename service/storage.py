@@ -7,11 +7,16 @@ or in ``ledger.sqlite`` next to ``events.sqlite`` in the data directory.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import resolve_topic
 
 from domain.tenant import Tenant
 from service.database import (
@@ -40,6 +45,7 @@ class StoreEventSource:
 
     def __init__(self, app: LedgerEvents) -> None:
         self.app = app
+        self.decode = EventDecoder(app.mapper)
 
     def max_position(self) -> int:
         return int(self.app.recorder.max_notification_id() or 0)
@@ -48,8 +54,51 @@ class StoreEventSource:
         notifications = self.app.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False
         )
-        to_event = self.app.mapper.to_domain_event
-        return [(n.id, to_event(n)) for n in notifications]
+        decode = self.decode
+        return [(n.id, decode(n)) for n in notifications]
+
+
+class EventDecoder:
+    """The library mapper's ``to_domain_event``, several times faster for the ledger's events.
+
+    The mapper decodes JSON with a Python hook called for every object. The ledger's
+    events hold JSON-native values except their timestamp, so a stored state in which
+    ``"_type_"`` occurs once is plain JSON plus that timestamp: it is decoded with the C
+    parser alone. Anything else (another transcoded value, an upcast class, a cipher or
+    a compressor on the mapper) goes through the library's own mapper.
+    """
+
+    def __init__(self, mapper: Mapper[Any]) -> None:
+        self.mapper = mapper
+        self.plain = mapper.cipher is None and mapper.compressor is None
+        self.classes: dict[str, type[Any] | None] = {}
+
+    def __call__(self, stored: StoredEvent) -> Any:
+        cls = self._fast_class(stored.topic)
+        state = stored.state
+        if cls is None or state.count(b'"_type_"') != 1:
+            return self.mapper.to_domain_event(stored)
+        fields = json.loads(state)
+        moment = fields["timestamp"]
+        if moment.get("_type_") != "datetime_iso":
+            return self.mapper.to_domain_event(stored)
+        fields["timestamp"] = datetime.fromisoformat(moment["_data_"])
+        originator_id = stored.originator_id
+        fields["originator_id"] = (originator_id if isinstance(originator_id, UUID)
+                                   else UUID(str(originator_id)))
+        fields["originator_version"] = stored.originator_version
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", fields)
+        return event
+
+    def _fast_class(self, topic: str) -> type[Any] | None:
+        try:
+            return self.classes[topic]
+        except KeyError:
+            cls = resolve_topic(topic)
+            fast = self.plain and getattr(cls, "class_version", 1) == 1
+            self.classes[topic] = cls if fast else None
+            return self.classes[topic]
 
 
 @dataclass
