@@ -16,6 +16,7 @@ MAX_KEY_CHARS = 256
 MAX_VERSION = 2**63 - 1  # what a BIGINT holds on both backends
 MAX_VALUE_DEPTH = 64  # deeper JSON is refused: no client needs it, and parsers recurse
 MAX_CHANGES_PER_EVENT = 65_536  # audit positions leave this many slots per event
+TRANSCODED_SHAPE = frozenset({"_type_", "_data_"})  # how eventsourcing encodes non-JSON types
 RESERVED_LAST_SEGMENTS = frozenset({"versions", "undelete", "rollback", "destroy"})
 
 _TENANT_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -74,6 +75,10 @@ def check_metadata(metadata: object) -> dict[str, str]:
         # Stored as JSON (NUL is escaped there), so only unencodable text is refused.
         check_unicode(name, "a metadata key")
         check_unicode(text, "a metadata value")
+    if metadata.keys() == TRANSCODED_SHAPE:
+        # The event store's JSON decoder would read this object back as an encoded
+        # value (a date, a UUID...), or fail on it: the tenant's stream would not load.
+        raise InvalidRequest("metadata with exactly the keys _type_ and _data_ is reserved")
     return dict(metadata)
 
 

@@ -9,11 +9,13 @@ sees the old view or the new one, never a half-built one.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
+import orjson
 import psycopg
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
@@ -26,11 +28,35 @@ REBUILD_SUFFIX = "__rebuild"
 Progress = Callable[[int], None]
 
 
-def _clone_table(cur: Cursor, db: Database, table: str, clone: str) -> None:
+@dataclass
+class _Clone:
+    """A view table's fresh copy, and the keys and indexes it gets before the swap."""
+
+    table: str
+    clone: str
+    # (the name an index or key takes at the swap, its name meanwhile, "index" or "key")
+    names: list[tuple[str, str, str]] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # statements that build them
+
+    def build_indexes(self, cur: Cursor) -> None:
+        for statement in self.pending:
+            cur.execute(statement)
+        self.pending.clear()
+
+    def swap(self, cur: Cursor) -> None:
+        cur.execute(f"DROP TABLE {self.table}")
+        cur.execute(f"ALTER TABLE {self.clone} RENAME TO {self.table}")
+        for name, temporary, kind in self.names:
+            if kind == "key":
+                cur.execute(f"ALTER TABLE {self.table} RENAME CONSTRAINT {temporary} TO {name}")
+            else:
+                cur.execute(f"ALTER INDEX {temporary} RENAME TO {name}")
+
+
+def _clone_table(cur: Cursor, db: Database, table: str, clone: str) -> _Clone:
     cur.execute(f"DROP TABLE IF EXISTS {clone}")
     if db.dialect == "postgres":
-        cur.execute(f"CREATE TABLE {clone} (LIKE {table} INCLUDING ALL)")
-        return
+        return _clone_postgres_table(cur, table, clone)
     cur.execute(
         "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = %s AND sql IS NOT NULL"
         " ORDER BY type DESC",  # the table before its indexes
@@ -46,6 +72,34 @@ def _clone_table(cur: Cursor, db: Database, table: str, clone: str) -> None:
                 re.sub(rf"^CREATE (UNIQUE )?INDEX \"?{name}\"? ON \"?{table}\"?",
                        rf"CREATE \1INDEX {fresh} ON {clone}", sql)
             )
+    return _Clone(table, clone)
+
+
+def _clone_postgres_table(cur: Cursor, table: str, clone: str) -> _Clone:
+    """The columns now; the keys and indexes as statements to run before or after loading.
+
+    They take temporary names and get the live table's names back at the swap, so that
+    replaying again and again keeps the names the migrations gave.
+    """
+    cur.execute(f"CREATE TABLE {clone} (LIKE {table} INCLUDING DEFAULTS"
+                " INCLUDING CONSTRAINTS)")
+    result = _Clone(table, clone)
+    cur.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid = %s::regclass AND contype IN ('p', 'u')", (table,))
+    keys = cur.fetchall()
+    for name, definition in keys:
+        result.names.append((name, f"{name}{REBUILD_SUFFIX}", "key"))
+        result.pending.append(
+            f"ALTER TABLE {clone} ADD CONSTRAINT {name}{REBUILD_SUFFIX} {definition}")
+    cur.execute("SELECT indexname, indexdef FROM pg_indexes"
+                " WHERE schemaname = current_schema() AND tablename = %s", (table,))
+    for name, definition in cur.fetchall():
+        if any(name == key for key, _ in keys):
+            continue  # the index of a key: the key's statement builds it
+        result.names.append((name, f"{name}{REBUILD_SUFFIX}", "index"))
+        result.pending.append(re.sub(r"^(CREATE (?:UNIQUE )?INDEX) \S+ ON (?:ONLY )?\S+ ",
+                                     rf"\1 {name}{REBUILD_SUFFIX} ON {clone} ", definition))
+    return result
 
 
 def _apply_batch(cur: Cursor, source: EventSource, views: Sequence[View], after: int,
@@ -60,33 +114,55 @@ def _apply_batch(cur: Cursor, source: EventSource, views: Sequence[View], after:
     return batch[-1][0] if batch else after
 
 
+def _load(db: Database, source: EventSource, views: Sequence[View], target: int,
+          batch_size: int, progress: Progress | None) -> int:
+    """Applies every event up to ``target``, many per transaction, outside any lock the
+    live side needs; returns the position reached. The next batch is read and decoded
+    in a second thread while this one writes, so that each thread's database round trips
+    overlap the other's Python work."""
+    position = 0
+    with ThreadPoolExecutor(1, thread_name_prefix="replay-read") as reader:
+        ahead = reader.submit(source.read, position, batch_size)
+        while position < target:
+            batch = [item for item in ahead.result() if item[0] <= target]
+            if not batch:
+                break
+            position = batch[-1][0]
+            if position < target:
+                ahead = reader.submit(source.read, position, batch_size)
+            with db.transaction() as cur:
+                for view in views:
+                    view.apply_batch(cur, batch)
+            if progress is not None:
+                progress(len(batch))
+    return position
+
+
 def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]],
-           progress: Progress | None = None, batch_size: int = 5000) -> str:
+           progress: Progress | None = None, batch_size: int = 10_000) -> str:
     """Rebuilds the given views and swaps them in; returns their checksum."""
     rebuilt = [cls(REBUILD_SUFFIX) for cls in view_classes]
+    clones: list[_Clone] = []
     with db.transaction() as cur:
         for view in rebuilt:
             for table in view.tables:
-                _clone_table(cur, db, table, view.t[table])
-    # Bulk phase: many events per transaction, outside any lock the live side needs.
-    target = source.max_position()
-    position = 0
-    while position < target:
-        with db.transaction() as cur:
-            reached = _apply_batch(cur, source, rebuilt, position, target, batch_size, progress)
-        if reached == position:
-            break
-        position = reached
+                clone = _clone_table(cur, db, table, view.t[table])
+                if table not in view.append_only:
+                    clone.build_indexes(cur)  # merges and updates need their keys
+                clones.append(clone)
+    position = _load(db, source, rebuilt, source.max_position(), batch_size, progress)
+    with db.transaction() as cur:  # one sort per index beats keeping it up to date
+        for clone in clones:
+            clone.build_indexes(cur)
     with db.transaction() as cur:
         for view in rebuilt:
             lock_position(cur, db, view.name)
         while (reached := _apply_batch(cur, source, rebuilt, position, None, batch_size,
                                        progress)) != position:
             position = reached
+        for clone in clones:
+            clone.swap(cur)
         for view in rebuilt:
-            for table in view.tables:
-                cur.execute(f"DROP TABLE {table}")
-                cur.execute(f"ALTER TABLE {view.t[table]} RENAME TO {table}")
             set_position(cur, view.name, position)
     return views_checksum(db, view_classes)
 
@@ -112,5 +188,5 @@ def views_checksum(db: Database, view_classes: Sequence[type[View]]) -> str:
                 digest.update(f"table {table}\n".encode())
                 cur.execute(f"SELECT * FROM {table} ORDER BY {cls.order_by[table]}")
                 while rows := cur.fetchmany(CHECKSUM_CHUNK):
-                    digest.update(json.dumps(rows).encode() + b"\n")
+                    digest.update(orjson.dumps(rows) + b"\n")
     return digest.hexdigest()

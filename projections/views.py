@@ -28,6 +28,8 @@ class View(ABC):
     tables: ClassVar[tuple[str, ...]]
     # Columns that order each table's rows for the checksum (its primary key).
     order_by: ClassVar[Mapping[str, str]]
+    # Tables a rebuild only appends to: replay may build their indexes after loading.
+    append_only: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix
@@ -92,6 +94,7 @@ class CurrentSecretsView(View):
         "key_timeline": "tenant_id, key, position",
         "idempotency_records": "tenant_id, idempotency_key",
     }
+    append_only = frozenset({"key_timeline"})
 
     def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
         rows = _CurrentRows()
@@ -204,6 +207,7 @@ class AuditTrail(View):
     name = "audit"
     tables = ("audit_trail",)
     order_by: ClassVar[Mapping[str, str]] = {"audit_trail": "tenant_id, position"}
+    append_only = frozenset({"audit_trail"})
 
     def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
         rows = [

@@ -7,13 +7,13 @@ or in ``ledger.sqlite`` next to ``events.sqlite`` in the data directory.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import resolve_topic
@@ -63,9 +63,9 @@ class EventDecoder:
 
     The mapper decodes JSON with a Python hook called for every object. The ledger's
     events hold JSON-native values except their timestamp, so a stored state in which
-    ``"_type_"`` occurs once is plain JSON plus that timestamp: it is decoded with the C
-    parser alone. Anything else (another transcoded value, an upcast class, a cipher or
-    a compressor on the mapper) goes through the library's own mapper.
+    ``"_type_"`` occurs once is plain JSON plus that timestamp: orjson decodes it alone.
+    Anything else (another transcoded value, an upcast class, a cipher or a compressor
+    on the mapper, JSON orjson refuses) goes through the library's own mapper.
     """
 
     def __init__(self, mapper: Mapper[Any]) -> None:
@@ -78,9 +78,12 @@ class EventDecoder:
         state = stored.state
         if cls is None or state.count(b'"_type_"') != 1:
             return self.mapper.to_domain_event(stored)
-        fields = json.loads(state)
-        moment = fields["timestamp"]
-        if moment.get("_type_") != "datetime_iso":
+        try:
+            fields = orjson.loads(state)
+        except orjson.JSONDecodeError:
+            return self.mapper.to_domain_event(stored)
+        moment = fields.get("timestamp")
+        if not isinstance(moment, dict) or moment.get("_type_") != "datetime_iso":
             return self.mapper.to_domain_event(stored)
         fields["timestamp"] = datetime.fromisoformat(moment["_data_"])
         originator_id = stored.originator_id

@@ -9,6 +9,7 @@ a lost event shows up even where a checksum would only say "different".
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,7 @@ from service.ledger import Ledger
 from service.queries import AuditFilter
 from service.runtime import LedgerRuntime
 from service.settings import Settings
+from service.storage import EventDecoder
 from tests.conftest import PG_URL
 
 CHANGE_ACTIONS = ("tenant_opened", "write", "delete", "undelete", "destroy", "rollback",
@@ -354,3 +356,72 @@ def test_killing_the_projection_process_and_restarting_it_leaves_no_duplicate_or
                           capture_output=True, text=True, timeout=120, check=False)
     assert once.returncode == 0, once.stderr
     assert_views_complete(still_runtime, changes)
+
+
+def test_a_replay_in_many_small_batches_gives_the_same_views(runtime: LedgerRuntime) -> None:
+    rich_history(runtime.ledger)
+    caught_up(runtime)
+    storage = runtime.storage
+    live = views_checksum(storage.db, ALL_VIEWS)
+    assert replay(storage.db, storage.source, views_named("all"), batch_size=7) == live
+
+
+def index_shapes(runtime: LedgerRuntime) -> tuple[list[tuple[str, str]], list[str]]:
+    """(table, index definition without its name) of every view table, and, on
+    PostgreSQL, the index names (SQLite's are renamed on every replay: names are global)."""
+    tables = [table for view in ALL_VIEWS for table in view.tables]
+    marks = ", ".join(["%s"] * len(tables))
+    with runtime.storage.db.transaction() as cur:
+        if runtime.storage.db.dialect == "postgres":
+            cur.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE"
+                        f" schemaname = current_schema() AND tablename IN ({marks})", tables)
+        else:
+            cur.execute("SELECT tbl_name, name, sql FROM sqlite_master WHERE type = 'index'"
+                        f" AND sql IS NOT NULL AND tbl_name IN ({marks})", tables)
+        rows = cur.fetchall()
+    shapes = sorted((table, re.sub(r"INDEX \S+ ON \S+", "INDEX ON", sql))
+                    for table, _, sql in rows)
+    names = sorted(name for _, name, _ in rows) if runtime.storage.db.dialect == "postgres" \
+        else []
+    return shapes, names
+
+
+def test_replaying_twice_keeps_every_key_and_index_of_the_views(runtime: LedgerRuntime) -> None:
+    rich_history(runtime.ledger)
+    caught_up(runtime)
+    before = index_shapes(runtime)
+    assert before[0], "the views have indexes"
+    for _ in range(2):
+        replay(runtime.storage.db, runtime.storage.source, views_named("all"))
+        assert index_shapes(runtime) == before
+    # The keys still hold: a second row for a key is refused.
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"), \
+            runtime.storage.db.transaction() as cur:
+        cur.execute("INSERT INTO audit_trail (tenant_id, position, at, action, actor,"
+                    " request_id) SELECT tenant_id, position, at, action, actor, request_id"
+                    " FROM audit_trail LIMIT 1")
+
+
+def test_the_fast_decoder_gives_the_events_the_library_mapper_gives(
+        runtime: LedgerRuntime) -> None:
+    rich_history(runtime.ledger)
+    runtime.ledger.put_secret("acme", "unicode/key", "v", {"note": "é ☃ \"q\" \\ \u2028"},
+                              None, request(actor="tok_ünï"))
+    storage = runtime.storage
+    recorder, mapper = storage.events.recorder, storage.events.mapper
+    decode = EventDecoder(mapper)
+    fallbacks: list[Any] = []
+
+    class CountingMapper:
+        def to_domain_event(self, stored: Any) -> Any:
+            fallbacks.append(stored)
+            return mapper.to_domain_event(stored)
+
+    decode.mapper = CountingMapper()  # type: ignore[assignment]
+    notifications = recorder.select_notifications(0, 10_000)
+    assert len(notifications) > 50
+    for notification in notifications:
+        fast, slow = decode(notification), mapper.to_domain_event(notification)
+        assert type(fast) is type(slow)
+        assert fast.__dict__ == slow.__dict__
+    assert not fallbacks, "the ledger's own events never need the library's decoder"

@@ -97,12 +97,23 @@ def test_metadata_belongs_to_the_version(writer: httpx.Client, tenant: str) -> N
 @pytest.mark.parametrize("metadata", [
     {"k": 1}, {"": "v"}, {"k" * 129: "v"}, {"k": "v" * 1025},
     {f"k{i}": "v" for i in range(65)}, ["k", "v"], "k=v",
-], ids=["int-value", "empty-key", "long-key", "long-value", "65-entries", "list", "string"])
+    {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"},
+    {"_type_": "uuid_hex", "_data_": "zz"},
+], ids=["int-value", "empty-key", "long-key", "long-value", "65-entries", "list", "string",
+        "encoded-date-shape", "encoded-uuid-shape"])
 def test_bad_metadata_is_400_and_writes_nothing(writer: httpx.Client, tenant: str,
                                                 metadata: Any) -> None:
     response = writer.put(secret_path(tenant, "m"), json={"value": 1, "metadata": metadata})
     assert_problem(response, 400, "invalid_request")
     assert_problem(writer.get(secret_path(tenant, "m")), 404, "secret_not_found")
+
+
+def test_metadata_naming_one_of_the_encoding_keys_is_accepted(writer: httpx.Client,
+                                                              tenant: str) -> None:
+    for metadata in ({"_type_": "uuid_hex", "_data_": "zz", "owner": "ops"}, {"_type_": "x"}):
+        response = writer.put(secret_path(tenant, "m"), json={"value": 1, "metadata": metadata})
+        assert response.status_code in (200, 201), response.text
+        assert get_json(writer, secret_path(tenant, "m"))["metadata"] == metadata
 
 
 def test_metadata_at_the_limits_is_accepted(writer: httpx.Client, tenant: str) -> None:
