@@ -27,7 +27,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from domain.errors import LedgerError
 from domain.tenant import RequestContext
-from projections.replay import replay, views_checksum
+from projections.checksum import views_checksum
+from projections.replay import replay
 from projections.views import views_named
 from service.database import migrate
 from service.ledger import check_import

@@ -161,7 +161,8 @@ def main() -> int:
     n_target = args.events or (20_000 if args.quick else 100_000)
     n_tenants = args.tenants or (20 if args.quick else 100)
 
-    from projections.replay import replay, views_checksum
+    from projections.checksum import views_checksum
+    from projections.replay import replay
     from projections.views import ALL_VIEWS
 
     reps: list[dict[str, Any]] = []

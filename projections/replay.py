@@ -8,18 +8,13 @@ sees the old view or the new one, never a half-built one.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import orjson
-import psycopg
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
-
+from projections.checksum import views_checksum
 from projections.projector import EventSource, lock_position, set_position
 from projections.views import View
 from service.database import Cursor, Database
@@ -165,28 +160,3 @@ def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]]
         for view in rebuilt:
             set_position(cur, view.name, position)
     return views_checksum(db, view_classes)
-
-
-class _BoolAsInt(Loader):
-    """PostgreSQL booleans as SQLite returns them (1 or 0), so that both checksum alike."""
-
-    def load(self, data: Buffer) -> int:
-        return 1 if data == b"t" else 0
-
-
-CHECKSUM_CHUNK = 10_000
-
-
-def views_checksum(db: Database, view_classes: Sequence[type[View]]) -> str:
-    """SHA-256 over every row of the views in key order, the same on both backends."""
-    digest = hashlib.sha256()
-    with db.transaction() as cur:
-        if isinstance(cur, psycopg.Cursor):
-            cur.adapters.register_loader("bool", _BoolAsInt)
-        for cls in view_classes:
-            for table in cls.tables:
-                digest.update(f"table {table}\n".encode())
-                cur.execute(f"SELECT * FROM {table} ORDER BY {cls.order_by[table]}")
-                while rows := cur.fetchmany(CHECKSUM_CHUNK):
-                    digest.update(orjson.dumps(rows) + b"\n")
-    return digest.hexdigest()

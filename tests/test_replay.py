@@ -21,11 +21,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import psycopg
 import pytest
 
 from domain.tenant import DeleteKey, Precondition, RequestContext, SetValue
+from projections.checksum import copy_text, views_checksum
 from projections.projector import Projector, view_positions
-from projections.replay import replay, views_checksum
+from projections.replay import replay
 from projections.views import (
     ALL_VIEWS,
     AuditTrail,
@@ -425,3 +427,17 @@ def test_the_fast_decoder_gives_the_events_the_library_mapper_gives(
         assert type(fast) is type(slow)
         assert fast.__dict__ == slow.__dict__
     assert not fallbacks, "the ledger's own events never need the library's decoder"
+
+
+def test_the_checksum_writes_sqlite_rows_as_postgresql_copies_its_own() -> None:
+    """Both backends' checksums hash the same bytes for the same rows."""
+    rows = [("a\tb\nc\\d\re\bf\fg\vh\x01i é ☃ \"q\"", 7, 2**62, True),
+            ("", -1, 0, False), (None, None, None, None)]
+    with psycopg.connect(PG_URL) as conn:
+        conn.execute("CREATE TEMPORARY TABLE copied (t TEXT, i INTEGER, b BIGINT, f BOOLEAN)")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO copied VALUES (%s, %s, %s, %s)", rows)
+            with cur.copy("COPY (SELECT * FROM copied ORDER BY i DESC NULLS LAST) TO STDOUT") as copy:
+                copied = b"".join(bytes(data) for data in copy)
+    ours = "".join(copy_text(row, [False, False, False, True]) for row in rows)
+    assert ours.encode() == copied
