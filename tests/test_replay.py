@@ -25,7 +25,7 @@ import psycopg
 import pytest
 
 from domain.tenant import DeleteKey, Precondition, RequestContext, SetValue
-from projections.checksum import copy_text, views_checksum
+from projections.checksum import rows_as_copy_text, views_checksum
 from projections.projector import Projector, view_positions
 from projections.replay import replay
 from projections.views import (
@@ -36,7 +36,7 @@ from projections.views import (
     changes_of,
     views_named,
 )
-from service.database import Cursor
+from service.database import Cursor, SQLiteDatabase
 from service.ledger import Ledger
 from service.queries import AuditFilter
 from service.runtime import LedgerRuntime
@@ -429,15 +429,27 @@ def test_the_fast_decoder_gives_the_events_the_library_mapper_gives(
     assert not fallbacks, "the ledger's own events never need the library's decoder"
 
 
-def test_the_checksum_writes_sqlite_rows_as_postgresql_copies_its_own() -> None:
+@pytest.mark.parametrize("rows", [
+    [("a\tb\nc\\d\re\bf\fg\vh\x01i é ☃ \"q\" '", 7, 2**62, True), ("", -1, 0, False),
+     (None, None, 5, None)],
+    [("plain é ☃ \"q\" '", 7, 2**62, True), ("", -1, 0, False), (None, None, 5, None)],
+], ids=["text-to-escape", "plain-text"])
+def test_the_checksum_reads_sqlite_rows_as_postgresql_copies_its_own(
+        tmp_path: Path, rows: list[tuple[Any, ...]]) -> None:
     """Both backends' checksums hash the same bytes for the same rows."""
-    rows = [("a\tb\nc\\d\re\bf\fg\vh\x01i é ☃ \"q\"", 7, 2**62, True),
-            ("", -1, 0, False), (None, None, None, None)]
-    with psycopg.connect(PG_URL) as conn:
-        conn.execute("CREATE TEMPORARY TABLE copied (t TEXT, i INTEGER, b BIGINT, f BOOLEAN)")
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO copied VALUES (%s, %s, %s, %s)", rows)
-            with cur.copy("COPY (SELECT * FROM copied ORDER BY i DESC NULLS LAST) TO STDOUT") as copy:
-                copied = b"".join(bytes(data) for data in copy)
-    ours = "".join(copy_text(row, [False, False, False, True]) for row in rows)
-    assert ours.encode() == copied
+    table = "CREATE TABLE copied (t TEXT, i INTEGER, b BIGINT NOT NULL, f BOOLEAN)"
+    insert = "INSERT INTO copied VALUES (%s, %s, %s, %s)"
+    with psycopg.connect(PG_URL) as conn, conn.cursor() as cur:
+        cur.execute(table.replace("CREATE", "CREATE TEMPORARY"))
+        cur.executemany(insert, rows)
+        copied = b"".join(rows_as_copy_text(cur, "copied", "b"))
+    sqlite = SQLiteDatabase(tmp_path / "copied.sqlite")
+    try:
+        with sqlite.transaction() as cur:
+            cur.execute(table)
+            cur.executemany(insert, rows)
+            ours = b"".join(rows_as_copy_text(cur, "copied", "b"))
+    finally:
+        sqlite.close()
+    assert copied.count(b"\n") == 3
+    assert ours == copied
