@@ -181,6 +181,17 @@ def test_errors_are_the_routes_problems(apps: Apps, taken: list[str]) -> None:
     assert "GET" in taken and "PUT" in taken
 
 
+def test_a_chunked_body_over_the_limit_gets_the_routes_answer(apps: Apps) -> None:
+    chunk = json.dumps({"value": "x" * 60_000}).encode()
+    answers = []
+    for client in (apps.fast, apps.routes):
+        answers.append(answer(client.put(
+            "/v1/tenants/acme/secrets/big", content=iter([chunk] * 20),
+            headers=bearer(apps.writer, **{"Content-Type": "application/json"}))))
+    assert answers[0] == answers[1]
+    assert answers[0][0] >= 400
+
+
 def _edit_token(settings: Settings, sql: str, token_id: str) -> None:
     """An UPDATE of the tokens table from a connection of its own, as another process."""
     if settings.database_url is None:
