@@ -142,6 +142,16 @@ def test_errors_are_the_routes_problems(apps: Apps, taken: list[str]) -> None:
     assert apps.fast.post("/v1/tenants", json={"tenant": "other"},
                           headers=bearer(other)).status_code == 201
     stranger = apps.tokens.issue("writer", "other", None, "", ADMIN_CTX).token
+    for _ in range(2):
+        put(apps.fast, apps.writer, "destroyed", {"value": 1})
+    assert apps.fast.post("/v1/tenants/acme/secrets/destroyed/destroy", json={"versions": [2]},
+                          headers=bearer(apps.writer)).status_code == 200
+    assert apps.fast.post("/v1/tenants", json={"tenant": "shredded"},
+                          headers=bearer(other)).status_code == 201
+    shredded = apps.tokens.issue("writer", "shredded", None, "", ADMIN_CTX).token
+    put(apps.fast, shredded, "a", {"value": 1})
+    assert apps.fast.delete("/v1/tenants/shredded", headers=bearer(
+        other, **{"X-Confirm-Shred": "shredded"})).status_code == 200
     cases: list[tuple[str, str, dict[str, str], bytes | None]] = [
         ("GET", "/v1/tenants/acme/secrets/absent", bearer(apps.reader), None),
         ("GET", "/v1/tenants/acme/secrets/gone", bearer(apps.reader), None),
@@ -170,6 +180,10 @@ def test_errors_are_the_routes_problems(apps: Apps, taken: list[str]) -> None:
          json.dumps({"value": "x" * 70_000}).encode()),
         ("PUT", "/v1/tenants/acme/secrets/a", bearer("slt_nope_nope"), b'{"value": 1'),
         ("PUT", "/v1/tenants/nobody/secrets/a", bearer(other), b'{"value": 1}'),
+        ("GET", "/v1/tenants/acme/secrets/destroyed", bearer(apps.reader), None),
+        ("GET", "/v1/tenants/shredded/secrets/a", bearer(shredded), None),
+        ("GET", "/v1/tenants/shredded/secrets/a", bearer(other), None),
+        ("PUT", "/v1/tenants/shredded/secrets/a", bearer(shredded), b'{"value": 2}'),
     ]
     for method, path, headers, body in cases:
         if body is not None:
