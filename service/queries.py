@@ -39,6 +39,8 @@ from service.verify import ChainCheck, verify_tenant
 from service.writer import BatchWriter
 
 Item = TypeVar("Item")
+# The columns service.tokens.principal_of checks, in its order (that module imports this
+# one through service.ledger, so the list is repeated here).
 _TOKEN_COLUMNS = "token_id, token_hash, role, tenant, expires_at, revoked_at"  # noqa: S105
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
