@@ -9,13 +9,13 @@ import json
 import sqlite3
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pytest
-from fastapi.testclient import TestClient
 
 from api import fast
 from api.app import create_app
@@ -24,6 +24,11 @@ from service.runtime import LedgerRuntime
 from service.settings import Settings
 from service.tokens import TokenStore
 from tests.test_cli import cli_env
+
+with warnings.catch_warnings():
+    # Starlette would have the test client on httpx2; httpx is what this project has.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 ADMIN_CTX = RequestContext(actor="tok_admin", request_id="setup")
 VALUES: list[Any] = [
