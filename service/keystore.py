@@ -190,9 +190,19 @@ class KeyStore:
         )
         if row is None:
             raise CannotOpen
-        tenant_key = self._tenant_key(tenant_id, row[1], row[2], row[3])
+        return self.open_data_key(tenant_id, dek_id, row[0], row[1], row[2], row[3])
+
+    def open_data_key(self, tenant_id: str, dek_id: str, wrapped: str | None,
+                      key_version: int | None, tenant_wrapped: str | None,
+                      master_key_id: str | None) -> bytes:
+        """Unwraps a data key from its row and its tenant key's row, read by the caller in
+        the statement that needed the key (None where a row was missing: destroyed)."""
+        if wrapped is None or key_version is None or tenant_wrapped is None \
+                or master_key_id is None:
+            raise CannotOpen
+        tenant_key = self._tenant_key(tenant_id, key_version, tenant_wrapped, master_key_id)
         return crypto.open_sealed(
-            tenant_key, crypto.from_text(row[0]), crypto.data_key_aad(tenant_id, dek_id)
+            tenant_key, crypto.from_text(wrapped), crypto.data_key_aad(tenant_id, dek_id)
         )
 
     def destroy_data_keys(self, tenant_id: str, dek_ids: Iterable[str]) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -37,6 +39,10 @@ from service.verify import ChainCheck, verify_tenant
 from service.writer import BatchWriter
 
 Item = TypeVar("Item")
+# The columns service.tokens.principal_of checks, in its order (that module imports this
+# one through service.ledger, so the list is repeated here).
+_TOKEN_COLUMNS = "token_id, token_hash, role, tenant, expires_at, revoked_at"  # noqa: S105
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,7 @@ class LedgerQueries:
         self.projector = projector
         self.cursors = CursorCodec(storage.keys.master.current)
         self._collate = ' COLLATE "C"' if self.db.dialect == "postgres" else ""
+        self._read_statement: str | None = None
 
     def _await_views(self) -> None:
         target = self.storage.source.max_position()
@@ -161,11 +168,15 @@ class LedgerQueries:
         return self._open_sealed(tenant_id, key, version, row[0], row[1])
 
     def _open_sealed(self, tenant_id: str, key: str, version: int, sealed: str | None,
-                     dek_id: str | None) -> bytes:
+                     dek_id: str | None,
+                     data_key_of: Callable[[str], bytes] | None = None) -> bytes:
         if sealed is None or dek_id is None:
             raise VersionDestroyed("that version was destroyed")
         try:
-            data_key = self.keys.data_key(tenant_id, dek_id)
+            if data_key_of is None:
+                data_key = self.keys.data_key(tenant_id, dek_id)
+            else:
+                data_key = data_key_of(dek_id)
             return crypto.open_sealed(data_key, crypto.from_text(sealed),
                                       crypto.value_aad(tenant_id, key, version))
         except CannotOpen:
@@ -241,9 +252,16 @@ class LedgerQueries:
             " WHERE c.tenant_id = %s AND c.key = %s",
             (version, tenant_id, key),
         )
-        if row is None:
+        return self._serve_value(tenant_id, key, version, at, row, ctx)
+
+    def _serve_value(self, tenant_id: str, key: str, version: int | None, at: str | None,
+                     row: Sequence[Any] | None, ctx: RequestContext,
+                     data_key_of: Callable[[str], bytes] | None = None) -> SecretValue:
+        """Opens the value of a (current_secrets LEFT JOIN secret_versions) row, records
+        the read durably, and returns the value."""
+        if row is None or row[0] is None:
             raise SecretNotFound("no such secret")
-        deleted, found, state, metadata, created_at, created_by, sealed, dek_id = row[1:]
+        deleted, found, state, metadata, created_at, created_by, sealed, dek_id = row[1:9]
         if version is None and deleted:
             raise SecretDeleted("the secret is deleted")
         if found is None:
@@ -253,10 +271,82 @@ class LedgerQueries:
             raise VersionDestroyed("that version was destroyed")
         if state == "deleted" and at is None:  # at that time it was live: it still opens
             raise SecretDeleted("that version is deleted")
-        plaintext = self._open_sealed(tenant_id, key, version, sealed, dek_id)
+        plaintext = self._open_sealed(tenant_id, key, version, sealed, dek_id, data_key_of)
         self._record_read(tenant_id, key, version, ctx)
         return SecretValue(key, version, rules.decode_value(plaintext),
                            json.loads(metadata) if metadata else None, created_at, created_by)
+
+    def get_secret_with_token(self, name: str, key: str, token_hash: str,
+                              check: Callable[[Sequence[Any] | None], RequestContext]
+                              ) -> SecretValue:
+        """``get_secret`` of the current value for the holder of a token, with the token's
+        row read in the same statement as everything the read needs.
+
+        ``check`` gets the token's row (token_id, token_hash, role, tenant, expires_at,
+        revoked_at; NULLs when no token has that hash), raises if that token may not read
+        this tenant's values, and returns the request's context. It runs before anything
+        about the tenant or the key is judged, so errors come in the order of the
+        separate steps. On PostgreSQL one round trip reads the token, the head of the
+        tenant's stream, the tenant's view row (read-your-writes: its version against
+        that head, in the same snapshot), the key's current version and its data and
+        tenant keys; when the view is behind it falls back to ``get_secret``, which waits.
+        """
+        try:
+            rules.check_secret_key(key)
+            rules.check_tenant_name(name)
+        except InvalidRequest:
+            return self.get_secret(name, key, self._check_token(token_hash, check))
+        if self.db.dialect != "postgres":
+            # SQLite: the event store is another file; the reads stay separate.
+            return self.get_secret(name, key, self._check_token(token_hash, check))
+        tenant_uuid = tenant_id_for(name)
+        tenant_id = str(tenant_uuid)
+        row = fetch_one(self.db, self._read_sql(),
+                        (tenant_uuid, token_hash, tenant_id, tenant_id, key))
+        assert row is not None  # the head subquery always yields one row
+        ctx = check(row[:6])
+        head, views_version, shredded_at = row[6:9]
+        if head is None:
+            raise TenantNotFound("no such tenant")
+        if views_version is None or int(views_version) < int(head):
+            return self.get_secret(name, key, ctx)  # waits until the views hold the head
+        if shredded_at is not None:
+            raise TenantShredded("the tenant was shredded; its values are gone")
+        keys = row[18:22]
+
+        def data_key_of(dek_id: str) -> bytes:
+            return self.keys.open_data_key(tenant_id, dek_id, *keys)
+
+        return self._serve_value(tenant_id, key, None, None, row[9:18], ctx, data_key_of)
+
+    def _check_token(self, token_hash: str,
+                     check: Callable[[Sequence[Any] | None], RequestContext]) -> RequestContext:
+        return check(fetch_one(self.db, f"SELECT {_TOKEN_COLUMNS} FROM tokens"
+                                        " WHERE token_hash = %s", (token_hash,)))
+
+    def _read_sql(self) -> str:
+        if self._read_statement is None:
+            table = self.events.recorder.events_table_name  # type: ignore[attr-defined]
+            if not _IDENTIFIER.fullmatch(table):
+                raise ValueError(f"unexpected events table name {table!r}")
+            self._read_statement = (
+                f"SELECT {', '.join('k.' + c for c in _TOKEN_COLUMNS.split(', '))},"
+                " h.head, t.version, t.shredded_at,"
+                " c.version, c.deleted, v.version, v.state, v.metadata, v.created_at,"
+                " v.created_by, v.ciphertext, v.dek_id,"
+                " d.wrapped, tk.key_version, tk.wrapped, tk.master_key_id"
+                f" FROM (SELECT MAX(originator_version) AS head FROM {table}"
+                " WHERE originator_id = %s) h"
+                " LEFT JOIN tokens k ON k.token_hash = %s"
+                " LEFT JOIN tenants t ON t.tenant_id = %s"
+                " LEFT JOIN current_secrets c ON c.tenant_id = %s AND c.key = %s"
+                " LEFT JOIN secret_versions v ON v.tenant_id = c.tenant_id AND v.key = c.key"
+                " AND v.version = c.version"
+                " LEFT JOIN data_keys d ON d.dek_id = v.dek_id AND d.tenant_id = v.tenant_id"
+                " LEFT JOIN tenant_keys tk ON tk.tenant_id = d.tenant_id"
+                " AND tk.key_version = d.key_version"
+            )
+        return self._read_statement
 
     def _record_read(self, tenant_id: str, key: str, version: int, ctx: RequestContext) -> None:
         record = ValueRead.record(UUID(tenant_id), key, version, ctx.actor, ctx.request_id,

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from domain.errors import InvalidRequest, TokenNotFound, Unauthorized
 from domain.rules import check_text
@@ -109,15 +110,26 @@ class TokenStore:
         digest = hash_token(token)
         row = fetch_one(
             self.db,
-            "SELECT token_id, token_hash, role, tenant, expires_at, revoked_at"
-            " FROM tokens WHERE token_hash = %s",
+            f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = %s",
             (digest,),
         )
-        if row is None or not hmac.compare_digest(str(row[1]), digest):
-            raise Unauthorized("the token is not valid")
-        token_id, _, role, tenant, expires_at, revoked_at = row
-        if revoked_at is not None:
-            raise Unauthorized("the token was revoked")
-        if expires_at is not None and expires_at <= format_time(utc_now()):
-            raise Unauthorized("the token has expired")
-        return Principal(str(token_id), role, tenant)
+        return principal_of(digest, row)
+
+
+TOKEN_COLUMNS = "token_id, token_hash, role, tenant, expires_at, revoked_at"  # noqa: S105
+"""The columns of ``tokens`` that ``principal_of`` checks, in its order."""
+
+
+def principal_of(digest: str, row: Sequence[Any] | None) -> Principal:
+    """The principal of a token whose SHA-256 is ``digest``, from its ``TOKEN_COLUMNS``
+    row (None, or a row of NULLs, when no token has that hash); Unauthorized unless the
+    token is live. Another process's revocation shows in the row at once: the row is
+    read for every request, never cached."""
+    if row is None or row[1] is None or not hmac.compare_digest(str(row[1]), digest):
+        raise Unauthorized("the token is not valid")
+    token_id, _, role, tenant, expires_at, revoked_at = row
+    if revoked_at is not None:
+        raise Unauthorized("the token was revoked")
+    if expires_at is not None and expires_at <= format_time(utc_now()):
+        raise Unauthorized("the token has expired")
+    return Principal(str(token_id), role, tenant)
