@@ -58,6 +58,12 @@ Command = Callable[[Tenant | None, Effects], tuple[Tenant, T]]
 Replay = Callable[[dict[str, Any]], T]
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Job(Generic[T]):
     tenant_id: UUID | None
@@ -65,14 +71,23 @@ class _Job(Generic[T]):
     ctx: RequestContext | None
     replayed: Replay[T] | None
     read: list[Any] | None = None  # a read record's event, taken out of its aggregate once
-    done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
     new_events: list[Any] = field(default_factory=list)
+    done: bool = False  # read and set by the writer thread only
+    # Held until the job is finished: the caller blocks acquiring it. One lock per job,
+    # released once, costs less than an Event (a Condition and a lock per wait).
+    _finished: threading.Lock = field(default_factory=_held_lock, repr=False)
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        if self.done:  # answered already: a caller is woken once
+            return
         self.result, self.error = result, error
-        self.done.set()
+        self.done = True
+        self._finished.release()
+
+    def wait(self) -> None:
+        self._finished.acquire()
 
     @property
     def idempotency(self) -> tuple[UUID, str] | None:
@@ -91,7 +106,7 @@ class BatchWriter:
         # Looks an idempotency key up in the store: after a conflict, another process
         # may have stored the same request first.
         self.stored_outcome = stored_outcome
-        self._queue: queue.Queue[_Job[Any] | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
         # Outcomes of recent idempotent commands: closes the race between two identical
         # requests that both missed the idempotency view before either was saved.
@@ -120,7 +135,7 @@ class BatchWriter:
         if not self._thread.is_alive():
             raise Unavailable("the ledger is shutting down")
         self._queue.put(job)
-        job.done.wait()
+        job.wait()
         if job.error is not None:
             raise job.error
         return job.result
@@ -147,7 +162,7 @@ class BatchWriter:
             except BaseException as error:  # never leave a caller waiting
                 log.error("write batch failed: %s", type(error).__name__)
                 for job in batch:
-                    if not job.done.is_set():
+                    if not job.done:
                         job.finish(error=Unavailable("the write could not be stored; retry"))
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
@@ -261,7 +276,7 @@ class BatchWriter:
             if job.error is None:
                 job.finish(result)
         for job in batch:
-            if not job.done.is_set():
+            if not job.done:
                 job.finish(error=job.error)
 
     # ---- the aggregate cache ----------------------------------------------------------
