@@ -25,7 +25,12 @@ from collections.abc import Sequence
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import Connection, Cursor
@@ -50,8 +55,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             return None
         with self.datastore.get_connection() as conn:
             # Autocommit: the statements below are one implicit transaction, committed by
-            # the server when the last one succeeds, never left open.
-            assert conn.autocommit
+            # the server when the last one succeeds, never left open. (Not an assert: in
+            # a transaction opened by psycopg nothing here would ever be committed.)
+            if not conn.autocommit:
+                raise ProgrammingError("the event store's connections must be in autocommit")
             query = self._transaction_text(conn, stored_events, rows)
             with conn.cursor() as curs:
                 curs.execute(query)  # no parameters: the simple query protocol
