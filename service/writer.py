@@ -179,11 +179,17 @@ class BatchWriter:
         wait a whole commit: concurrent callers settle into two half-size batches, two
         commits where one would do. Waiting until as many jobs as the last batch had
         are queued, for at most ``GATHER_SECONDS``, keeps them in one batch. A lone
-        caller (last batch of one) never waits.
+        caller (last batch of one) never waits, and the wait ends as soon as a pause of
+        ``GATHER_POLL_SECONDS`` brings no new job: callers that are not coming back
+        at once (requests arriving apart) cost at most one pause.
         """
         deadline = time.monotonic() + GATHER_SECONDS
-        while self._queue.qsize() + 1 < expected and time.monotonic() < deadline:
+        queued = self._queue.qsize()
+        while queued + 1 < expected and time.monotonic() < deadline:
             time.sleep(GATHER_POLL_SECONDS)  # releases the GIL to the callers
+            arrived, queued = self._queue.qsize() - queued, self._queue.qsize()
+            if arrived <= 0:
+                return
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         for attempt in range(MAX_ATTEMPTS):
