@@ -16,6 +16,10 @@ from uuid import UUID
 
 GENESIS = "0" * 64
 
+# json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False), built once
+# (json.dumps builds a new encoder on every call with non-default options).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
 # Fields the library sets on every event; identity and time are hashed explicitly.
 _FRAMING_FIELDS = frozenset(
     {"hash", "originator_id", "originator_version", "timestamp", "originator_topic"}
@@ -36,7 +40,7 @@ def link_hash(
         "at": at.isoformat(),
         "fields": {k: v for k, v in fields.items() if k not in _FRAMING_FIELDS},
     }
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(body)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -3,27 +3,77 @@ same transaction as the batch's events.
 
 A value's data key and the event holding its ciphertext then commit together or not
 at all: no orphan keys after a conflict, and one durable commit per batch, not two.
-The library calls ``_insert_events`` inside its transaction, before it locks the events
-table, with the keyword arguments given to ``Application.save``.
+
+The whole transaction is sent as ONE simple query, so it costs one round trip:
+
+    INSERT INTO data_keys …; SET LOCAL lock_timeout …; LOCK TABLE events IN EXCLUSIVE
+    MODE; NOTIFY …; INSERT INTO events … RETURNING notification_id
+
+PostgreSQL runs the statements of one simple query as a single (implicit) transaction:
+they commit together when the last one succeeds, and an error in any of them rolls all
+of them back and leaves the connection idle. The statements, their order and the table
+lock are the library's own (``PostgresApplicationRecorder.insert_events``), which sends
+them in pipeline mode; that costs more client CPU per batch than the whole batch's
+commands do. Values are written as SQL literals quoted by libpq (``PQescapeLiteral``),
+by hex (bytea) or by their own canonical form (integers, UUIDs): nothing is spliced in
+unquoted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder
-from psycopg import Cursor
+from eventsourcing.utils import retry
+from psycopg import Connection, Cursor
+from psycopg.pq import Escaping
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composable, Identifier
 
 DataKeyRow = tuple[str, str, int, str]  # dek_id, tenant_id, key_version, wrapped
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
+    _statements: tuple[bytes, bytes, bytes] | None = None
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent],
+                      **kwargs: Any) -> Sequence[int] | None:
+        if self.datastore.enable_db_functions or kwargs.get("tracking") is not None:
+            # Not the ledger's configuration: the library's own path (and hook below).
+            return cast(Sequence[int] | None, super().insert_events(stored_events, **kwargs))
+        rows: Sequence[DataKeyRow] = kwargs.get("data_keys", ())
+        if not stored_events and not rows:
+            return None
+        with self.datastore.get_connection() as conn:
+            # Autocommit: the statements below are one implicit transaction, committed by
+            # the server when the last one succeeds, never left open. (Not an assert: in
+            # a transaction opened by psycopg nothing here would ever be committed.)
+            if not conn.autocommit:
+                raise ProgrammingError("the event store's connections must be in autocommit")
+            query = self._transaction_text(conn, stored_events, rows)
+            with conn.cursor() as curs:
+                curs.execute(query)  # no parameters: the simple query protocol
+                if not stored_events:
+                    return None
+                while curs.nextset():  # the events' INSERT is the last statement
+                    pass
+                notification_ids = [row["notification_id"] for row in curs.fetchall()]
+        if len(notification_ids) != len(stored_events):  # pragma: no cover
+            raise OperationalError("the events' notification ids did not all come back")
+        return notification_ids
+
     def _insert_events(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent],
                        **kwargs: Any) -> None:
+        # The library's hook, run inside its transaction (the fallback path above only).
         rows: Sequence[DataKeyRow] = kwargs.get("data_keys", ())
         if rows:
             curs.executemany(
@@ -31,6 +81,59 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     " VALUES (%s, %s, %s, %s)").format(Identifier(self.datastore.schema)),
                 rows,
             )
+
+    def _transaction_text(self, conn: Connection[DictRow], stored_events: Sequence[StoredEvent],
+                          rows: Sequence[DataKeyRow]) -> bytes:
+        insert_keys, lock, insert_events = self._statements or self._prepare_statements(conn)
+        literal = Escaping(conn.pgconn).escape_literal
+        parts: list[bytes] = []
+        if rows:
+            parts.append(insert_keys + b",".join([
+                b"(%s,%s,%d,%s)" % (literal(dek_id.encode()), literal(tenant_id.encode()),
+                                    int(key_version), literal(wrapped.encode()))
+                for dek_id, tenant_id, key_version, wrapped in rows
+            ]))
+        if stored_events:
+            uuid_ids = self.datastore.originator_id_type == "uuid"
+            parts.append(lock)
+            parts.append(insert_events + b",".join([
+                b"(%s,%d,%s,E'\\\\x%s')" % (
+                    b"'%s'" % str(UUID(str(event.originator_id))).encode() if uuid_ids
+                    else literal(str(event.originator_id).encode()),
+                    int(event.originator_version),
+                    literal(event.topic.encode()),
+                    event.state.hex().encode(),
+                )
+                for event in stored_events
+            ]) + b" RETURNING notification_id")
+        return b";".join(parts)
+
+    def _prepare_statements(self, conn: Connection[DictRow]) -> tuple[bytes, bytes, bytes]:
+        schema = Identifier(self.datastore.schema)
+        insert_keys = SQL(
+            "INSERT INTO {}.data_keys (dek_id, tenant_id, key_version, wrapped) VALUES "
+        ).format(schema).as_bytes(conn)
+        # The library's lock statements (lock timeout, then the EXCLUSIVE table lock),
+        # then its notification of listeners.
+        lock = b";".join(
+            [_query_bytes(statement, conn) for statement in self.lock_table_statements]
+            + [SQL("NOTIFY {}").format(Identifier(self.channel_name)).as_bytes(conn)]
+        )
+        insert_events = SQL(
+            "INSERT INTO {}.{} (originator_id, originator_version, topic, state) VALUES "
+        ).format(schema, Identifier(self.events_table_name)).as_bytes(conn)
+        self._statements = (insert_keys, lock, insert_events)
+        return self._statements
+
+
+def _query_bytes(query: object, conn: Connection[DictRow]) -> bytes:
+    if isinstance(query, Composable):
+        return query.as_bytes(conn)
+    if isinstance(query, str):
+        return query.encode()
+    if isinstance(query, bytes):
+        return query
+    raise TypeError(f"unexpected lock statement {type(query).__name__}")
 
 
 RECORDER_TOPIC = f"{__name__}:{LedgerPostgresRecorder.__qualname__}"

@@ -14,8 +14,9 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEvent
+from eventsourcing.persistence import Mapper, Recording, StoredEvent
 from eventsourcing.utils import resolve_topic
 
 from domain.tenant import Tenant
@@ -38,6 +39,62 @@ class LedgerEvents(Application):  # type: ignore[type-arg]
     name = "Ledger"
     # Loading a tenant replays at most this many events after its latest snapshot.
     snapshotting_intervals = {Tenant: 200}
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """``Application.save``, step for step, for less CPU per saved event.
+
+        The library tells aggregates from events with ``isinstance`` against runtime
+        protocols, which costs several microseconds per object on Python 3.11; the
+        ledger saves its own ``Aggregate`` and ``DomainEvent`` subclasses, told apart
+        here by class. Anything else goes through the library's own collection.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif isinstance(obj, DomainEvent):
+                processing_event.events.append(obj)
+            else:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings: list[Recording[UUID]] = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # the library's deprecated hook, a no-op
+        return recordings
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshots each saved aggregate one of whose new events is at a multiple of its
+        interval, as the library does, but from the aggregate in hand.
+
+        The library reloads the aggregate from the store at that event's version (a
+        snapshot and up to ``interval`` events decoded and replayed) while the writer
+        holds every waiting caller. The aggregate being saved is that state or a later
+        one (it holds exactly the events just stored), and a snapshot at a later version
+        loads the same way: the latest snapshot, then the events after it.
+        """
+        if not self.snapshots or not self.snapshotting_intervals:
+            return
+        due: dict[UUID, Any] = {}
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            if aggregate is None:
+                continue
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is not None and event.originator_version % interval == 0:
+                due[event.originator_id] = aggregate
+        if not due:
+            return
+        snapshots = []
+        for aggregate in due.values():
+            snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+            if snapshot_class is None:  # the library's path says what is missing
+                self.take_snapshot(aggregate.id)
+                continue
+            snapshots.append(snapshot_class.take(aggregate))
+        if snapshots:
+            self.snapshots.put(snapshots)
 
 
 class StoreEventSource:

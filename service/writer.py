@@ -44,6 +44,8 @@ MAX_ATTEMPTS = 25
 MAX_BATCH = 256
 CACHE_SIZE = 2_000
 RECENT_IDEMPOTENCY_KEYS = 100_000
+GATHER_SECONDS = 0.001
+GATHER_POLL_SECONDS = 0.0001
 
 
 @dataclass
@@ -58,6 +60,12 @@ Command = Callable[[Tenant | None, Effects], tuple[Tenant, T]]
 Replay = Callable[[dict[str, Any]], T]
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Job(Generic[T]):
     tenant_id: UUID | None
@@ -65,14 +73,23 @@ class _Job(Generic[T]):
     ctx: RequestContext | None
     replayed: Replay[T] | None
     read: list[Any] | None = None  # a read record's event, taken out of its aggregate once
-    done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
     new_events: list[Any] = field(default_factory=list)
+    done: bool = False  # read and set by the writer thread only
+    # Held until the job is finished: the caller blocks acquiring it. One lock per job,
+    # released once, costs less than an Event (a Condition and a lock per wait).
+    _finished: threading.Lock = field(default_factory=_held_lock, repr=False)
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        if self.done:  # answered already: a caller is woken once
+            return
         self.result, self.error = result, error
-        self.done.set()
+        self.done = True
+        self._finished.release()
+
+    def wait(self) -> None:
+        self._finished.acquire()
 
     @property
     def idempotency(self) -> tuple[UUID, str] | None:
@@ -91,7 +108,7 @@ class BatchWriter:
         # Looks an idempotency key up in the store: after a conflict, another process
         # may have stored the same request first.
         self.stored_outcome = stored_outcome
-        self._queue: queue.Queue[_Job[Any] | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
         # Outcomes of recent idempotent commands: closes the race between two identical
         # requests that both missed the idempotency view before either was saved.
@@ -120,7 +137,7 @@ class BatchWriter:
         if not self._thread.is_alive():
             raise Unavailable("the ledger is shutting down")
         self._queue.put(job)
-        job.done.wait()
+        job.wait()
         if job.error is not None:
             raise job.error
         return job.result
@@ -128,11 +145,14 @@ class BatchWriter:
     # ---- the writer thread --------------------------------------------------------------
 
     def _loop(self) -> None:
+        previous = 0  # the size of the last batch: how many callers were writing together
         while True:
             first = self._queue.get()
             if first is None:
                 return
             batch = [first]
+            if previous > 1:
+                self._gather(previous)
             while len(batch) < MAX_BATCH:
                 try:
                     following = self._queue.get_nowait()
@@ -142,13 +162,34 @@ class BatchWriter:
                     self._queue.put(None)  # finish this batch, then stop
                     break
                 batch.append(following)
+            previous = len(batch)
             try:
                 self._commit(batch)
             except BaseException as error:  # never leave a caller waiting
                 log.error("write batch failed: %s", type(error).__name__)
                 for job in batch:
-                    if not job.done.is_set():
+                    if not job.done:
                         job.finish(error=Unavailable("the write could not be stored; retry"))
+
+    def _gather(self, expected: int) -> None:
+        """Gives the callers of the last batch a moment to send their next command.
+
+        The callers woken by a commit come back one at a time (each needs the GIL), so
+        without waiting the writer takes the first few, commits them, and the rest
+        wait a whole commit: concurrent callers settle into two half-size batches, two
+        commits where one would do. Waiting until as many jobs as the last batch had
+        are queued, for at most ``GATHER_SECONDS``, keeps them in one batch. A lone
+        caller (last batch of one) never waits, and the wait ends as soon as a pause of
+        ``GATHER_POLL_SECONDS`` brings no new job: callers that are not coming back
+        at once (requests arriving apart) cost at most one pause.
+        """
+        deadline = time.monotonic() + GATHER_SECONDS
+        queued = self._queue.qsize()
+        while queued + 1 < expected and time.monotonic() < deadline:
+            time.sleep(GATHER_POLL_SECONDS)  # releases the GIL to the callers
+            arrived, queued = self._queue.qsize() - queued, self._queue.qsize()
+            if arrived <= 0:
+                return
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         for attempt in range(MAX_ATTEMPTS):
@@ -261,7 +302,7 @@ class BatchWriter:
             if job.error is None:
                 job.finish(result)
         for job in batch:
-            if not job.done.is_set():
+            if not job.done:
                 job.finish(error=job.error)
 
     # ---- the aggregate cache ----------------------------------------------------------
