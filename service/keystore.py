@@ -29,13 +29,21 @@ NEXT_MASTER_KEY_FILE = "master.key.next"
 
 
 def write_key_file(path: Path, key: bytes) -> None:
-    """Creates the file with mode 0600 from the start: the key never sits world-readable."""
+    """Creates the file with mode 0600 from the start (the key never sits world-readable)
+    and whole: the key is written to a private file first, then linked into place, so
+    that another process never reads a file that exists but is still empty. Raises
+    FileExistsError if the file exists (another process won: use theirs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(crypto.to_text(key) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(crypto.to_text(key) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(draft, path)  # atomic, and fails if the file exists
+    finally:
+        draft.unlink()
 
 
 def read_key_file(path: Path) -> bytes:

@@ -14,7 +14,9 @@ import os
 import shutil
 import stat
 import subprocess
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from domain.errors import (
 )
 from domain.tenant import Precondition, RequestContext, Tenant, tenant_id_for
 from service.clock import format_time, utc_now
-from service.keystore import MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE
+from service.keystore import MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE, MasterKeyring
 from service.ledger import Ledger
 from service.master_rotation import RotationRefused, rotate_master_key
 from service.queries import AuditFilter
@@ -797,3 +799,24 @@ def test_an_env_rotation_leaves_the_process_writing_under_the_new_key(
     with LedgerRuntime(with_env_keys(settings, new), follow=False) as rt:
         assert rt.ledger.get_secret("acme", "k", request()).value == "v"
 
+
+
+def test_processes_starting_together_on_a_fresh_data_dir_share_one_master_key(
+        tmp_path: Path) -> None:
+    """The first start generates the key file; one starting at the same moment must read
+    the whole key, never an empty or half-written file. (Threads stand in for processes:
+    they line up closer than process starts do.)"""
+    for attempt in range(30):
+        data_dir = tmp_path / f"data-{attempt}"
+        data_dir.mkdir()
+        start = threading.Barrier(8)
+
+        def open_keyring(_: int, data_dir: Path = data_dir,
+                         start: threading.Barrier = start) -> str:
+            start.wait()
+            return crypto.key_fingerprint(MasterKeyring(data_dir, None, None).current)
+
+        with ThreadPoolExecutor(8) as pool:
+            fingerprints = set(pool.map(open_keyring, range(8)))
+        assert len(fingerprints) == 1
+        assert [p.name for p in data_dir.iterdir()] == ["master.key"]
