@@ -170,8 +170,7 @@ class KeyStore:
     # ---- data keys --------------------------------------------------------------------
 
     def new_data_key(self, tenant_id: str, key_version: int, tenant_key: bytes) -> NewDataKey:
-        # uuid.uuid4(), with its 16 random bytes from the crypto module's pool.
-        dek_id = str(uuid.UUID(bytes=crypto.random_bytes(16), version=4))
+        dek_id = str(uuid.uuid4())
         key = crypto.generate_key()
         wrapped = crypto.seal(tenant_key, key, crypto.data_key_aad(tenant_id, dek_id))
         return NewDataKey(dek_id, tenant_id, key_version, crypto.to_text(wrapped), key)
