@@ -82,7 +82,7 @@ class _SQLiteCursor:
         return list(self._cursor.fetchmany(size))
 
 
-def _use_wal(conn: sqlite3.Connection) -> None:
+def use_wal(conn: sqlite3.Connection) -> None:
     """Switches the file to WAL once; two processes opening a new file may collide here,
     and the loser of that race is told "locked" at once (no busy handler): retry."""
     for attempt in range(50):
@@ -113,7 +113,7 @@ class SQLiteDatabase:
             conn = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
             )
-            _use_wal(conn)
+            use_wal(conn)
             # FULL: a data key must be as durable as the event that needs it.
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=30000")

@@ -7,6 +7,7 @@ or in ``ledger.sqlite`` next to ``events.sqlite`` in the data directory.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,7 @@ from service.database import (
     ensure_schema,
     migrate,
     postgres_env,
+    use_wal,
 )
 from service.keystore import KeyStore, MasterKeyring
 from service.settings import Settings
@@ -223,4 +225,11 @@ def _open_event_store(settings: Settings, db: Database) -> LedgerEvents:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
             events = LedgerEvents(env=env)
         return events
+    # The library switches its file to WAL on every connection and fails at once if
+    # another process is switching it too: switch it first, with retries.
+    first = sqlite3.connect(settings.data_dir / "events.sqlite", timeout=30.0)
+    try:
+        use_wal(first)
+    finally:
+        first.close()
     return LedgerEvents(env=env)
