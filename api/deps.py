@@ -13,7 +13,8 @@ from domain.errors import Forbidden, InvalidRequest, TenantNotFound, Unauthorize
 from domain.rules import check_version
 from domain.tenant import Precondition, RequestContext
 from service.ledger import Ledger
-from service.tokens import Principal, Role, TokenStore
+from service.principals import Principal, Role
+from service.tokens import TokenStore
 
 READ_VALUES: frozenset[Role] = frozenset({"writer", "reader"})
 WRITE_VALUES: frozenset[Role] = frozenset({"writer"})

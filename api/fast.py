@@ -40,7 +40,8 @@ from domain import rules
 from domain.errors import InvalidRequest, LedgerError
 from domain.tenant import RequestContext
 from service.ledger import Ledger
-from service.tokens import TokenStore, hash_token, principal_of
+from service.principals import hash_token, principal_of
+from service.tokens import TokenStore
 
 # The path of both routes ("{tenant}" is one segment, "{key:path}" the rest).
 _SECRET_PATH = re.compile(r"/v1/tenants/([^/]+)/secrets/(.+)")

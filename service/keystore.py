@@ -35,15 +35,24 @@ def write_key_file(path: Path, key: bytes) -> None:
     FileExistsError if the file exists (another process won: use theirs)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     draft = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    _write_new(draft, key)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(crypto.to_text(key) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
         os.link(draft, path)  # atomic, and fails if the file exists
+    except FileExistsError:
+        raise
+    except OSError:
+        # A filesystem without hard links: create the file in place (never replace one).
+        _write_new(path, key)
     finally:
         draft.unlink()
+
+
+def _write_new(path: Path, key: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(crypto.to_text(key) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def read_key_file(path: Path) -> bytes:

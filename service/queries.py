@@ -34,14 +34,12 @@ from projections.projector import Projector
 from service.clock import utc_now
 from service.database import fetch_all, fetch_one
 from service.pages import CursorCodec
+from service.principals import TOKEN_COLUMNS
 from service.storage import Storage
 from service.verify import ChainCheck, verify_tenant
 from service.writer import BatchWriter
 
 Item = TypeVar("Item")
-# The columns service.tokens.principal_of checks, in its order (that module imports this
-# one through service.ledger, so the list is repeated here).
-_TOKEN_COLUMNS = "token_id, token_hash, role, tenant, expires_at, revoked_at"  # noqa: S105
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -321,7 +319,7 @@ class LedgerQueries:
 
     def _check_token(self, token_hash: str,
                      check: Callable[[Sequence[Any] | None], RequestContext]) -> RequestContext:
-        return check(fetch_one(self.db, f"SELECT {_TOKEN_COLUMNS} FROM tokens"
+        return check(fetch_one(self.db, f"SELECT {TOKEN_COLUMNS} FROM tokens"
                                         " WHERE token_hash = %s", (token_hash,)))
 
     def _read_sql(self) -> str:
@@ -330,7 +328,7 @@ class LedgerQueries:
             if not _IDENTIFIER.fullmatch(table):
                 raise ValueError(f"unexpected events table name {table!r}")
             self._read_statement = (
-                f"SELECT {', '.join('k.' + c for c in _TOKEN_COLUMNS.split(', '))},"
+                f"SELECT {', '.join('k.' + c for c in TOKEN_COLUMNS.split(', '))},"
                 " h.head, t.version, t.shredded_at,"
                 " c.version, c.deleted, v.version, v.state, v.metadata, v.created_at,"
                 " v.created_by, v.ciphertext, v.dek_id,"

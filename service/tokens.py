@@ -6,31 +6,20 @@ logs and revocations without ever seeing the secret part.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
 
-from domain.errors import InvalidRequest, TokenNotFound, Unauthorized
+from domain.errors import InvalidRequest, TokenNotFound
 from domain.rules import check_text
 from domain.tenant import RequestContext
 from service.clock import format_time, utc_now
 from service.database import Database, fetch_one
 from service.ledger import Ledger
+from service.principals import TOKEN_COLUMNS, Principal, Role, hash_token, principal_of
 
-Role = Literal["admin", "writer", "reader", "auditor"]
 TENANT_ROLES: tuple[Role, ...] = ("writer", "reader", "auditor")
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class Principal:
-    token_id: str
-    role: Role
-    tenant: str | None  # None for admin tokens, which span every tenant
 
 
 @dataclass(frozen=True)
@@ -40,10 +29,6 @@ class IssuedToken:
     role: Role
     tenant: str | None
     expires_at: str | None
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class TokenStore:
@@ -114,22 +99,3 @@ class TokenStore:
             (digest,),
         )
         return principal_of(digest, row)
-
-
-TOKEN_COLUMNS = "token_id, token_hash, role, tenant, expires_at, revoked_at"  # noqa: S105
-"""The columns of ``tokens`` that ``principal_of`` checks, in its order."""
-
-
-def principal_of(digest: str, row: Sequence[Any] | None) -> Principal:
-    """The principal of a token whose SHA-256 is ``digest``, from its ``TOKEN_COLUMNS``
-    row (None, or a row of NULLs, when no token has that hash); Unauthorized unless the
-    token is live. Another process's revocation shows in the row at once: the row is
-    read for every request, never cached."""
-    if row is None or row[1] is None or not hmac.compare_digest(str(row[1]), digest):
-        raise Unauthorized("the token is not valid")
-    token_id, _, role, tenant, expires_at, revoked_at = row
-    if revoked_at is not None:
-        raise Unauthorized("the token was revoked")
-    if expires_at is not None and expires_at <= format_time(utc_now()):
-        raise Unauthorized("the token has expired")
-    return Principal(str(token_id), role, tenant)

@@ -33,7 +33,13 @@ from domain.errors import (
 )
 from domain.tenant import Precondition, RequestContext, Tenant, tenant_id_for
 from service.clock import format_time, utc_now
-from service.keystore import MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE, MasterKeyring
+from service.keystore import (
+    MASTER_KEY_FILE,
+    NEXT_MASTER_KEY_FILE,
+    MasterKeyring,
+    read_key_file,
+    write_key_file,
+)
 from service.ledger import Ledger
 from service.master_rotation import RotationRefused, rotate_master_key
 from service.queries import AuditFilter
@@ -820,3 +826,19 @@ def test_processes_starting_together_on_a_fresh_data_dir_share_one_master_key(
             fingerprints = set(pool.map(open_keyring, range(8)))
         assert len(fingerprints) == 1
         assert [p.name for p in data_dir.iterdir()] == ["master.key"]
+
+
+def test_a_filesystem_without_hard_links_still_gets_a_whole_0600_key_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(source: Any, target: Any) -> None:
+        raise PermissionError("hard links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    key = crypto.generate_key()
+    write_key_file(tmp_path / "master.key", key)
+    assert read_key_file(tmp_path / "master.key") == key
+    assert stat.S_IMODE((tmp_path / "master.key").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["master.key"]  # no draft left behind
+    with pytest.raises(FileExistsError):
+        write_key_file(tmp_path / "master.key", crypto.generate_key())
+    assert read_key_file(tmp_path / "master.key") == key
