@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 
@@ -22,6 +23,13 @@ from service.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_048_576  # a value is at most 64 KiB; a transaction of 100 fits easily
+# FastAPI's own OpenTelemetry hooks stay off, whatever providers the process has: its
+# log records of validation failures and exceptions carry their messages, which may
+# quote a request body (a secret value). The ledger's metrics are Prometheus
+# (``/metrics``); and asking for the global providers on every request costs the event
+# loop about 8% of a request (py-spy, bench/http.py --profile).
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                     "operation_spans": False, "auto_configure": False}
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
@@ -139,7 +147,8 @@ def create_app(ledger: Ledger, tokens: TokenStore, *, fast_paths: bool = True) -
     """The application; ``fast_paths=False`` leaves every request to the routes (tests
     compare the two)."""
     app = FastAPI(title="secrets-ledger", version="1",
-                  description="An event-sourced, encrypted, per-tenant secrets ledger.")
+                  description="An event-sourced, encrypted, per-tenant secrets ledger.",
+                  telemetry=NO_OPENTELEMETRY)
     app.state.ledger = ledger
     app.state.tokens = tokens
     app.state.telemetry = telemetry = Telemetry()
@@ -149,7 +158,7 @@ def create_app(ledger: Ledger, tokens: TokenStore, *, fast_paths: bool = True) -
         app.include_router(module.router)
     if fast_paths:
         # Innermost: plain reads and writes of one secret skip the routing (api/fast.py).
-        app.add_middleware(FastSecretPaths, ledger=ledger, tokens=tokens)
+        app.add_middleware(FastSecretPaths, ledger=ledger)
     # Added first, so it runs inside the request-id middleware: its 413 gets the header too.
     app.add_middleware(BodyLimit)
 

@@ -42,8 +42,9 @@ from domain.tenant import (
 )
 from projections.projector import Projector
 from service.clock import format_time, utc_now
-from service.database import fetch_one
+from service.database import fetch_all, fetch_one
 from service.keystore import KeyStore, NewDataKey
+from service.principals import TOKEN_COLUMNS
 from service.queries import LedgerQueries
 from service.storage import Storage
 from service.writer import BatchWriter, Command, Effects
@@ -96,7 +97,8 @@ class Ledger(LedgerQueries):
         super().__init__(storage, projector or Projector(storage.db, storage.source))
         self.on_saved: Callable[[], None] = lambda: None  # a front end's metrics hook
         self.writer = BatchWriter(storage.events, storage.keys, self._saved,
-                                  self._idempotent_outcome)
+                                  self._idempotent_outcome, self._token_rows,
+                                  self.value_rows)
 
     def _saved(self) -> None:
         self.projector.wake.set()
@@ -198,6 +200,47 @@ class Ledger(LedgerQueries):
     def write_secrets(self, name: str, changes: Sequence[Change],
                       values: Mapping[str, Any], ctx: RequestContext) -> list[WriteResult]:
         """Applies sets and deletes atomically in one event; values are plain JSON values."""
+        return self._command(name, ctx, *self._write_command(name, changes, values, ctx))
+
+    def put_secret(self, name: str, key: str, value: Any, metadata: dict[str, str] | None,
+                   precondition: Precondition | None, ctx: RequestContext) -> WriteResult:
+        change = SetValue(key, metadata=metadata, precondition=precondition)
+        return self.write_secrets(name, [change], {key: value}, ctx)[0]
+
+    async def put_secret_with_token_async(
+            self, name: str, key: str, value: Any, metadata: dict[str, str] | None,
+            token_hash: str, check: Callable[[Sequence[Any] | None], RequestContext]
+            ) -> WriteResult:
+        """``put_secret`` (no precondition, no idempotency key) for the holder of a token,
+        for a caller on an event loop: the group commit is awaited, not waited for in a
+        thread, and the token's row is read by the writer with its batch's others.
+
+        ``check`` gets the token's ``TOKEN_COLUMNS`` row, raises unless that token may
+        write this tenant's values, and returns the request's context; the write's own
+        checks come after it, as in the separate steps. ``name`` must be a valid tenant
+        name (the caller judged it: an invalid one is a 400 before any token check).
+        """
+        tenant_id = tenant_id_for(rules.check_tenant_name(name))
+        change = SetValue(key, metadata=metadata)
+
+        def authorized(row: Sequence[Any] | None) -> Command[list[WriteResult]]:
+            return self._write_command(name, [change], {key: value}, check(row))[0]
+
+        written = await self.writer.execute_with_token_async(tenant_id, token_hash, authorized)
+        return written[0]
+
+    def _token_rows(self, hashes: Sequence[str]) -> dict[str, Sequence[Any]]:
+        """The ``TOKEN_COLUMNS`` rows of the tokens with these hashes, by hash."""
+        marks = ", ".join(["%s"] * len(hashes))
+        rows = fetch_all(self.db, f"SELECT {TOKEN_COLUMNS} FROM tokens"
+                                  f" WHERE token_hash IN ({marks})", hashes)
+        return {str(row[1]): row for row in rows}
+
+    def _write_command(self, name: str, changes: Sequence[Change], values: Mapping[str, Any],
+                       ctx: RequestContext
+                       ) -> tuple[Command[list[WriteResult]],
+                                  Callable[[dict[str, Any]], list[WriteResult]]]:
+        """The checked command of ``write_secrets`` and its answer to a replayed request."""
         for change in changes:
             rules.check_secret_key(change.key)
             if isinstance(change, SetValue) and change.metadata is not None:
@@ -220,12 +263,7 @@ class Ledger(LedgerQueries):
             return [WriteResult(r["key"], r["version"], outcome["created_at"])
                     for r in outcome["results"]]
 
-        return self._command(name, ctx, run, replayed)
-
-    def put_secret(self, name: str, key: str, value: Any, metadata: dict[str, str] | None,
-                   precondition: Precondition | None, ctx: RequestContext) -> WriteResult:
-        change = SetValue(key, metadata=metadata, precondition=precondition)
-        return self.write_secrets(name, [change], {key: value}, ctx)[0]
+        return run, replayed
 
     def delete_secret(self, name: str, key: str, precondition: Precondition | None,
                       ctx: RequestContext) -> None:

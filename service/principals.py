@@ -31,6 +31,8 @@ def hash_token(token: str) -> str:
 
 TOKEN_COLUMNS = "token_id, token_hash, role, tenant, expires_at, revoked_at"  # noqa: S105
 """The columns of ``tokens`` that ``principal_of`` checks, in its order."""
+TOKEN_ROW = f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = %s"
+"""The row of the token with a given hash."""
 
 
 def principal_of(digest: str, row: Sequence[Any] | None) -> Principal:

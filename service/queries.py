@@ -7,6 +7,7 @@ durably, before the value is returned.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import re
@@ -34,7 +35,7 @@ from projections.projector import Projector
 from service.clock import utc_now
 from service.database import fetch_all, fetch_one
 from service.pages import CursorCodec
-from service.principals import TOKEN_COLUMNS
+from service.principals import TOKEN_COLUMNS, TOKEN_ROW
 from service.storage import Storage
 from service.verify import ChainCheck, verify_tenant
 from service.writer import BatchWriter
@@ -253,10 +254,18 @@ class LedgerQueries:
         return self._serve_value(tenant_id, key, version, at, row, ctx)
 
     def _serve_value(self, tenant_id: str, key: str, version: int | None, at: str | None,
-                     row: Sequence[Any] | None, ctx: RequestContext,
-                     data_key_of: Callable[[str], bytes] | None = None) -> SecretValue:
+                     row: Sequence[Any] | None, ctx: RequestContext) -> SecretValue:
         """Opens the value of a (current_secrets LEFT JOIN secret_versions) row, records
         the read durably, and returns the value."""
+        value = self._open_value(tenant_id, key, version, at, row)
+        self._record_read(tenant_id, value, ctx)
+        return value
+
+    def _open_value(self, tenant_id: str, key: str, version: int | None, at: str | None,
+                    row: Sequence[Any] | None,
+                    data_key_of: Callable[[str], bytes] | None = None) -> SecretValue:
+        """The value of a (current_secrets LEFT JOIN secret_versions) row, opened; the
+        caller records the read before handing it out."""
         if row is None or row[0] is None:
             raise SecretNotFound("no such secret")
         deleted, found, state, metadata, created_at, created_by, sealed, dek_id = row[1:9]
@@ -270,7 +279,6 @@ class LedgerQueries:
         if state == "deleted" and at is None:  # at that time it was live: it still opens
             raise SecretDeleted("that version is deleted")
         plaintext = self._open_sealed(tenant_id, key, version, sealed, dek_id, data_key_of)
-        self._record_read(tenant_id, key, version, ctx)
         return SecretValue(key, version, rules.decode_value(plaintext),
                            json.loads(metadata) if metadata else None, created_at, created_by)
 
@@ -289,68 +297,130 @@ class LedgerQueries:
         that head, in the same snapshot), the key's current version and its data and
         tenant keys; when the view is behind it falls back to ``get_secret``, which waits.
         """
+        if not self._one_statement_read(name, key):
+            return self.get_secret(name, key, self._check_token(token_hash, check))
+        row = self.value_rows([self._read_params(name, key, token_hash)])[0]
+        ctx, value = self._value_of_read_row(name, key, row, check)
+        if value is None:
+            return self.get_secret(name, key, ctx)  # waits until the views hold the head
+        self._record_read(str(tenant_id_for(name)), value, ctx)
+        return value
+
+    async def get_secret_with_token_async(
+            self, name: str, key: str, token_hash: str,
+            check: Callable[[Sequence[Any] | None], RequestContext]) -> SecretValue:
+        """``get_secret_with_token`` for a caller on an event loop, with no thread waiting
+        for it: the group-commit writer reads the rows of every such read in its batch
+        in one statement (``value_rows``), opens each value and saves the read records
+        with the batch (``BatchWriter.read_async``). Only a read that has to wait for
+        the views, and every read on SQLite, goes to a thread."""
+        if not self._one_statement_read(name, key):
+            return await asyncio.to_thread(self.get_secret_with_token, name, key, token_hash,
+                                           check)
+        tenant_id = str(tenant_id_for(name))
+
+        def answer(row: Sequence[Any]) -> tuple[tuple[RequestContext, SecretValue | None],
+                                                list[Any]]:
+            ctx, value = self._value_of_read_row(name, key, row, check)
+            if value is None:
+                return (ctx, None), []
+            return (ctx, value), list(self._read_record(tenant_id, value, ctx).collect_events())
+
+        ctx, value = await self.writer.read_async(self._read_params(name, key, token_hash),
+                                                  answer)
+        if value is None:  # the views are behind: wait for them in a thread
+            return await asyncio.to_thread(self.get_secret, name, key, ctx)
+        return value
+
+    def _one_statement_read(self, name: str, key: str) -> bool:
+        """Whether a token's read of this current value can be one statement: PostgreSQL
+        (on SQLite the event store is another file) and well-formed names (otherwise
+        the separate steps say what is wrong, in their order)."""
+        if self.db.dialect != "postgres":
+            return False
         try:
             rules.check_secret_key(key)
             rules.check_tenant_name(name)
         except InvalidRequest:
-            return self.get_secret(name, key, self._check_token(token_hash, check))
-        if self.db.dialect != "postgres":
-            # SQLite: the event store is another file; the reads stay separate.
-            return self.get_secret(name, key, self._check_token(token_hash, check))
+            return False
+        return True
+
+    @staticmethod
+    def _read_params(name: str, key: str, token_hash: str) -> tuple[Any, ...]:
         tenant_uuid = tenant_id_for(name)
-        tenant_id = str(tenant_uuid)
-        row = fetch_one(self.db, self._read_sql(),
-                        (tenant_uuid, token_hash, tenant_id, tenant_id, key))
-        assert row is not None  # the head subquery always yields one row
+        return tenant_uuid, str(tenant_uuid), token_hash, key
+
+    def value_rows(self, lookups: Sequence[tuple[Any, ...]]) -> list[Sequence[Any]]:
+        """The rows of ``_read_sql`` for many reads (``_read_params`` each) in one
+        statement, in the order asked (PostgreSQL)."""
+        columns = [list(column) for column in zip(*lookups, strict=True)]
+        rows = fetch_all(self.db, self._read_sql(), columns)
+        if len(rows) != len(lookups):  # every lookup joins to exactly one row
+            raise RuntimeError("the read statement did not return one row per read")
+        return list(rows)
+
+    def _value_of_read_row(self, name: str, key: str, row: Sequence[Any] | None,
+                           check: Callable[[Sequence[Any] | None], RequestContext]
+                           ) -> tuple[RequestContext, SecretValue | None]:
+        """The request's context and the opened value of ``_read_sql``'s row; the value is
+        None when the views do not hold the stream's head yet."""
+        assert row is not None  # every lookup yields one row
         ctx = check(row[:6])
         head, views_version, shredded_at = row[6:9]
         if head is None:
             raise TenantNotFound("no such tenant")
         if views_version is None or int(views_version) < int(head):
-            return self.get_secret(name, key, ctx)  # waits until the views hold the head
+            return ctx, None
         if shredded_at is not None:
             raise TenantShredded("the tenant was shredded; its values are gone")
+        tenant_id = str(tenant_id_for(name))
         keys = row[18:22]
 
         def data_key_of(dek_id: str) -> bytes:
             return self.keys.open_data_key(tenant_id, dek_id, *keys)
 
-        return self._serve_value(tenant_id, key, None, None, row[9:18], ctx, data_key_of)
+        return ctx, self._open_value(tenant_id, key, None, None, row[9:18], data_key_of)
 
     def _check_token(self, token_hash: str,
                      check: Callable[[Sequence[Any] | None], RequestContext]) -> RequestContext:
-        return check(fetch_one(self.db, f"SELECT {TOKEN_COLUMNS} FROM tokens"
-                                        " WHERE token_hash = %s", (token_hash,)))
+        return check(fetch_one(self.db, TOKEN_ROW, (token_hash,)))
 
     def _read_sql(self) -> str:
         if self._read_statement is None:
             table = self.events.recorder.events_table_name  # type: ignore[attr-defined]
             if not _IDENTIFIER.fullmatch(table):
                 raise ValueError(f"unexpected events table name {table!r}")
+            # One row per (tenant, token, key) asked, in order: LEFT JOINs on unique keys.
             self._read_statement = (
                 f"SELECT {', '.join('k.' + c for c in TOKEN_COLUMNS.split(', '))},"
                 " h.head, t.version, t.shredded_at,"
                 " c.version, c.deleted, v.version, v.state, v.metadata, v.created_at,"
                 " v.created_by, v.ciphertext, v.dek_id,"
                 " d.wrapped, tk.key_version, tk.wrapped, tk.master_key_id"
-                f" FROM (SELECT MAX(originator_version) AS head FROM {table}"
-                " WHERE originator_id = %s) h"
-                " LEFT JOIN tokens k ON k.token_hash = %s"
-                " LEFT JOIN tenants t ON t.tenant_id = %s"
-                " LEFT JOIN current_secrets c ON c.tenant_id = %s AND c.key = %s"
+                " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[])"
+                " WITH ORDINALITY AS r(tenant_uuid, tenant_id, token_hash, key, n)"
+                " CROSS JOIN LATERAL (SELECT MAX(originator_version) AS head"
+                f" FROM {table} WHERE originator_id = r.tenant_uuid) h"
+                " LEFT JOIN tokens k ON k.token_hash = r.token_hash"
+                " LEFT JOIN tenants t ON t.tenant_id = r.tenant_id"
+                " LEFT JOIN current_secrets c ON c.tenant_id = r.tenant_id AND c.key = r.key"
                 " LEFT JOIN secret_versions v ON v.tenant_id = c.tenant_id AND v.key = c.key"
                 " AND v.version = c.version"
                 " LEFT JOIN data_keys d ON d.dek_id = v.dek_id AND d.tenant_id = v.tenant_id"
                 " LEFT JOIN tenant_keys tk ON tk.tenant_id = d.tenant_id"
                 " AND tk.key_version = d.key_version"
+                " ORDER BY r.n"
             )
         return self._read_statement
 
-    def _record_read(self, tenant_id: str, key: str, version: int, ctx: RequestContext) -> None:
-        record = ValueRead.record(UUID(tenant_id), key, version, ctx.actor, ctx.request_id,
-                                  utc_now())
+    @staticmethod
+    def _read_record(tenant_id: str, value: SecretValue, ctx: RequestContext) -> ValueRead:
+        return ValueRead.record(UUID(tenant_id), value.key, value.version, ctx.actor,
+                                ctx.request_id, utc_now())
+
+    def _record_read(self, tenant_id: str, value: SecretValue, ctx: RequestContext) -> None:
         try:
-            self.writer.record_read(record)
+            self.writer.record_read(self._read_record(tenant_id, value, ctx))
         except Exception:
             raise Unavailable("the read could not be recorded; no value returned") from None
 

@@ -16,7 +16,7 @@ from domain.tenant import RequestContext
 from service.clock import format_time, utc_now
 from service.database import Database, fetch_one
 from service.ledger import Ledger
-from service.principals import TOKEN_COLUMNS, Principal, Role, hash_token, principal_of
+from service.principals import TOKEN_ROW, Principal, Role, hash_token, principal_of
 
 TENANT_ROLES: tuple[Role, ...] = ("writer", "reader", "auditor")
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600
@@ -93,9 +93,5 @@ class TokenStore:
 
     def authenticate(self, token: str) -> Principal:
         digest = hash_token(token)
-        row = fetch_one(
-            self.db,
-            f"SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = %s",
-            (digest,),
-        )
-        return principal_of(digest, row)
+        return principal_of(digest, fetch_one(self.db, TOKEN_ROW, (digest,)))
+

@@ -8,6 +8,14 @@ each other), stores the new data keys in one transaction, then saves all aggrega
 (and the batch's read records) in one ``Application.save`` — atomic across them — and
 only then answers each caller.
 
+Callers on a thread block on their job; callers on an event loop await it
+(``execute_with_token_async``, ``read_async``), so a server needs no thread per request
+in flight. Those two kinds of job carry a lookup the writer does for the whole batch in
+one statement, just before running it: a command for the holder of a token (the
+tokens' rows), and a value read (token, stream head, view row and keys; the value is
+then opened and its read recorded with the batch). Sixteen requests in flight are then
+one statement, not sixteen.
+
 Aggregates stay cached between batches. In this process they are always fresh (only
 this thread writes them); another process may have appended, which surfaces as a
 version conflict on save: the batch is then re-run on reloaded aggregates, so every
@@ -17,13 +25,15 @@ aggregate is confirmed against the store before it is reported.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
@@ -58,6 +68,8 @@ class Effects:
 
 Command = Callable[[Tenant | None, Effects], tuple[Tenant, T]]
 Replay = Callable[[dict[str, Any]], T]
+TokenRows = Callable[[Sequence[str]], Mapping[str, Sequence[Any]]]
+ValueRows = Callable[[Sequence[tuple[Any, ...]]], Sequence[Sequence[Any]]]
 
 
 def _held_lock() -> threading.Lock:
@@ -80,6 +92,15 @@ class _Job(Generic[T]):
     # Held until the job is finished: the caller blocks acquiring it. One lock per job,
     # released once, costs less than an Event (a Condition and a lock per wait).
     _finished: threading.Lock = field(default_factory=_held_lock, repr=False)
+    notify: Callable[[], None] | None = None  # how a caller on an event loop is woken
+    # A command for the holder of a token: ``authorized`` gets the token's row (read by
+    # the writer with the batch's other tokens) and returns the command, or refuses.
+    token_hash: str | None = None
+    authorized: Callable[[Sequence[Any] | None], Command[T]] | None = None
+    # A value read: ``answer`` gets its row of the batch's one read statement (``lookup``
+    # are its parameters) and returns the result and the events that record the read.
+    lookup: tuple[Any, ...] | None = None
+    answer: Callable[[Sequence[Any]], tuple[T, list[Any]]] | None = None
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
         if self.done:  # answered already: a caller is woken once
@@ -87,9 +108,16 @@ class _Job(Generic[T]):
         self.result, self.error = result, error
         self.done = True
         self._finished.release()
+        if self.notify is not None:
+            self.notify()
 
     def wait(self) -> None:
         self._finished.acquire()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
 
     @property
     def idempotency(self) -> tuple[UUID, str] | None:
@@ -98,16 +126,23 @@ class _Job(Generic[T]):
         return self.tenant_id, self.ctx.idempotency_key
 
 
+def _resolve(finished: asyncio.Future[None]) -> None:
+    if not finished.done():
+        finished.set_result(None)
+
+
 class BatchWriter:
     def __init__(self, events: LedgerEvents, keys: KeyStore, on_saved: Callable[[], None],
-                 stored_outcome: Callable[[UUID, RequestContext], dict[str, Any] | None]
-                 ) -> None:
+                 stored_outcome: Callable[[UUID, RequestContext], dict[str, Any] | None],
+                 token_rows: TokenRows, value_rows: ValueRows) -> None:
         self.events = events
         self.keys = keys
         self.on_saved = on_saved
         # Looks an idempotency key up in the store: after a conflict, another process
         # may have stored the same request first.
         self.stored_outcome = stored_outcome
+        self.token_rows = token_rows  # the rows of tokens, by hash, read in one statement
+        self.value_rows = value_rows  # the rows of value reads, in order, in one statement
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
         # Outcomes of recent idempotent commands: closes the race between two identical
@@ -129,18 +164,57 @@ class BatchWriter:
         # batch retried after a conflict would otherwise store the read no more.
         self._wait(_Job(None, None, None, None, read=list(record.collect_events())))
 
+    async def execute_with_token_async(
+            self, tenant_id: UUID, token_hash: str,
+            authorized: Callable[[Sequence[Any] | None], Command[T]]) -> T:
+        """``execute`` for a caller on an event loop (the loop is not blocked while the
+        batch commits, and no thread waits for it) of the command that ``authorized``
+        returns for the token's row. The writer reads the rows of every such job in a
+        batch in one statement, just before it runs their commands, so a token revoked
+        by any process is refused from then on, and a busy server does not read one
+        token per request."""
+        return cast(T, await self._wait_async(_Job(tenant_id, None, None, None,
+                                                   token_hash=token_hash,
+                                                   authorized=authorized)))
+
+    async def read_async(self, lookup: tuple[Any, ...],
+                         answer: Callable[[Sequence[Any]], tuple[T, list[Any]]]) -> T:
+        """A value read for a caller on an event loop. The writer reads the rows of every
+        read in its batch in one statement, has ``answer`` judge each row (and open its
+        value), saves the events that record the reads with the batch, and only then
+        hands out the result: a value never leaves before its read is on file."""
+        return cast(T, await self._wait_async(_Job(None, None, None, None, lookup=lookup,
+                                                   answer=answer)))
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    def _wait(self, job: _Job[Any]) -> Any:
+    def _submit(self, job: _Job[Any]) -> None:
         if not self._thread.is_alive():
             raise Unavailable("the ledger is shutting down")
         self._queue.put(job)
+
+    def _wait(self, job: _Job[Any]) -> Any:
+        self._submit(job)
         job.wait()
-        if job.error is not None:
-            raise job.error
-        return job.result
+        return job.outcome()
+
+    async def _wait_async(self, job: _Job[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+
+        def notify() -> None:  # in the writer thread
+            with suppress(RuntimeError):  # the loop was closed: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, finished)
+
+        job.notify = notify
+        self._submit(job)
+        # A cancelled caller (the client left) does not withdraw the job: a read it
+        # records is then on file though its value was never sent, which errs on the
+        # side of the audit trail.
+        await finished
+        return job.outcome()
 
     # ---- the writer thread --------------------------------------------------------------
 
@@ -164,7 +238,7 @@ class BatchWriter:
                 batch.append(following)
             previous = len(batch)
             try:
-                self._commit(batch)
+                self._commit(self._answer_reads(self._authorize(batch)))
             except BaseException as error:  # never leave a caller waiting
                 log.error("write batch failed: %s", type(error).__name__)
                 for job in batch:
@@ -191,6 +265,59 @@ class BatchWriter:
             if arrived <= 0:
                 return
 
+    def _authorize(self, batch: list[_Job[Any]]) -> list[_Job[Any]]:
+        """Gives every token-bearing job its command (its token's row read once for the
+        batch); those refused are answered here. The jobs that go on, in order."""
+        guarded = {job.token_hash for job in batch if job.authorized is not None}
+        if not guarded:
+            return batch
+        rows = self.token_rows(sorted(h for h in guarded if h is not None))
+        kept = []
+        for job in batch:
+            if job.authorized is not None:
+                try:
+                    job.run = job.authorized(rows.get(job.token_hash or ""))
+                except LedgerError as error:
+                    job.finish(error=error)
+                    continue
+                except Exception as error:
+                    log.error("authorizing a command failed: %s", type(error).__name__)
+                    job.finish(error=Unavailable("the command failed; retry"))
+                    continue
+                job.authorized = None
+            kept.append(job)
+        return kept
+
+    def _answer_reads(self, batch: list[_Job[Any]]) -> list[_Job[Any]]:
+        """Reads the rows of the batch's value reads in one statement and has each judged;
+        those refused (or with nothing to record) are answered here. The jobs that go
+        on, in order: a read goes on with its result and the events to save."""
+        reading = [job for job in batch if job.answer is not None]
+        if not reading:
+            return batch
+        rows = iter(self.value_rows([job.lookup or () for job in reading]))
+        kept = []
+        for job in batch:
+            if job.answer is None:
+                kept.append(job)
+                continue
+            row = next(rows)
+            try:
+                job.result, job.read = job.answer(row)
+            except LedgerError as error:
+                job.finish(error=error)
+                continue
+            except Exception as error:
+                log.error("answering a read failed: %s", type(error).__name__)
+                job.finish(error=Unavailable("the read failed; retry"))
+                continue
+            job.answer = None
+            if job.read:
+                kept.append(job)
+            else:
+                job.finish(job.result)
+        return kept
+
     def _commit(self, batch: list[_Job[Any]]) -> None:
         for attempt in range(MAX_ATTEMPTS):
             aggregates: dict[UUID, Tenant] = {}
@@ -199,7 +326,7 @@ class BatchWriter:
             staged: list[tuple[_Job[Any], Any]] = []
             for job in batch:
                 if job.read is not None:
-                    staged.append((job, None))
+                    staged.append((job, job.result))
                     continue
                 try:
                     staged.append((job, self._stage(job, aggregates, effects)))
