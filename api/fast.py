@@ -227,5 +227,5 @@ def _secret_put(body: bytes) -> SecretPut | None:
         return None
     try:
         return SecretPut.model_validate(json.loads(body), from_attributes=True)
-    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError too
+    except (ValueError, ValidationError, RecursionError):  # JSONDecodeError, Unicode... too
         return None

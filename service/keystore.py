@@ -26,7 +26,6 @@ from service.database import Database, fetch_one
 
 MASTER_KEY_FILE = "master.key"
 NEXT_MASTER_KEY_FILE = "master.key.next"
-OPENED_TENANT_KEYS = 10_000
 
 
 def write_key_file(path: Path, key: bytes) -> None:
@@ -137,10 +136,6 @@ class KeyStore:
         # Unwrapped tenant keys for sealing new values. Safe to keep: a shredded tenant's
         # aggregate refuses writes, and reads always unwrap from the table.
         self._sealing_keys: dict[tuple[str, int], bytes] = {}
-        # Tenant keys unwrapped for reads, by the wrapped text they came from. A read still
-        # reads the tenant key's row every time (a shredded tenant's rows are gone, so
-        # its reads fail); this only saves unwrapping the same bytes again.
-        self._opened_keys: dict[tuple[str, int, str, str], bytes] = {}
 
     # ---- tenant keys ------------------------------------------------------------------
 
@@ -222,13 +217,7 @@ class KeyStore:
         if wrapped is None or key_version is None or tenant_wrapped is None \
                 or master_key_id is None:
             raise CannotOpen
-        slot = (tenant_id, key_version, tenant_wrapped, master_key_id)
-        tenant_key = self._opened_keys.get(slot)
-        if tenant_key is None:
-            tenant_key = self._tenant_key(tenant_id, key_version, tenant_wrapped, master_key_id)
-            if len(self._opened_keys) >= OPENED_TENANT_KEYS:
-                self._opened_keys.clear()  # bounded; a few unwraps again is cheap
-            self._opened_keys[slot] = tenant_key
+        tenant_key = self._tenant_key(tenant_id, key_version, tenant_wrapped, master_key_id)
         return crypto.open_sealed(
             tenant_key, crypto.from_text(wrapped), crypto.data_key_aad(tenant_id, dek_id)
         )
@@ -243,9 +232,6 @@ class KeyStore:
     def shred_tenant(self, tenant_id: str) -> None:
         for slot in [slot for slot in self._sealing_keys if slot[0] == tenant_id]:
             del self._sealing_keys[slot]
-        # list() copies at once: reads on other threads may add entries meanwhile.
-        for opened in [opened for opened in list(self._opened_keys) if opened[0] == tenant_id]:
-            self._opened_keys.pop(opened, None)
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM data_keys WHERE tenant_id = %s", (tenant_id,))
             cur.execute("DELETE FROM tenant_keys WHERE tenant_id = %s", (tenant_id,))

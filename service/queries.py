@@ -41,6 +41,7 @@ from service.verify import ChainCheck, verify_tenant
 from service.writer import BatchWriter
 
 Item = TypeVar("Item")
+READ_NOT_RECORDED = "the read could not be recorded; no value returned"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -299,11 +300,12 @@ class LedgerQueries:
         """
         if not self._one_statement_read(name, key):
             return self.get_secret(name, key, self._check_token(token_hash, check))
-        row = self.value_rows([self._read_params(name, key, token_hash)])[0]
-        ctx, value = self._value_of_read_row(name, key, row, check)
+        tenant_id = tenant_id_for(name)
+        row = self.value_rows([self._read_params(tenant_id, key, token_hash)])[0]
+        ctx, value = self._value_of_read_row(str(tenant_id), key, row, check)
         if value is None:
             return self.get_secret(name, key, ctx)  # waits until the views hold the head
-        self._record_read(str(tenant_id_for(name)), value, ctx)
+        self._record_read(str(tenant_id), value, ctx)
         return value
 
     async def get_secret_with_token_async(
@@ -317,17 +319,21 @@ class LedgerQueries:
         if not self._one_statement_read(name, key):
             return await asyncio.to_thread(self.get_secret_with_token, name, key, token_hash,
                                            check)
-        tenant_id = str(tenant_id_for(name))
+        tenant_uuid = tenant_id_for(name)
+        tenant_id = str(tenant_uuid)
 
         def answer(row: Sequence[Any]) -> tuple[tuple[RequestContext, SecretValue | None],
                                                 list[Any]]:
-            ctx, value = self._value_of_read_row(name, key, row, check)
+            ctx, value = self._value_of_read_row(tenant_id, key, row, check)
             if value is None:
                 return (ctx, None), []
             return (ctx, value), list(self._read_record(tenant_id, value, ctx).collect_events())
 
-        ctx, value = await self.writer.read_async(self._read_params(name, key, token_hash),
-                                                  answer)
+        try:
+            ctx, value = await self.writer.read_async(
+                self._read_params(tenant_uuid, key, token_hash), answer)
+        except Unavailable:
+            raise Unavailable(READ_NOT_RECORDED) from None
         if value is None:  # the views are behind: wait for them in a thread
             return await asyncio.to_thread(self.get_secret, name, key, ctx)
         return value
@@ -346,9 +352,8 @@ class LedgerQueries:
         return True
 
     @staticmethod
-    def _read_params(name: str, key: str, token_hash: str) -> tuple[Any, ...]:
-        tenant_uuid = tenant_id_for(name)
-        return tenant_uuid, str(tenant_uuid), token_hash, key
+    def _read_params(tenant_id: UUID, key: str, token_hash: str) -> tuple[Any, ...]:
+        return tenant_id, str(tenant_id), token_hash, key
 
     def value_rows(self, lookups: Sequence[tuple[Any, ...]]) -> list[Sequence[Any]]:
         """The rows of ``_read_sql`` for many reads (``_read_params`` each) in one
@@ -359,7 +364,7 @@ class LedgerQueries:
             raise RuntimeError("the read statement did not return one row per read")
         return list(rows)
 
-    def _value_of_read_row(self, name: str, key: str, row: Sequence[Any] | None,
+    def _value_of_read_row(self, tenant_id: str, key: str, row: Sequence[Any] | None,
                            check: Callable[[Sequence[Any] | None], RequestContext]
                            ) -> tuple[RequestContext, SecretValue | None]:
         """The request's context and the opened value of ``_read_sql``'s row; the value is
@@ -373,7 +378,6 @@ class LedgerQueries:
             return ctx, None
         if shredded_at is not None:
             raise TenantShredded("the tenant was shredded; its values are gone")
-        tenant_id = str(tenant_id_for(name))
         keys = row[18:22]
 
         def data_key_of(dek_id: str) -> bytes:
@@ -422,7 +426,7 @@ class LedgerQueries:
         try:
             self.writer.record_read(self._read_record(tenant_id, value, ctx))
         except Exception:
-            raise Unavailable("the read could not be recorded; no value returned") from None
+            raise Unavailable(READ_NOT_RECORDED) from None
 
     def list_versions(self, name: str, key: str) -> tuple[int, list[VersionInfo]]:
         rules.check_secret_key(key)

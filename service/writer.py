@@ -85,7 +85,7 @@ class _Job(Generic[T]):
     ctx: RequestContext | None
     replayed: Replay[T] | None
     read: list[Any] | None = None  # a read record's event, taken out of its aggregate once
-    result: Any = None
+    result: Any = field(default=None, repr=False)  # may be a value
     error: BaseException | None = None
     new_events: list[Any] = field(default_factory=list)
     done: bool = False  # read and set by the writer thread only
@@ -99,7 +99,7 @@ class _Job(Generic[T]):
     authorized: Callable[[Sequence[Any] | None], Command[T]] | None = None
     # A value read: ``answer`` gets its row of the batch's one read statement (``lookup``
     # are its parameters) and returns the result and the events that record the read.
-    lookup: tuple[Any, ...] | None = None
+    lookup: tuple[Any, ...] | None = field(default=None, repr=False)  # holds a token hash
     answer: Callable[[Sequence[Any]], tuple[T, list[Any]]] | None = None
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
@@ -126,6 +126,20 @@ class _Job(Generic[T]):
         return self.tenant_id, self.ctx.idempotency_key
 
 
+def _prepared(job: _Job[Any], step: Callable[[_Job[Any]], bool]) -> bool:
+    """Runs a job's preparing ``step`` (whether the job goes on); a refusal, or any
+    other failure, answers the job instead."""
+    try:
+        return step(job)
+    except LedgerError as error:
+        job.finish(error=error)
+    except Exception as error:
+        # The type only: a message could quote the input, which may be a value.
+        log.error("preparing a job failed: %s", type(error).__name__)
+        job.finish(error=Unavailable("the request failed; retry"))
+    return False
+
+
 def _resolve(finished: asyncio.Future[None]) -> None:
     if not finished.done():
         finished.set_result(None)
@@ -144,6 +158,8 @@ class BatchWriter:
         self.token_rows = token_rows  # the rows of tokens, by hash, read in one statement
         self.value_rows = value_rows  # the rows of value reads, in order, in one statement
         self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._closing = threading.Lock()
+        self._closed = False
         self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
         # Outcomes of recent idempotent commands: closes the race between two identical
         # requests that both missed the idempotency view before either was saved.
@@ -187,13 +203,16 @@ class BatchWriter:
                                                    answer=answer)))
 
     def close(self) -> None:
-        self._queue.put(None)
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout=30)
 
     def _submit(self, job: _Job[Any]) -> None:
-        if not self._thread.is_alive():
-            raise Unavailable("the ledger is shutting down")
-        self._queue.put(job)
+        with self._closing:  # a job is queued before the stop, or refused
+            if self._closed or not self._thread.is_alive():
+                raise Unavailable("the ledger is shutting down")
+            self._queue.put(job)
 
     def _wait(self, job: _Job[Any]) -> Any:
         self._submit(job)
@@ -223,6 +242,7 @@ class BatchWriter:
         while True:
             first = self._queue.get()
             if first is None:
+                self._refuse_queued()
                 return
             batch = [first]
             if previous > 1:
@@ -244,6 +264,16 @@ class BatchWriter:
                 for job in batch:
                     if not job.done:
                         job.finish(error=Unavailable("the write could not be stored; retry"))
+
+    def _refuse_queued(self) -> None:
+        """Answers what is still queued behind the stop (a batch cut short by it)."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.finish(error=Unavailable("the ledger is shutting down"))
 
     def _gather(self, expected: int) -> None:
         """Gives the callers of the last batch a moment to send their next command.
@@ -268,25 +298,18 @@ class BatchWriter:
     def _authorize(self, batch: list[_Job[Any]]) -> list[_Job[Any]]:
         """Gives every token-bearing job its command (its token's row read once for the
         batch); those refused are answered here. The jobs that go on, in order."""
-        guarded = {job.token_hash for job in batch if job.authorized is not None}
+        guarded = sorted({job.token_hash for job in batch
+                          if job.authorized is not None and job.token_hash is not None})
         if not guarded:
             return batch
-        rows = self.token_rows(sorted(h for h in guarded if h is not None))
-        kept = []
-        for job in batch:
-            if job.authorized is not None:
-                try:
-                    job.run = job.authorized(rows.get(job.token_hash or ""))
-                except LedgerError as error:
-                    job.finish(error=error)
-                    continue
-                except Exception as error:
-                    log.error("authorizing a command failed: %s", type(error).__name__)
-                    job.finish(error=Unavailable("the command failed; retry"))
-                    continue
-                job.authorized = None
-            kept.append(job)
-        return kept
+        rows = self.token_rows(guarded)
+
+        def authorize(job: _Job[Any]) -> bool:
+            assert job.authorized is not None
+            job.run, job.authorized = job.authorized(rows.get(job.token_hash or "")), None
+            return True
+
+        return [job for job in batch if job.authorized is None or _prepared(job, authorize)]
 
     def _answer_reads(self, batch: list[_Job[Any]]) -> list[_Job[Any]]:
         """Reads the rows of the batch's value reads in one statement and has each judged;
@@ -296,27 +319,16 @@ class BatchWriter:
         if not reading:
             return batch
         rows = iter(self.value_rows([job.lookup or () for job in reading]))
-        kept = []
-        for job in batch:
-            if job.answer is None:
-                kept.append(job)
-                continue
-            row = next(rows)
-            try:
-                job.result, job.read = job.answer(row)
-            except LedgerError as error:
-                job.finish(error=error)
-                continue
-            except Exception as error:
-                log.error("answering a read failed: %s", type(error).__name__)
-                job.finish(error=Unavailable("the read failed; retry"))
-                continue
+
+        def answer(job: _Job[Any]) -> bool:  # called for the reading jobs, in their order
+            assert job.answer is not None
+            job.result, job.read = job.answer(next(rows))
             job.answer = None
-            if job.read:
-                kept.append(job)
-            else:
+            if not job.read:  # nothing to record (the caller reads another way)
                 job.finish(job.result)
-        return kept
+            return bool(job.read)
+
+        return [job for job in batch if job.answer is None or _prepared(job, answer)]
 
     def _commit(self, batch: list[_Job[Any]]) -> None:
         for attempt in range(MAX_ATTEMPTS):

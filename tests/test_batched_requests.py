@@ -20,7 +20,7 @@ import pytest
 
 from api.app import create_app
 from domain.tenant import Change, DeleteKey, RequestContext
-from service.queries import AuditFilter
+from service.queries import READ_NOT_RECORDED, AuditFilter
 from service.runtime import LedgerRuntime
 from service.tokens import TokenStore
 
@@ -161,6 +161,7 @@ def test_a_read_whose_record_cannot_be_stored_returns_no_value_and_the_writer_go
     refused = asyncio.run(_get_once(world, "k0"))
     assert refused.status_code == 503
     assert refused.json()["code"] == "unavailable"
+    assert refused.json()["detail"] == READ_NOT_RECORDED  # as the route says it
     assert "zero" not in refused.text
     monkeypatch.undo()
     answered = asyncio.run(_get_once(world, "k0"))

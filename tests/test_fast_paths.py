@@ -184,6 +184,9 @@ def test_errors_are_the_routes_problems(apps: Apps, taken: list[str]) -> None:
         ("PUT", "/v1/tenants/acme/secrets/a", bearer(apps.writer),
          json.dumps({"value": "x" * 70_000}).encode()),
         ("PUT", "/v1/tenants/acme/secrets/a", bearer("slt_nope_nope"), b'{"value": 1'),
+        # nested deeper than the JSON parser recurses (RecursionError, not ValueError)
+        ("PUT", "/v1/tenants/acme/secrets/a", bearer(apps.writer),
+         b'{"value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
         ("PUT", "/v1/tenants/nobody/secrets/a", bearer(other), b'{"value": 1}'),
         ("GET", "/v1/tenants/acme/secrets/destroyed", bearer(apps.reader), None),
         ("GET", "/v1/tenants/shredded/secrets/a", bearer(shredded), None),
