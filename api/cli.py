@@ -33,6 +33,7 @@ from projections.views import views_named
 from service.database import migrate
 from service.ledger import check_import
 from service.master_rotation import RotationRefused, rotate_master_key
+from service.parallel_replay import AUTO_MIN_EVENTS, MAX_WORKERS, loader_for
 from service.runtime import LedgerRuntime
 from service.settings import Settings
 from service.storage import open_storage
@@ -66,6 +67,12 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
             bar.update(task, rate=done / elapsed if elapsed else 0.0)
 
         yield advance
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 to {MAX_WORKERS}")
+    return int(text)
 
 
 def _runtime(follow: bool = False) -> LedgerRuntime:
@@ -107,8 +114,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     views = views_named(args.view)
     with _runtime() as runtime:
         storage = runtime.storage
-        with _progress(f"replay {args.view}", storage.source.max_position()) as advance:
-            checksum = replay(storage.db, storage.source, views, progress=advance)
+        total = storage.source.max_position()
+        loader = loader_for(storage.settings, total, args.workers)
+        with _progress(f"replay {args.view}", total) as advance:
+            checksum = replay(storage.db, storage.source, views, progress=advance,
+                              loader=loader)
     print(f"checksum: {checksum}")
     return 0
 
@@ -245,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=text)
         command.add_argument("--view", choices=["current", "audit", "all"], default="all")
         command.set_defaults(run=run)
+        if name == "replay":
+            command.add_argument(
+                "--workers", type=_workers, default=None,
+                help="processes that load the views side by side, PostgreSQL only (default:"
+                     f" one per CPU from {AUTO_MIN_EVENTS:,} events on, else 1)")
 
     verify = sub.add_parser("verify", help="recompute the hash chains (no key needed)")
     verify.add_argument("--tenant")

@@ -7,7 +7,9 @@ The store is filled fast (one-key write events, thousands per transaction, see
 ``_common.create_filled_tenants``), the live projector catches up (timed once, for
 information), then each repetition times:
 
-- ledger replay: ``projections.replay.replay(db, source, ALL_VIEWS)``, which rebuilds
+- ledger replay: ``projections.replay.replay(db, source, ALL_VIEWS, loader=...)`` with the
+  loader ``secrets-ledger replay`` would choose (worker processes on PostgreSQL from
+  100,000 events on; ``--workers`` to choose), which rebuilds
   every view into fresh tables, swaps them in and returns their checksum (the checksum
   is part of the call; it is also timed alone, and replay without it is reported);
 - library decode: ``select_notifications`` in pages of 1,000 + ``mapper.to_domain_event``
@@ -165,6 +167,9 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=None,
                         help="events in the store (default 100,000; --quick 20,000)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="replay's loading processes, as `secrets-ledger replay --workers`"
+                             " (default: as it chooses)")
     parser.add_argument("--tenants", type=int, default=None, help="default 100; --quick 20")
     parser.add_argument("--keys-per-tenant", type=int, default=50,
                         help="writes cycle over this many keys per tenant")
@@ -177,6 +182,7 @@ def main() -> int:
     from projections.checksum import views_checksum
     from projections.replay import replay
     from projections.views import ALL_VIEWS
+    from service.parallel_replay import loader_for
 
     reps: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
@@ -222,10 +228,13 @@ def main() -> int:
             info["live_checksum"] = live_checksum
             info["view_rows"] = view_rows(rt, ALL_VIEWS)
 
+            # As ``secrets-ledger replay`` chooses (service.parallel_replay.loader_for).
+            loader = loader_for(rt.storage.settings, n_events, args.workers)
+            info["replay_workers"] = 1 if loader is None else loader.workers
             for rep in range(args.reps):
                 r: dict[str, Any] = {}
                 started = time.perf_counter()
-                r["replay_checksum"] = replay(db, source, ALL_VIEWS)
+                r["replay_checksum"] = replay(db, source, ALL_VIEWS, loader=loader)
                 r["replay_s"] = time.perf_counter() - started
                 started = time.perf_counter()
                 again = views_checksum(db, ALL_VIEWS)

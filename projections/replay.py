@@ -12,9 +12,10 @@ import gc
 import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from projections.checksum import views_checksum
 from projections.projector import EventSource, lock_position, set_position
@@ -23,6 +24,12 @@ from service.database import Cursor, Database
 
 REBUILD_SUFFIX = "__rebuild"
 Progress = Callable[[int], None]
+Read = Callable[[int, int], Sequence[tuple[int, Any]]]
+"""(after, limit) -> the next (position, event) pairs."""
+Loader = Callable[[Sequence[type[View]], int, int, Progress | None], None]
+"""Loads every event up to a position into the views' rebuild tables, some other way
+than in this thread (``service.parallel_replay``): (views, position, batch size,
+progress)."""
 
 
 @dataclass
@@ -125,33 +132,54 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load(db: Database, source: EventSource, views: Sequence[View], target: int,
-          batch_size: int, progress: Progress | None) -> int:
-    """Applies every event up to ``target``, many per transaction, outside any lock the
-    live side needs; returns the position reached. The next batch is read and decoded
-    in a second thread while this one writes, so that each thread's database round trips
-    overlap the other's Python work."""
+def load_views(db: Database, read: Read, view_classes: Sequence[type[View]], target: int,
+               batch_size: int, progress: Progress | None) -> int:
+    """Applies every event ``read`` yields up to ``target`` to the views' rebuild tables,
+    many per transaction, outside any lock the live side needs; returns the position
+    reached. Three threads overlap: one reads and decodes the next batch, this one
+    turns the current batch into rows, and one writes the previous batch's rows (one
+    transaction per batch, in order), so that each one's database round trips overlap
+    the others' Python work."""
+    views = [cls(REBUILD_SUFFIX) for cls in view_classes]
+
+    def write(rows: list[Any]) -> None:
+        with db.transaction() as cur:
+            if db.dialect == "postgres":
+                # Nothing depends on these rows until the swap, whose commit waits for
+                # the log to be flushed up to it: this one need not wait for it.
+                cur.execute("SET LOCAL synchronous_commit = off")
+            for view, view_rows in zip(views, rows, strict=True):
+                view.write(cur, view_rows)
+
     position = 0
-    with _collector_paused(), ThreadPoolExecutor(1, thread_name_prefix="replay-read") as reader:
-        ahead = reader.submit(source.read, position, batch_size)
+    with _collector_paused(), ThreadPoolExecutor(1, thread_name_prefix="replay-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="replay-write") as writer:
+        ahead = reader.submit(read, position, batch_size)
+        written: Future[None] | None = None
         while position < target:
             batch = [item for item in ahead.result() if item[0] <= target]
             if not batch:
                 break
             position = batch[-1][0]
             if position < target:
-                ahead = reader.submit(source.read, position, batch_size)
-            with db.transaction() as cur:
-                for view in views:
-                    view.apply_batch(cur, batch)
+                ahead = reader.submit(read, position, batch_size)
+            rows = [view.rows_of(batch) for view in views]
+            if written is not None:
+                written.result()  # one batch in the writer at a time, in order
+            written = writer.submit(write, rows)
             if progress is not None:
                 progress(len(batch))
+        if written is not None:
+            written.result()
     return position
 
 
 def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]],
-           progress: Progress | None = None, batch_size: int = 10_000) -> str:
-    """Rebuilds the given views and swaps them in; returns their checksum."""
+           progress: Progress | None = None, batch_size: int = 10_000,
+           loader: Loader | None = None) -> str:
+    """Rebuilds the given views and swaps them in; returns their checksum. ``loader``
+    does the bulk load instead of this thread (the events that arrive meanwhile are
+    still applied here, at the swap)."""
     rebuilt = [cls(REBUILD_SUFFIX) for cls in view_classes]
     clones: list[_Clone] = []
     with db.transaction() as cur:
@@ -161,7 +189,19 @@ def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]]
                 if table not in view.append_only:
                     clone.build_indexes(cur)  # merges and updates need their keys
                 clones.append(clone)
-    position = _load(db, source, rebuilt, source.max_position(), batch_size, progress)
+    target = source.max_position()
+    try:
+        if loader is None:
+            position = load_views(db, source.read, view_classes, target, batch_size,
+                                  progress)
+        else:
+            loader(view_classes, target, batch_size, progress)
+            position = target
+    except BaseException:
+        with db.transaction() as cur:  # the live views were never touched
+            for clone in clones:
+                cur.execute(f"DROP TABLE IF EXISTS {clone.clone}")
+        raise
     with db.transaction() as cur:  # one sort per index beats keeping it up to date
         for clone in clones:
             clone.build_indexes(cur)

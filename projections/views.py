@@ -35,10 +35,19 @@ class View(ABC):
         self.suffix = suffix
         self.t = {table: table + suffix for table in self.tables}
 
-    @abstractmethod
     def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
         """Writes the rows a batch of (position, event) contributes, in as few statements
         as it can; the result is the same however the events are cut into batches."""
+        self.write(cur, self.rows_of(batch))
+
+    @abstractmethod
+    def rows_of(self, batch: Sequence[tuple[int, Any]]) -> Any:
+        """The rows a batch contributes, in memory (no I/O: replay builds the next
+        batch's rows while the last ones are written)."""
+
+    @abstractmethod
+    def write(self, cur: Cursor, rows: Any) -> None:
+        """Writes ``rows_of``'s rows, in as few statements as it can."""
 
 
 VersionKey = tuple[str, str, int]
@@ -96,12 +105,12 @@ class CurrentSecretsView(View):
     }
     append_only = frozenset({"key_timeline"})
 
-    def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
+    def rows_of(self, batch: Sequence[tuple[int, Any]]) -> _CurrentRows:
         rows = _CurrentRows()
         for position, event in batch:
             if isinstance(event, Tenant.Event):
                 self._gather(rows, position, event)
-        self._write(cur, rows)
+        return rows
 
     def _gather(self, rows: _CurrentRows, position: int, event: Any) -> None:
         tenant_id = str(event.originator_id)
@@ -146,7 +155,7 @@ class CurrentSecretsView(View):
                                      position, json.dumps(outcome_of(event), sort_keys=True),
                                      at))
 
-    def _write(self, cur: Cursor, rows: _CurrentRows) -> None:
+    def write(self, cur: Cursor, rows: _CurrentRows) -> None:
         t = self.t
         for sql, params in rows.tenant_statements:
             cur.execute(sql, params)
@@ -209,14 +218,16 @@ class AuditTrail(View):
     order_by: ClassVar[Mapping[str, str]] = {"audit_trail": "tenant_id, position"}
     append_only = frozenset({"audit_trail"})
 
-    def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
-        rows = [
+    def rows_of(self, batch: Sequence[tuple[int, Any]]) -> list[tuple[Any, ...]]:
+        return [
             (tenant_id, position * AUDIT_SLOTS + n, format_time(event.timestamp), action, key,
              version, event.actor, event.request_id)
             for position, event in batch
             if (tenant_id := _audited_tenant(event)) is not None
             for n, (action, key, version) in enumerate(changes_of(event))
         ]
+
+    def write(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
         bulk.append(cur, self.t["audit_trail"], _AUDIT_COLUMNS, rows)
 
 

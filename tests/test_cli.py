@@ -108,8 +108,22 @@ def test_replay_prints_the_checksum_of_the_live_views(settings: Settings,
         assert one.stdout.strip() == run(settings, "checksum", "--view", view).stdout.strip()
 
 
-def test_bad_arguments_exit_2_without_a_traceback(settings: Settings) -> None:
-    result = run(settings, "replay", "--view", "nonsense")
+def test_replay_with_worker_processes_prints_the_live_checksum(settings: Settings,
+                                                                 tmp_path: Path) -> None:
+    for tenant in ("acme", "globex", "initech"):
+        run(settings, "import", "--tenant", tenant,
+            str(write_json(tmp_path / f"{tenant}.json", {f"k{i}": i for i in range(30)})))
+    live = run(settings, "checksum").stdout.strip()
+    replayed = run(settings, "replay", "--workers", "2")  # on SQLite: in one process
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.strip() == live
+
+
+@pytest.mark.parametrize("args", [("--view", "nonsense"), ("--workers", "0"),
+                                  ("--workers", "two"), ("--workers", "17")])
+def test_bad_arguments_exit_2_without_a_traceback(settings: Settings,
+                                                  args: tuple[str, str]) -> None:
+    result = run(settings, "replay", *args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
 

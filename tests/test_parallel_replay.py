@@ -1,0 +1,103 @@
+"""Replay loaded by worker processes (service/parallel_replay.py), PostgreSQL only: the
+parts hold every event once and each tenant's stream whole, the rebuilt views equal the
+live ones, and a failed worker fails the replay without touching the live views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from projections.checksum import views_checksum
+from projections.replay import replay
+from projections.views import ALL_VIEWS
+from service.parallel_replay import ParallelLoad, loader_for
+from service.runtime import LedgerRuntime
+from service.settings import Settings
+from tests.test_replay import caught_up, request, rich_history
+
+pytestmark = pytest.mark.parametrize("backend", ["postgres"])  # partitioned reads are SQL
+
+
+@pytest.fixture
+def still_runtime(settings: Settings) -> Iterator[LedgerRuntime]:
+    rt = LedgerRuntime(settings, follow=True)
+    yield rt
+    rt.close()
+
+
+def many_tenants_with_reads(rt: LedgerRuntime) -> None:
+    rich_history(rt.ledger)  # acme and globex: every kind of change
+    for n in range(12):
+        name = f"tenant-{n}"
+        rt.ledger.open_tenant(name, request())
+        for k in range(3):
+            rt.ledger.put_secret(name, f"key/{k}", n * k, None, None, request())
+        rt.ledger.get_secret(name, "key/1", request())  # a read record: its own stream
+
+
+def test_parts_hold_every_event_once_and_each_stream_whole(still_runtime: LedgerRuntime
+                                                          ) -> None:
+    many_tenants_with_reads(still_runtime)
+    source = still_runtime.storage.source
+    head = source.max_position()
+    everything = list(source.read(0, head + 1))
+    seen: dict[int, int] = {}
+    stream_part: dict[object, int] = {}
+    for part in range(3):
+        position = 0
+        while batch := source.read_part(position, 7, part=part, parts=3, until=head):
+            assert [p for p, _ in batch] == sorted(p for p, _ in batch)
+            for event_position, event in batch:
+                assert event_position not in seen
+                seen[event_position] = part
+                assert stream_part.setdefault(event.originator_id, part) == part
+            position = batch[-1][0]
+    assert sorted(seen) == [p for p, _ in everything]
+    assert len(set(seen.values())) == 3  # the streams did spread over the parts
+
+
+def test_a_replay_loaded_by_worker_processes_equals_the_live_views(
+        still_runtime: LedgerRuntime, settings: Settings) -> None:
+    many_tenants_with_reads(still_runtime)
+    caught_up(still_runtime)
+    storage = still_runtime.storage
+    live = views_checksum(storage.db, ALL_VIEWS)
+    progressed: list[int] = []
+    rebuilt = replay(storage.db, storage.source, ALL_VIEWS, progress=progressed.append,
+                     loader=ParallelLoad(settings, 3))
+    assert rebuilt == live
+    assert sum(progressed) == storage.source.max_position()
+    assert views_checksum(storage.db, ALL_VIEWS) == live
+
+
+def test_a_failed_worker_fails_the_replay_and_leaves_the_live_views(
+        still_runtime: LedgerRuntime, settings: Settings, tmp_path: Path) -> None:
+    many_tenants_with_reads(still_runtime)
+    caught_up(still_runtime)
+    storage = still_runtime.storage
+    live = views_checksum(storage.db, ALL_VIEWS)
+    unreachable = Settings(data_dir=tmp_path / "elsewhere",
+                           database_url="postgresql://postgres@127.0.0.1:1/none",
+                           database_schema=settings.database_schema)
+    with pytest.raises(RuntimeError, match="replay worker"):
+        replay(storage.db, storage.source, ALL_VIEWS, loader=ParallelLoad(unreachable, 2))
+    assert views_checksum(storage.db, ALL_VIEWS) == live
+    with storage.db.transaction() as cur:  # and its half-built tables are gone
+        cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+                    " AND tablename LIKE %s", ("%__rebuild",))
+        assert cur.fetchone() == (0,)
+    assert replay(storage.db, storage.source, ALL_VIEWS,
+                  loader=ParallelLoad(settings, 2)) == live  # and the next one succeeds
+
+
+def test_by_default_only_a_large_replay_on_postgresql_uses_workers(settings: Settings,
+                                                                   tmp_path: Path) -> None:
+    assert loader_for(settings, 10) is None
+    assert loader_for(settings, 10, workers=1) is None
+    parallel = loader_for(settings, 1_000_000)
+    assert parallel is None or parallel.workers > 1  # None on a one-CPU machine
+    explicit = loader_for(settings, 10, workers=2)
+    assert explicit is not None and explicit.workers == 2
+    assert loader_for(Settings(data_dir=tmp_path), 1_000_000, workers=4) is None  # SQLite
