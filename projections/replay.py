@@ -9,6 +9,7 @@ sees the old view or the new one, never a half-built one.
 from __future__ import annotations
 
 import gc
+import os
 import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -40,12 +41,19 @@ class _Clone:
     clone: str
     # (the name an index or key takes at the swap, its name meanwhile, "index" or "key")
     names: list[tuple[str, str, str]] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)  # statements that build them
+    builds: list[str] = field(default_factory=list)  # CREATE INDEX, one per index
+    attaches: list[str] = field(default_factory=list)  # keys made of their built indexes
 
     def build_indexes(self, cur: Cursor) -> None:
-        for statement in self.pending:
+        for statement in self.builds:
             cur.execute(statement)
-        self.pending.clear()
+        self.attach_keys(cur)
+
+    def attach_keys(self, cur: Cursor) -> None:
+        for statement in self.attaches:
+            cur.execute(statement)
+        self.builds.clear()
+        self.attaches.clear()
 
     def swap(self, cur: Cursor) -> None:
         cur.execute(f"DROP TABLE {self.table}")
@@ -88,21 +96,25 @@ def _clone_postgres_table(cur: Cursor, table: str, clone: str) -> _Clone:
     cur.execute(f"CREATE TABLE {clone} (LIKE {table} INCLUDING DEFAULTS"
                 " INCLUDING CONSTRAINTS)")
     result = _Clone(table, clone)
-    cur.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-                " WHERE conrelid = %s::regclass AND contype IN ('p', 'u')", (table,))
-    keys = cur.fetchall()
-    for name, definition in keys:
-        result.names.append((name, f"{name}{REBUILD_SUFFIX}", "key"))
-        result.pending.append(
-            f"ALTER TABLE {clone} ADD CONSTRAINT {name}{REBUILD_SUFFIX} {definition}")
+    cur.execute("SELECT i.relname, c.conname, c.contype FROM pg_constraint c"
+                " JOIN pg_class i ON i.oid = c.conindid"
+                " WHERE c.conrelid = %s::regclass AND c.contype IN ('p', 'u')", (table,))
+    keys = {index: (name, kind) for index, name, kind in cur.fetchall()}
     cur.execute("SELECT indexname, indexdef FROM pg_indexes"
                 " WHERE schemaname = current_schema() AND tablename = %s", (table,))
-    for name, definition in cur.fetchall():
-        if any(name == key for key, _ in keys):
-            continue  # the index of a key: the key's statement builds it
-        result.names.append((name, f"{name}{REBUILD_SUFFIX}", "index"))
-        result.pending.append(re.sub(r"^(CREATE (?:UNIQUE )?INDEX) \S+ ON (?:ONLY )?\S+ ",
-                                     rf"\1 {name}{REBUILD_SUFFIX} ON {clone} ", definition))
+    for index, definition in cur.fetchall():
+        # A key's index is built like any other, then the key is made of it (no sort).
+        name, kind = keys.get(index, (index, None))
+        temporary = f"{name}{REBUILD_SUFFIX}"
+        result.builds.append(re.sub(r"^(CREATE (?:UNIQUE )?INDEX) \S+ ON (?:ONLY )?\S+ ",
+                                    rf"\1 {temporary} ON {clone} ", definition))
+        if kind is None:
+            result.names.append((name, temporary, "index"))
+        else:
+            constraint = "PRIMARY KEY" if kind == "p" else "UNIQUE"
+            result.names.append((name, temporary, "key"))
+            result.attaches.append(f"ALTER TABLE {clone} ADD CONSTRAINT {temporary}"
+                                   f" {constraint} USING INDEX {temporary}")
     return result
 
 
@@ -174,6 +186,28 @@ def load_views(db: Database, read: Read, view_classes: Sequence[type[View]], tar
     return position
 
 
+def _build_indexes(db: Database, clones: Sequence[_Clone]) -> None:
+    """Builds the clones' pending indexes side by side, each in a connection of its own
+    (``CREATE INDEX`` takes a SHARE lock, so builds on one table do not wait for each
+    other), then makes the keys of their indexes in one transaction."""
+    builds = [statement for clone in clones for statement in clone.builds]
+    if builds:
+        with ThreadPoolExecutor(min(len(builds), os.cpu_count() or 1),
+                                thread_name_prefix="replay-index") as pool:
+            for done in [pool.submit(_execute, db, statement) for statement in builds]:
+                done.result()
+        for clone in clones:
+            clone.builds.clear()
+    with db.transaction() as cur:
+        for clone in clones:
+            clone.attach_keys(cur)
+
+
+def _execute(db: Database, statement: str) -> None:
+    with db.transaction() as cur:
+        cur.execute(statement)
+
+
 def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]],
            progress: Progress | None = None, batch_size: int = 10_000,
            loader: Loader | None = None) -> str:
@@ -197,14 +231,12 @@ def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]]
         else:
             loader(view_classes, target, batch_size, progress)
             position = target
+        _build_indexes(db, clones)  # one sort per index beats keeping it up to date
     except BaseException:
         with db.transaction() as cur:  # the live views were never touched
             for clone in clones:
                 cur.execute(f"DROP TABLE IF EXISTS {clone.clone}")
         raise
-    with db.transaction() as cur:  # one sort per index beats keeping it up to date
-        for clone in clones:
-            clone.build_indexes(cur)
     with db.transaction() as cur:
         for view in rebuilt:
             lock_position(cur, db, view.name)

@@ -7,8 +7,6 @@ from functools import lru_cache
 
 from domain.errors import InvalidRequest
 
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -16,9 +14,12 @@ def utc_now() -> datetime:
 
 @lru_cache(maxsize=1 << 16)
 def format_time(moment: datetime) -> str:
-    """Fixed-width text, so that text order is time order on both backends. (Cached: the
-    projector formats each event's time once per view.)"""
-    return moment.astimezone(UTC).strftime(_FORMAT)
+    """Fixed-width text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), so that text order is time order
+    on both backends. (Cached: the projector formats each event's time once per view.
+    ``isoformat`` with six fraction digits, not ``strftime``: a third of the time.)"""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:
