@@ -234,6 +234,13 @@ class LedgerQueries:
         The read is recorded in the audit trail before the value is returned; if it
         cannot be recorded, no value is returned.
         """
+        tenant_id, value = self._find_value(name, key, version, at)
+        self._record_read(tenant_id, value, ctx)
+        return value
+
+    def _find_value(self, name: str, key: str, version: int | None, at: str | None
+                    ) -> tuple[str, SecretValue]:
+        """``get_secret`` up to its read record: the tenant's id and the opened value."""
         rules.check_secret_key(key)
         if version is not None:
             rules.check_version(version)
@@ -252,15 +259,7 @@ class LedgerQueries:
             " WHERE c.tenant_id = %s AND c.key = %s",
             (version, tenant_id, key),
         )
-        return self._serve_value(tenant_id, key, version, at, row, ctx)
-
-    def _serve_value(self, tenant_id: str, key: str, version: int | None, at: str | None,
-                     row: Sequence[Any] | None, ctx: RequestContext) -> SecretValue:
-        """Opens the value of a (current_secrets LEFT JOIN secret_versions) row, records
-        the read durably, and returns the value."""
-        value = self._open_value(tenant_id, key, version, at, row)
-        self._record_read(tenant_id, value, ctx)
-        return value
+        return tenant_id, self._open_value(tenant_id, key, version, at, row)
 
     def _open_value(self, tenant_id: str, key: str, version: int | None, at: str | None,
                     row: Sequence[Any] | None,
@@ -315,10 +314,11 @@ class LedgerQueries:
         for it: the group-commit writer reads the rows of every such read in its batch
         in one statement (``value_rows``), opens each value and saves the read records
         with the batch (``BatchWriter.read_async``). Only a read that has to wait for
-        the views, and every read on SQLite, goes to a thread."""
+        the views, and every read on SQLite, is found in a thread (its read record is
+        still awaited here: no thread waits for the group commit)."""
         if not self._one_statement_read(name, key):
-            return await asyncio.to_thread(self.get_secret_with_token, name, key, token_hash,
-                                           check)
+            ctx = await asyncio.to_thread(self._check_token, token_hash, check)
+            return await self._found_and_recorded(name, key, ctx)
         tenant_uuid = tenant_id_for(name)
         tenant_id = str(tenant_uuid)
 
@@ -335,7 +335,17 @@ class LedgerQueries:
         except Unavailable:
             raise Unavailable(READ_NOT_RECORDED) from None
         if value is None:  # the views are behind: wait for them in a thread
-            return await asyncio.to_thread(self.get_secret, name, key, ctx)
+            return await self._found_and_recorded(name, key, ctx)
+        return value
+
+    async def _found_and_recorded(self, name: str, key: str, ctx: RequestContext
+                                  ) -> SecretValue:
+        """``get_secret`` of the current value for a caller on an event loop."""
+        tenant_id, value = await asyncio.to_thread(self._find_value, name, key, None, None)
+        try:
+            await self.writer.record_read_async(self._read_record(tenant_id, value, ctx))
+        except Exception:
+            raise Unavailable(READ_NOT_RECORDED) from None
         return value
 
     def _one_statement_read(self, name: str, key: str) -> bool:

@@ -202,6 +202,10 @@ class BatchWriter:
         return cast(T, await self._wait_async(_Job(None, None, None, None, lookup=lookup,
                                                    answer=answer)))
 
+    async def record_read_async(self, record: ValueRead) -> None:
+        """``record_read`` for a caller on an event loop."""
+        await self._wait_async(_Job(None, None, None, None, read=list(record.collect_events())))
+
     def close(self) -> None:
         with self._closing:
             self._closed = True
