@@ -1,19 +1,50 @@
-"""A value read, recorded durably before the value leaves the ledger.
+"""Value reads, recorded durably before the value leaves the ledger.
 
-Each read is its own one-event aggregate, so that recording it never contends with the
-tenant's writers for the tenant stream's next version; it joins the audit trail through
-the same event store (and so survives replay).
+The reads of one group commit are one event of an aggregate of their own
+(``ValueReads``), so that recording them never contends with the tenants' writers for
+their streams' next versions, and a busy server stores one event per batch of reads, not
+one per read; they join the audit trail through the same event store (and so survive
+replay). ``ValueRead`` (one read per aggregate) is how reads were recorded before; its
+stored events still project.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from uuid import UUID, uuid4
+from typing import Any
+from uuid import uuid4
 
 from eventsourcing.domain import Aggregate
 
 
+@dataclass(frozen=True)
+class ReadRecord:
+    """Who read which version of which key, and in which request."""
+
+    tenant_id: str
+    key: str
+    version: int
+    actor: str
+    request_id: str
+
+
+class ValueReads(Aggregate):
+    def __init__(self, reads: list[dict[str, Any]]) -> None:
+        self.reads = reads
+
+    class Recorded(Aggregate.Created):
+        reads: list[dict[str, Any]]  # ReadRecord fields, in the order they were answered
+
+    @classmethod
+    def record(cls, reads: list[ReadRecord], at: datetime) -> ValueReads:
+        return cls._create(cls.Recorded, id=uuid4(), timestamp=at,
+                           reads=[asdict(read) for read in reads])
+
+
 class ValueRead(Aggregate):
+    """One read per aggregate: no longer recorded, still read back from older stores."""
+
     def __init__(self, tenant_id: str, key: str, version: int, actor: str,
                  request_id: str) -> None:
         self.tenant_id = tenant_id
@@ -28,9 +59,3 @@ class ValueRead(Aggregate):
         version: int
         actor: str
         request_id: str
-
-    @classmethod
-    def record(cls, tenant_id: UUID, key: str, version: int, actor: str, request_id: str,
-               at: datetime) -> ValueRead:
-        return cls._create(cls.Recorded, id=uuid4(), timestamp=at, tenant_id=str(tenant_id),
-                           key=key, version=version, actor=actor, request_id=request_id)

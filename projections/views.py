@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from domain.reads import ValueRead
+from domain.reads import ValueRead, ValueReads
 from domain.tenant import Tenant
 from projections import bulk
 from service.clock import format_time
@@ -219,13 +219,20 @@ class AuditTrail(View):
     append_only = frozenset({"audit_trail"})
 
     def rows_of(self, batch: Sequence[tuple[int, Any]]) -> list[tuple[Any, ...]]:
-        return [
+        rows = [
             (tenant_id, position * AUDIT_SLOTS + n, format_time(event.timestamp), action, key,
              version, event.actor, event.request_id)
             for position, event in batch
             if (tenant_id := _audited_tenant(event)) is not None
             for n, (action, key, version) in enumerate(changes_of(event))
         ]
+        rows += [
+            (read["tenant_id"], position * AUDIT_SLOTS + n, format_time(event.timestamp),
+             "read", read["key"], read["version"], read["actor"], read["request_id"])
+            for position, event in batch if isinstance(event, ValueReads.Recorded)
+            for n, read in enumerate(event.reads)  # a batch of reads, from many tenants
+        ]
+        return rows
 
     def write(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
         bulk.append(cur, self.t["audit_trail"], _AUDIT_COLUMNS, rows)

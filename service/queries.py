@@ -29,10 +29,9 @@ from domain.errors import (
     VersionDestroyed,
     VersionNotFound,
 )
-from domain.reads import ValueRead
+from domain.reads import ReadRecord
 from domain.tenant import RequestContext, tenant_id_for
 from projections.projector import Projector
-from service.clock import utc_now
 from service.database import fetch_all, fetch_one
 from service.pages import CursorCodec
 from service.principals import TOKEN_COLUMNS, TOKEN_ROW
@@ -327,7 +326,7 @@ class LedgerQueries:
             ctx, value = self._value_of_read_row(tenant_id, key, row, check)
             if value is None:
                 return (ctx, None), []
-            return (ctx, value), list(self._read_record(tenant_id, value, ctx).collect_events())
+            return (ctx, value), [self._read_record(tenant_id, value, ctx)]
 
         try:
             ctx, value = await self.writer.read_async(
@@ -428,9 +427,8 @@ class LedgerQueries:
         return self._read_statement
 
     @staticmethod
-    def _read_record(tenant_id: str, value: SecretValue, ctx: RequestContext) -> ValueRead:
-        return ValueRead.record(UUID(tenant_id), value.key, value.version, ctx.actor,
-                                ctx.request_id, utc_now())
+    def _read_record(tenant_id: str, value: SecretValue, ctx: RequestContext) -> ReadRecord:
+        return ReadRecord(tenant_id, value.key, value.version, ctx.actor, ctx.request_id)
 
     def _record_read(self, tenant_id: str, value: SecretValue, ctx: RequestContext) -> None:
         try:

@@ -42,9 +42,10 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.errors import IdempotencyKeyReused, LedgerError, Unavailable
-from domain.reads import ValueRead
+from domain.reads import ReadRecord, ValueReads
 from domain.tenant import RequestContext, Tenant
 from projections.views import outcome_of
+from service.clock import utc_now
 from service.keystore import KeyStore, NewDataKey
 from service.storage import LedgerEvents
 
@@ -84,7 +85,7 @@ class _Job(Generic[T]):
     run: Command[T] | None
     ctx: RequestContext | None
     replayed: Replay[T] | None
-    read: list[Any] | None = None  # a read record's event, taken out of its aggregate once
+    read: list[ReadRecord] | None = None  # the reads a job records
     result: Any = field(default=None, repr=False)  # may be a value
     error: BaseException | None = None
     new_events: list[Any] = field(default_factory=list)
@@ -100,7 +101,7 @@ class _Job(Generic[T]):
     # A value read: ``answer`` gets its row of the batch's one read statement (``lookup``
     # are its parameters) and returns the result and the events that record the read.
     lookup: tuple[Any, ...] | None = field(default=None, repr=False)  # holds a token hash
-    answer: Callable[[Sequence[Any]], tuple[T, list[Any]]] | None = None
+    answer: Callable[[Sequence[Any]], tuple[T, list[ReadRecord]]] | None = None
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
         if self.done:  # answered already: a caller is woken once
@@ -175,10 +176,9 @@ class BatchWriter:
                 replayed: Replay[T] | None) -> T:
         return cast(T, self._wait(_Job(tenant_id, run, ctx, replayed)))
 
-    def record_read(self, record: ValueRead) -> None:
-        # The event, not the aggregate: save() empties an aggregate's pending events, so a
-        # batch retried after a conflict would otherwise store the read no more.
-        self._wait(_Job(None, None, None, None, read=list(record.collect_events())))
+    def record_read(self, record: ReadRecord) -> None:
+        """Records a value read with the next batch (one event for all its reads)."""
+        self._wait(_Job(None, None, None, None, read=[record]))
 
     async def execute_with_token_async(
             self, tenant_id: UUID, token_hash: str,
@@ -194,7 +194,7 @@ class BatchWriter:
                                                    authorized=authorized)))
 
     async def read_async(self, lookup: tuple[Any, ...],
-                         answer: Callable[[Sequence[Any]], tuple[T, list[Any]]]) -> T:
+                         answer: Callable[[Sequence[Any]], tuple[T, list[ReadRecord]]]) -> T:
         """A value read for a caller on an event loop. The writer reads the rows of every
         read in its batch in one statement, has ``answer`` judge each row (and open its
         value), saves the events that record the reads with the batch, and only then
@@ -202,9 +202,9 @@ class BatchWriter:
         return cast(T, await self._wait_async(_Job(None, None, None, None, lookup=lookup,
                                                    answer=answer)))
 
-    async def record_read_async(self, record: ValueRead) -> None:
+    async def record_read_async(self, record: ReadRecord) -> None:
         """``record_read`` for a caller on an event loop."""
-        await self._wait_async(_Job(None, None, None, None, read=list(record.collect_events())))
+        await self._wait_async(_Job(None, None, None, None, read=[record]))
 
     def close(self) -> None:
         with self._closing:
@@ -354,7 +354,7 @@ class BatchWriter:
                     job.result, job.error = None, Unavailable("the command failed; retry")
             try:
                 self._save(aggregates, effects,
-                           [event for job, _ in staged if job.read for event in job.read])
+                           [read for job, _ in staged if job.read for read in job.read])
             except IntegrityError:
                 # Another process appended to one of these tenants: reload and re-run all.
                 for tenant_id in aggregates:
@@ -421,10 +421,13 @@ class BatchWriter:
         return job.replayed(outcome)
 
     def _save(self, aggregates: dict[UUID, Tenant], effects: Effects,
-              reads: list[Any]) -> None:
+              read_records: list[ReadRecord]) -> None:
         changed = [tenant for tenant in aggregates.values() if tenant.pending_events]
-        if not changed and not reads:
+        if not changed and not read_records:
             return
+        # The batch's reads, one event: made for each attempt (a save empties its
+        # aggregate's pending events, and a retried batch must store them again).
+        reads = [ValueReads.record(read_records, utc_now())] if read_records else []
         for effect in effects.before_save:
             effect()
         if self.keys.db.dialect == "postgres":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-from domain.reads import ValueRead
+from domain.reads import ReadRecord, ValueReads
 from domain.tenant import RequestContext, SealedValue, SetValue, Tenant, tenant_id_for
 from service.clock import utc_now
 from service.runtime import LedgerRuntime
@@ -51,9 +51,9 @@ def test_saved_aggregates_and_events_are_stored_in_order(runtime: LedgerRuntime)
     events = runtime.storage.events
     a, b = Tenant.open("store-a", CTX, utc_now()), Tenant.open("store-b", CTX, utc_now())
     write(a, 2)
-    read = ValueRead.record(a.id, "k0", 1, "tok_test", "req-read", utc_now())
-    read_events = list(read.collect_events())
-    recordings = events.save(a, None, b, *read_events)
+    read = ValueReads.record([ReadRecord(str(a.id), "k0", 1, "tok_test", "req-read")],
+                             utc_now())
+    recordings = events.save(a, None, b, read)
     assert [(r.domain_event.originator_id, r.domain_event.originator_version)
             for r in recordings] == [(a.id, 1), (a.id, 2), (a.id, 3), (b.id, 1), (read.id, 1)]
     ids = [r.notification.id for r in recordings]

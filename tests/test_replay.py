@@ -18,13 +18,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import psycopg
 import pytest
 
-from domain.tenant import DeleteKey, Precondition, RequestContext, SetValue
+from domain.reads import ReadRecord, ValueRead
+from domain.tenant import DeleteKey, Precondition, RequestContext, SetValue, tenant_id_for
 from projections.checksum import rows_as_copy_text, views_checksum
 from projections.projector import Projector, view_positions
 from projections.replay import replay
@@ -36,6 +38,7 @@ from projections.views import (
     changes_of,
     views_named,
 )
+from service.clock import utc_now
 from service.database import Cursor, SQLiteDatabase
 from service.ledger import Ledger
 from service.queries import AuditFilter
@@ -143,6 +146,69 @@ def test_replaying_all_views_gives_the_checksum_of_the_live_views(
     assert views_checksum(storage.db, ALL_VIEWS) == live
     assert sum(progressed) >= storage.source.max_position()
     assert runtime.ledger.get_secret("acme", "cas/key", request()).value == 1
+
+
+@contextmanager
+def held_writer(ledger: Ledger) -> Iterator[None]:
+    """Keeps the group-commit writer inside a command until the block ends, so that
+    what is submitted meanwhile goes into one batch."""
+    release = threading.Event()
+
+    def hold(tenant: Any, effects: Any) -> tuple[Any, None]:
+        release.wait(30)
+        return tenant, None
+
+    holder = threading.Thread(target=ledger.writer.execute,
+                              args=(tenant_id_for("acme"), request(), hold, None))
+    holder.start()
+    time.sleep(0.2)  # the writer is inside hold()
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_reads_recorded_one_per_event_by_earlier_versions_still_project(
+        runtime: LedgerRuntime) -> None:
+    rich_history(runtime.ledger)
+    acme = str(tenant_id_for("acme"))
+    older = ValueRead._create(ValueRead.Recorded, id=uuid.uuid4(), timestamp=utc_now(),
+                              tenant_id=acme, key="app/key-0", version=1, actor="tok_old",
+                              request_id="req-older")
+    runtime.storage.events.save(older)
+    caught_up(runtime)
+    reads = runtime.ledger.audit("acme", AuditFilter(actor="tok_old")).items
+    assert [(r.action, r.key, r.version, r.request_id) for r in reads] == [
+        ("read", "app/key-0", 1, "req-older")]
+    storage = runtime.storage
+    assert replay(storage.db, storage.source, ALL_VIEWS) == views_checksum(storage.db,
+                                                                           ALL_VIEWS)
+    assert runtime.ledger.audit("acme", AuditFilter(actor="tok_old")).items == reads
+
+
+def test_the_reads_of_one_batch_are_one_event_with_a_row_each(runtime: LedgerRuntime) -> None:
+    rich_history(runtime.ledger)
+    caught_up(runtime)
+    before = runtime.storage.source.max_position()
+    writer = runtime.ledger.writer
+    records = [ReadRecord(str(tenant_id_for(name)), "app/key-1", 1, f"tok_{name}", f"req-{n}")
+               for n, name in enumerate(["acme", "globex", "acme"])]
+    threads = [threading.Thread(target=writer.record_read, args=(record,))
+               for record in records]
+    with held_writer(runtime.ledger):
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # all three wait behind the held batch
+    for thread in threads:
+        thread.join()
+    assert runtime.storage.source.max_position() == before + 1
+    caught_up(runtime)
+    for name in ("acme", "globex"):
+        rows = runtime.ledger.audit(name, AuditFilter(action="read", actor=f"tok_{name}")).items
+        assert sorted(r.request_id for r in rows) == sorted(
+            r.request_id for r in records if r.actor == f"tok_{name}")
+        assert len({r.position for r in rows}) == len(rows)
 
 
 @pytest.mark.parametrize("view", ["audit", "current"])
