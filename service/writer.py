@@ -99,7 +99,7 @@ class _Job(Generic[T]):
     token_hash: str | None = None
     authorized: Callable[[Sequence[Any] | None], Command[T]] | None = None
     # A value read: ``answer`` gets its row of the batch's one read statement (``lookup``
-    # are its parameters) and returns the result and the events that record the read.
+    # are its parameters) and returns the result and the reads to record.
     lookup: tuple[Any, ...] | None = field(default=None, repr=False)  # holds a token hash
     answer: Callable[[Sequence[Any]], tuple[T, list[ReadRecord]]] | None = None
 
@@ -197,8 +197,8 @@ class BatchWriter:
                          answer: Callable[[Sequence[Any]], tuple[T, list[ReadRecord]]]) -> T:
         """A value read for a caller on an event loop. The writer reads the rows of every
         read in its batch in one statement, has ``answer`` judge each row (and open its
-        value), saves the events that record the reads with the batch, and only then
-        hands out the result: a value never leaves before its read is on file."""
+        value), saves the batch's reads with it (one event), and only then hands out the
+        result: a value never leaves before its read is on file."""
         return cast(T, await self._wait_async(_Job(None, None, None, None, lookup=lookup,
                                                    answer=answer)))
 
