@@ -148,10 +148,14 @@ def load_views(db: Database, read: Read, view_classes: Sequence[type[View]], tar
                batch_size: int, progress: Progress | None) -> int:
     """Applies every event ``read`` yields up to ``target`` to the views' rebuild tables,
     many per transaction, outside any lock the live side needs; returns the position
-    reached. Three threads overlap: one reads and decodes the next batch, this one
-    turns the current batch into rows, and one writes the previous batch's rows (one
-    transaction per batch, in order), so that each one's database round trips overlap
-    the others' Python work."""
+    reached. This thread reads a batch and turns it into rows while another writes the
+    previous batch's rows (one transaction per batch, in order), so that the writes'
+    round trips overlap the Python work.
+
+    (A third thread reading ahead cost more in switching between threads than it
+    saved: once the read scans the positions' index, PostgreSQL answers it in about
+    0.4 µs an event. Measured on 1,000,000 events, two processes: 1 s less CPU.)
+    """
     views = [cls(REBUILD_SUFFIX) for cls in view_classes]
 
     def write(rows: list[Any]) -> None:
@@ -164,17 +168,13 @@ def load_views(db: Database, read: Read, view_classes: Sequence[type[View]], tar
                 view.write(cur, view_rows)
 
     position = 0
-    with _collector_paused(), ThreadPoolExecutor(1, thread_name_prefix="replay-read") as reader, \
-            ThreadPoolExecutor(1, thread_name_prefix="replay-write") as writer:
-        ahead = reader.submit(read, position, batch_size)
+    with _collector_paused(), ThreadPoolExecutor(1, thread_name_prefix="replay-write") as writer:
         written: Future[None] | None = None
         while position < target:
-            batch = [item for item in ahead.result() if item[0] <= target]
+            batch = [item for item in read(position, batch_size) if item[0] <= target]
             if not batch:
                 break
             position = batch[-1][0]
-            if position < target:
-                ahead = reader.submit(read, position, batch_size)
             rows = [view.rows_of(batch) for view in views]
             if written is not None:
                 written.result()  # one batch in the writer at a time, in order

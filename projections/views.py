@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
+from uuid import UUID
 
 from domain.reads import ValueRead, ValueReads
 from domain.tenant import Tenant
@@ -107,53 +109,21 @@ class CurrentSecretsView(View):
 
     def rows_of(self, batch: Sequence[tuple[int, Any]]) -> _CurrentRows:
         rows = _CurrentRows()
+        stream_versions = rows.stream_versions
         for position, event in batch:
-            if isinstance(event, Tenant.Event):
-                self._gather(rows, position, event)
+            gather = _GATHERERS.get(type(event))
+            if gather is None:
+                if not isinstance(event, Tenant.Event):
+                    continue
+                gather = _gather_nothing
+            tenant_id, at = tenant_text(event.originator_id), format_time(event.timestamp)
+            stream_versions[tenant_id] = event.originator_version
+            gather(self, rows, position, event, tenant_id, at)
+            if event.idempotency_key is not None:
+                rows.idempotency.append((tenant_id, event.idempotency_key, event.request_hash,
+                                         position, json.dumps(outcome_of(event), sort_keys=True),
+                                         at))
         return rows
-
-    def _gather(self, rows: _CurrentRows, position: int, event: Any) -> None:
-        tenant_id = str(event.originator_id)
-        at = format_time(event.timestamp)
-        t = self.t
-        rows.stream_versions[tenant_id] = event.originator_version
-        if isinstance(event, Tenant.Opened):
-            rows.tenant_statements.append((
-                f"INSERT INTO {t['tenants']} (tenant, tenant_id, created_at, shredded_at,"
-                " key_version) VALUES (%s, %s, %s, NULL, %s)",
-                (event.name, tenant_id, at, event.key_version)))
-        elif isinstance(event, Tenant.SecretVersionsWritten):
-            for write in event.writes:
-                metadata = None if write["metadata"] is None else json.dumps(write["metadata"])
-                key, version = write["key"], write["version"]
-                rows.versions[(tenant_id, key, version)] = [
-                    tenant_id, key, version, at, event.actor, "active", write["ciphertext"],
-                    write["dek_id"], write["key_version"], metadata, position]
-                rows.liveness(tenant_id, key, position, at, version, True)
-            for deletion in event.deletions:
-                key, version = deletion["key"], deletion["version"]
-                rows.set_state((tenant_id, key, version), "deleted")
-                rows.liveness(tenant_id, key, position, at, version, False)
-        elif isinstance(event, Tenant.SecretDeleted | Tenant.SecretUndeleted):
-            live = isinstance(event, Tenant.SecretUndeleted)
-            rows.set_state((tenant_id, event.key, event.version), "active" if live else "deleted")
-            rows.liveness(tenant_id, event.key, position, at, event.version, live)
-        elif isinstance(event, Tenant.VersionsDestroyed):
-            for version in event.versions:
-                rows.destroy((tenant_id, event.key, version))
-        elif isinstance(event, Tenant.TenantKeyRotated):
-            rows.tenant_statements.append((
-                f"UPDATE {t['tenants']} SET key_version = %s WHERE tenant_id = %s",
-                (event.key_version, tenant_id)))
-        elif isinstance(event, Tenant.Shredded):
-            rows.tenant_statements.append((
-                f"UPDATE {t['tenants']} SET shredded_at = %s WHERE tenant_id = %s",
-                (at, tenant_id)))
-            rows.shredded.append(tenant_id)
-        if event.idempotency_key is not None:
-            rows.idempotency.append((tenant_id, event.idempotency_key, event.request_hash,
-                                     position, json.dumps(outcome_of(event), sort_keys=True),
-                                     at))
 
     def write(self, cur: Cursor, rows: _CurrentRows) -> None:
         t = self.t
@@ -179,6 +149,81 @@ class CurrentSecretsView(View):
         bulk.append(cur, t["key_timeline"], _TIMELINE_COLUMNS, rows.timeline)
         bulk.merge(cur, t["idempotency_records"], _IDEMPOTENCY_COLUMNS, rows.idempotency,
                    "DO NOTHING")
+
+
+Gatherer = Callable[[CurrentSecretsView, _CurrentRows, int, Any, str, str], None]
+"""Adds one event's rows: (view, rows, position, event, tenant id, time as text)."""
+
+
+def _gather_opened(view: CurrentSecretsView, rows: _CurrentRows, position: int, event: Any,
+                   tenant_id: str, at: str) -> None:
+    rows.tenant_statements.append((
+        f"INSERT INTO {view.t['tenants']} (tenant, tenant_id, created_at, shredded_at,"
+        " key_version) VALUES (%s, %s, %s, NULL, %s)",
+        (event.name, tenant_id, at, event.key_version)))
+
+
+def _gather_written(view: CurrentSecretsView, rows: _CurrentRows, position: int, event: Any,
+                    tenant_id: str, at: str) -> None:
+    versions, actor = rows.versions, event.actor
+    for write in event.writes:
+        metadata = write["metadata"]
+        key, version = write["key"], write["version"]
+        versions[(tenant_id, key, version)] = [
+            tenant_id, key, version, at, actor, "active", write["ciphertext"], write["dek_id"],
+            write["key_version"], None if metadata is None else json.dumps(metadata), position]
+        rows.liveness(tenant_id, key, position, at, version, True)
+    for deletion in event.deletions:
+        key, version = deletion["key"], deletion["version"]
+        rows.set_state((tenant_id, key, version), "deleted")
+        rows.liveness(tenant_id, key, position, at, version, False)
+
+
+def _gather_liveness(view: CurrentSecretsView, rows: _CurrentRows, position: int,
+                     event: Any, tenant_id: str, at: str) -> None:
+    live = isinstance(event, Tenant.SecretUndeleted)
+    rows.set_state((tenant_id, event.key, event.version), "active" if live else "deleted")
+    rows.liveness(tenant_id, event.key, position, at, event.version, live)
+
+
+def _gather_destroyed(view: CurrentSecretsView, rows: _CurrentRows, position: int,
+                      event: Any, tenant_id: str, at: str) -> None:
+    for version in event.versions:
+        rows.destroy((tenant_id, event.key, version))
+
+
+def _gather_key_rotated(view: CurrentSecretsView, rows: _CurrentRows, position: int,
+                        event: Any, tenant_id: str, at: str) -> None:
+    rows.tenant_statements.append((
+        f"UPDATE {view.t['tenants']} SET key_version = %s WHERE tenant_id = %s",
+        (event.key_version, tenant_id)))
+
+
+def _gather_shredded(view: CurrentSecretsView, rows: _CurrentRows, position: int,
+                     event: Any, tenant_id: str, at: str) -> None:
+    rows.tenant_statements.append((
+        f"UPDATE {view.t['tenants']} SET shredded_at = %s WHERE tenant_id = %s",
+        (at, tenant_id)))
+    rows.shredded.append(tenant_id)
+
+
+def _gather_nothing(view: CurrentSecretsView, rows: _CurrentRows, position: int, event: Any,
+                    tenant_id: str, at: str) -> None:
+    """Token events: only the stream's version and the idempotency record."""
+
+
+# By exact class (a dictionary lookup, not a chain of isinstance checks per event).
+_GATHERERS: dict[type[Any], Gatherer] = {
+    Tenant.Opened: _gather_opened,
+    Tenant.SecretVersionsWritten: _gather_written,
+    Tenant.SecretDeleted: _gather_liveness,
+    Tenant.SecretUndeleted: _gather_liveness,
+    Tenant.VersionsDestroyed: _gather_destroyed,
+    Tenant.TenantKeyRotated: _gather_key_rotated,
+    Tenant.Shredded: _gather_shredded,
+    Tenant.TokenIssued: _gather_nothing,
+    Tenant.TokenRevoked: _gather_nothing,
+}
 
 
 _SLOT: list[bulk.Column] = [("tenant_id", "text"), ("key", "text"), ("version", "integer")]
@@ -219,59 +264,66 @@ class AuditTrail(View):
     append_only = frozenset({"audit_trail"})
 
     def rows_of(self, batch: Sequence[tuple[int, Any]]) -> list[tuple[Any, ...]]:
-        rows = [
-            (tenant_id, position * AUDIT_SLOTS + n, format_time(event.timestamp), action, key,
-             version, event.actor, event.request_id)
-            for position, event in batch
-            if (tenant_id := _audited_tenant(event)) is not None
-            for n, (action, key, version) in enumerate(changes_of(event))
-        ]
-        rows += [
-            (read["tenant_id"], position * AUDIT_SLOTS + n, format_time(event.timestamp),
-             "read", read["key"], read["version"], read["actor"], read["request_id"])
-            for position, event in batch if isinstance(event, ValueReads.Recorded)
-            for n, read in enumerate(event.reads)  # a batch of reads, from many tenants
-        ]
+        rows: list[tuple[Any, ...]] = []
+        add = rows.append
+        for position, event in batch:
+            slot = position * AUDIT_SLOTS
+            if type(event) is ValueReads.Recorded:  # a batch of reads, from many tenants
+                at = format_time(event.timestamp)
+                for n, read in enumerate(event.reads):
+                    add((read["tenant_id"], slot + n, at, "read", read["key"], read["version"],
+                         read["actor"], read["request_id"]))
+                continue
+            changes = changes_of(event)
+            if not changes:
+                continue
+            tenant_id = (str(event.tenant_id) if type(event) is ValueRead.Recorded
+                         else tenant_text(event.originator_id))
+            at, actor, request_id = format_time(event.timestamp), event.actor, event.request_id
+            for n, (action, key, version) in enumerate(changes):
+                add((tenant_id, slot + n, at, action, key, version, actor, request_id))
         return rows
 
     def write(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
         bulk.append(cur, self.t["audit_trail"], _AUDIT_COLUMNS, rows)
 
 
-def _audited_tenant(event: Any) -> str | None:
-    if isinstance(event, ValueRead.Recorded):
-        return str(event.tenant_id)
-    if isinstance(event, Tenant.Event):
-        return str(event.originator_id)
-    return None
+Change = tuple[str, str | None, int | None]
 
 
-def changes_of(event: Any) -> list[tuple[str, str | None, int | None]]:
+def _written_changes(event: Any) -> list[Change]:
+    changes: list[Change] = [
+        ("rollback" if w["rollback_of"] is not None else "write", w["key"], w["version"])
+        for w in event.writes]
+    if event.deletions:
+        changes += [("delete", d["key"], d["version"]) for d in event.deletions]
+    return changes
+
+
+# (action, key, version) for each change, by exact event class.
+_CHANGES: dict[type[Any], Callable[[Any], list[Change]]] = {
+    ValueRead.Recorded: lambda e: [("read", e.key, e.version)],
+    Tenant.Opened: lambda e: [("tenant_opened", None, None)],
+    Tenant.SecretVersionsWritten: _written_changes,
+    Tenant.SecretDeleted: lambda e: [("delete", e.key, e.version)],
+    Tenant.SecretUndeleted: lambda e: [("undelete", e.key, e.version)],
+    Tenant.VersionsDestroyed: lambda e: [("destroy", e.key, v) for v in e.versions],
+    Tenant.TenantKeyRotated: lambda e: [("key_rotated", None, None)],
+    Tenant.TokenIssued: lambda e: [("token_created", None, None)],
+    Tenant.TokenRevoked: lambda e: [("token_revoked", None, None)],
+    Tenant.Shredded: lambda e: [("shredded", None, None)],
+}
+
+
+def changes_of(event: Any) -> list[Change]:
     """(action, key, version) for each change an event made, as the audit trail names it."""
-    if isinstance(event, ValueRead.Recorded):
-        return [("read", event.key, event.version)]
-    if isinstance(event, Tenant.Opened):
-        return [("tenant_opened", None, None)]
-    if isinstance(event, Tenant.SecretVersionsWritten):
-        return [
-            ("rollback" if w["rollback_of"] is not None else "write", w["key"], w["version"])
-            for w in event.writes
-        ] + [("delete", d["key"], d["version"]) for d in event.deletions]
-    if isinstance(event, Tenant.SecretDeleted):
-        return [("delete", event.key, event.version)]
-    if isinstance(event, Tenant.SecretUndeleted):
-        return [("undelete", event.key, event.version)]
-    if isinstance(event, Tenant.VersionsDestroyed):
-        return [("destroy", event.key, version) for version in event.versions]
-    if isinstance(event, Tenant.TenantKeyRotated):
-        return [("key_rotated", None, None)]
-    if isinstance(event, Tenant.TokenIssued):
-        return [("token_created", None, None)]
-    if isinstance(event, Tenant.TokenRevoked):
-        return [("token_revoked", None, None)]
-    if isinstance(event, Tenant.Shredded):
-        return [("shredded", None, None)]
-    return []
+    changes = _CHANGES.get(type(event))
+    return [] if changes is None else changes(event)
+
+
+tenant_text: Callable[[UUID], str] = lru_cache(maxsize=1 << 16)(str)
+"""A tenant id as the views store it (cached: every event of a batch formats its
+stream's id, in each view)."""
 
 
 ALL_VIEWS: tuple[type[View], ...] = (CurrentSecretsView, AuditTrail)

@@ -8,17 +8,13 @@ or in ``ledger.sqlite`` next to ``events.sqlite`` in the data directory.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEvent
-from eventsourcing.persistence import Mapper, Recording, StoredEvent
-from eventsourcing.utils import resolve_topic
+from eventsourcing.persistence import Recording
 
 from domain.tenant import Tenant
 from service.database import (
@@ -31,6 +27,7 @@ from service.database import (
     postgres_env,
     use_wal,
 )
+from service.event_source import StoreEventSource
 from service.keystore import KeyStore, MasterKeyring
 from service.settings import Settings
 
@@ -97,100 +94,6 @@ class LedgerEvents(Application):  # type: ignore[type-arg]
             snapshots.append(snapshot_class.take(aggregate))
         if snapshots:
             self.snapshots.put(snapshots)
-
-
-class StoreEventSource:
-    """Reads notifications after a position and decodes them to domain events."""
-
-    def __init__(self, app: LedgerEvents) -> None:
-        self.app = app
-        self.decode = EventDecoder(app.mapper)
-
-    def max_position(self) -> int:
-        return int(self.app.recorder.max_notification_id() or 0)
-
-    def read(self, after: int, limit: int) -> Sequence[tuple[int, Any]]:
-        notifications = self.app.recorder.select_notifications(
-            start=after, limit=limit, inclusive_of_start=False
-        )
-        decode = self.decode
-        return [(n.id, decode(n)) for n in notifications]
-
-    def read_part(self, after: int, limit: int, part: int, parts: int, until: int
-                  ) -> Sequence[tuple[int, Any]]:
-        """``read`` of the events whose stream is in part ``part`` of ``parts`` (by the last
-        byte of its id), up to position ``until``: every event of a tenant's stream is in
-        the same part, in order, so parts can be projected side by side (PostgreSQL).
-
-        Positions are scanned in windows of ``limit`` (an index range scan; with a
-        filter and a LIMIT instead, the planner sorts every later row for each page)
-        until one holds events of this part.
-        """
-        recorder = self.app.recorder
-        schema, table = recorder.datastore.schema, recorder.events_table_name  # type: ignore[attr-defined]
-        statement = (
-            "SELECT notification_id, originator_id, originator_version, topic, state"
-            f' FROM "{schema}"."{table}" WHERE notification_id > %s AND notification_id <= %s'
-            " AND get_byte(uuid_send(originator_id), 15) %% %s = %s ORDER BY notification_id")
-        decode = self.decode
-        with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:  # type: ignore[attr-defined]
-            while after < until:
-                end = min(after + limit, until)
-                cursor.execute(statement, (after, end, parts, part))
-                rows = cursor.fetchall()
-                if rows:
-                    return [(row["notification_id"],
-                             decode(StoredEvent(row["originator_id"], row["originator_version"],
-                                                row["topic"], bytes(row["state"]))))
-                            for row in rows]
-                after = end
-        return []
-
-
-class EventDecoder:
-    """The library mapper's ``to_domain_event``, several times faster for the ledger's events.
-
-    The mapper decodes JSON with a Python hook called for every object. The ledger's
-    events hold JSON-native values except their timestamp, so a stored state in which
-    ``"_type_"`` occurs once is plain JSON plus that timestamp: orjson decodes it alone.
-    Anything else (another transcoded value, an upcast class, a cipher or a compressor
-    on the mapper, JSON orjson refuses) goes through the library's own mapper.
-    """
-
-    def __init__(self, mapper: Mapper[Any]) -> None:
-        self.mapper = mapper
-        self.plain = mapper.cipher is None and mapper.compressor is None
-        self.classes: dict[str, type[Any] | None] = {}
-
-    def __call__(self, stored: StoredEvent) -> Any:
-        cls = self._fast_class(stored.topic)
-        state = stored.state
-        if cls is None or state.count(b'"_type_"') != 1:
-            return self.mapper.to_domain_event(stored)
-        try:
-            fields = orjson.loads(state)
-        except orjson.JSONDecodeError:
-            return self.mapper.to_domain_event(stored)
-        moment = fields.get("timestamp")
-        if not isinstance(moment, dict) or moment.get("_type_") != "datetime_iso":
-            return self.mapper.to_domain_event(stored)
-        fields["timestamp"] = datetime.fromisoformat(moment["_data_"])
-        originator_id = stored.originator_id
-        fields["originator_id"] = (originator_id if isinstance(originator_id, UUID)
-                                   else UUID(str(originator_id)))
-        fields["originator_version"] = stored.originator_version
-        event = object.__new__(cls)
-        object.__setattr__(event, "__dict__", fields)
-        return event
-
-    def _fast_class(self, topic: str) -> type[Any] | None:
-        try:
-            return self.classes[topic]
-        except KeyError:
-            cls = resolve_topic(topic)
-            fast = self.plain and getattr(cls, "class_version", 1) == 1
-            self.classes[topic] = cls if fast else None
-            return self.classes[topic]
 
 
 @dataclass

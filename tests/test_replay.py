@@ -40,11 +40,11 @@ from projections.views import (
 )
 from service.clock import utc_now
 from service.database import Cursor, SQLiteDatabase
+from service.event_source import EventDecoder
 from service.ledger import Ledger
 from service.queries import AuditFilter
 from service.runtime import LedgerRuntime
 from service.settings import Settings
-from service.storage import EventDecoder
 from tests.conftest import PG_URL
 
 CHANGE_ACTIONS = ("tenant_opened", "write", "delete", "undelete", "destroy", "rollback",
