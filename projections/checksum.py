@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
+from psycopg.abc import Buffer
 
 from projections.views import View
 from service.database import Cursor, Database
@@ -51,13 +52,14 @@ def _sqlite_chunks(cur: Cursor, table: str, order_by: str) -> Iterator[bytes]:
         yield "".join(_copy_line(row, escape) for row in rows).encode()
 
 
-def _postgres_chunks(cur: psycopg.Cursor[Any], table: str, order_by: str) -> Iterator[bytes]:
+def _postgres_chunks(cur: psycopg.Cursor[Any], table: str, order_by: str) -> Iterator[Buffer]:
+    # The rows as psycopg hands them over (copying each into bytes cost a sixth of the
+    # checksum's Python time: it is spent per row, a million rows a table).
     with cur.copy(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO STDOUT") as copy:
-        for data in copy:
-            yield bytes(data)
+        yield from copy
 
 
-def rows_as_copy_text(cur: Cursor, table: str, order_by: str) -> Iterator[bytes]:
+def rows_as_copy_text(cur: Cursor, table: str, order_by: str) -> Iterator[Buffer]:
     """Every row of ``table`` in ``order_by`` order, in PostgreSQL's COPY text form."""
     if isinstance(cur, psycopg.Cursor):
         return _postgres_chunks(cur, table, order_by)

@@ -194,7 +194,7 @@ def _build_indexes(db: Database, clones: Sequence[_Clone]) -> None:
     if builds:
         with ThreadPoolExecutor(min(len(builds), os.cpu_count() or 1),
                                 thread_name_prefix="replay-index") as pool:
-            for done in [pool.submit(_execute, db, statement) for statement in builds]:
+            for done in [pool.submit(_build_index, db, statement) for statement in builds]:
                 done.result()
         for clone in clones:
             clone.builds.clear()
@@ -203,8 +203,13 @@ def _build_indexes(db: Database, clones: Sequence[_Clone]) -> None:
             clone.attach_keys(cur)
 
 
-def _execute(db: Database, statement: str) -> None:
+def _build_index(db: Database, statement: str) -> None:
     with db.transaction() as cur:
+        if db.dialect == "postgres":
+            # The builds already run side by side, one per core: more processes per
+            # build only contend for the same cores (measured: 2.18 s for the four
+            # builds of 1,000,000 events with none, 2.31-2.38 s with two each).
+            cur.execute("SET LOCAL max_parallel_maintenance_workers = 0")
         cur.execute(statement)
 
 

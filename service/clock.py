@@ -19,6 +19,8 @@ def format_time(moment: datetime) -> str:
     ``isoformat`` with six fraction digits, not ``strftime``: a third of the time.)"""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
+    if moment.microsecond:  # isoformat() has the six digits then, and costs a third less
+        return moment.isoformat()[:-6] + "Z"
     return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
