@@ -26,7 +26,15 @@ import psycopg
 import pytest
 
 from domain.reads import ReadRecord, ValueRead
-from domain.tenant import DeleteKey, Precondition, RequestContext, SetValue, tenant_id_for
+from domain.tenant import (
+    DeleteKey,
+    Precondition,
+    RequestContext,
+    SetValue,
+    Tenant,
+    tenant_id_for,
+)
+from projections import views as views_module
 from projections.checksum import rows_as_copy_text, views_checksum
 from projections.projector import Projector, view_positions
 from projections.replay import replay
@@ -146,6 +154,17 @@ def test_replaying_all_views_gives_the_checksum_of_the_live_views(
     assert views_checksum(storage.db, ALL_VIEWS) == live
     assert sum(progressed) >= storage.source.max_position()
     assert runtime.ledger.get_secret("acme", "cas/key", request()).value == 1
+
+
+def test_every_tenant_event_class_is_projected_and_named_in_the_audit_trail() -> None:
+    """The views dispatch on the exact class: a new event class must be listed there."""
+    event_classes = {cls for cls in vars(Tenant).values()
+                     if isinstance(cls, type) and issubclass(cls, Tenant.Event)
+                     and cls not in (Tenant.Event, Tenant.Created)}  # (the library's own
+    # Created class, which the ledger never triggers: Opened creates a tenant)
+    assert len(event_classes) >= 9
+    assert event_classes <= set(views_module._GATHERERS)
+    assert event_classes <= set(views_module._CHANGES)
 
 
 @contextmanager
