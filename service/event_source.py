@@ -21,7 +21,7 @@ from eventsourcing.utils import resolve_topic
 from psycopg.rows import tuple_row
 
 _COLUMNS = "notification_id, originator_id, originator_version, topic, state"
-_INDEX_ORDER = ("SELECT set_config('enable_bitmapscan', 'off', true),"
+INDEX_ORDER = ("SELECT set_config('enable_bitmapscan', 'off', true),"
                 " set_config('enable_sort', 'off', true), set_config('jit', 'off', true)")
 """Positions are read in the order of their index, never sorted: on a table whose
 statistics are stale (just filled, not yet analyzed) the planner chose a bitmap scan,
@@ -37,16 +37,23 @@ class StoreEventSource:
         self.decode = EventDecoder(app.mapper)
         recorder = app.recorder
         self.table: str | None = None  # PostgreSQL's events table, read here
+        self.read_statement = self.part_statement = ""
         if isinstance(recorder, PostgresApplicationRecorder):
             self.table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+            # (after, limit) and (after, end, parts, part)
+            self.read_statement = (f"SELECT {_COLUMNS} FROM {self.table} WHERE"
+                                   " notification_id > %s ORDER BY notification_id LIMIT %s")
+            self.part_statement = (f"SELECT {_COLUMNS} FROM {self.table}"
+                                   " WHERE notification_id > %s AND notification_id <= %s"
+                                   " AND get_byte(uuid_send(originator_id), 15) %% %s = %s"
+                                   " ORDER BY notification_id")
 
     def max_position(self) -> int:
         return int(self.app.recorder.max_notification_id() or 0)
 
     def read(self, after: int, limit: int) -> Sequence[tuple[int, Any]]:
         if self.table is not None:
-            return self._select(f"SELECT {_COLUMNS} FROM {self.table} WHERE notification_id > %s"
-                                " ORDER BY notification_id LIMIT %s", (after, limit))
+            return self._select(self.read_statement, (after, limit))
         notifications = self.app.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False
         )
@@ -65,13 +72,9 @@ class StoreEventSource:
         """
         if self.table is None:
             raise NotImplementedError("reading by parts needs PostgreSQL")
-        statement = (f"SELECT {_COLUMNS} FROM {self.table}"
-                     " WHERE notification_id > %s AND notification_id <= %s"
-                     " AND get_byte(uuid_send(originator_id), 15) %% %s = %s"
-                     " ORDER BY notification_id")
         while after < until:
             end = min(after + limit, until)
-            if batch := self._select(statement, (after, end, parts, part)):
+            if batch := self._select(self.part_statement, (after, end, parts, part)):
                 return batch
             after = end
         return []
@@ -80,7 +83,7 @@ class StoreEventSource:
         datastore = self.app.recorder.datastore  # type: ignore[attr-defined]
         with datastore.get_connection() as conn, conn.transaction(), \
                 conn.cursor(binary=True, row_factory=tuple_row) as cursor:
-            cursor.execute(_INDEX_ORDER)
+            cursor.execute(INDEX_ORDER)
             cursor.execute(statement, params)
             rows = cursor.fetchall()
         decode = self.decode.from_row

@@ -7,14 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from projections.checksum import views_checksum
 from projections.replay import replay
 from projections.views import ALL_VIEWS
+from service.event_source import INDEX_ORDER
 from service.parallel_replay import ParallelLoad, loader_for
 from service.runtime import LedgerRuntime
 from service.settings import Settings
+from tests.conftest import PG_URL
 from tests.test_replay import caught_up, request, rich_history
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])  # partitioned reads are SQL
@@ -35,6 +38,21 @@ def many_tenants_with_reads(rt: LedgerRuntime) -> None:
         for k in range(3):
             rt.ledger.put_secret(name, f"key/{k}", n * k, None, None, request())
         rt.ledger.get_secret(name, "key/1", request())  # a read record: its own stream
+
+
+def test_reads_scan_the_positions_index_in_order_and_never_sort(still_runtime: LedgerRuntime
+                                                                ) -> None:
+    """Whatever the table's statistics say (on this small table the planner would
+    rather scan it all and sort), events are read along the positions' index."""
+    many_tenants_with_reads(still_runtime)
+    source = still_runtime.storage.source
+    with psycopg.connect(PG_URL, autocommit=True) as conn, conn.transaction():
+        conn.execute(INDEX_ORDER)
+        for statement, params in [(source.read_statement, (0, 10)),
+                                  (source.part_statement, (0, 10, 3, 1))]:
+            plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {statement}", params))
+            assert "Index Scan using" in plan, plan
+            assert "Sort" not in plan and "JIT" not in plan, plan
 
 
 def test_parts_hold_every_event_once_and_each_stream_whole(still_runtime: LedgerRuntime
