@@ -34,6 +34,7 @@ from domain.tenant import (
     Tenant,
     tenant_id_for,
 )
+from projections import checksum as checksum_module
 from projections import views as views_module
 from projections.checksum import rows_as_copy_text, views_checksum
 from projections.projector import Projector, view_positions
@@ -514,14 +515,19 @@ def test_the_fast_decoder_gives_the_events_the_library_mapper_gives(
     assert not fallbacks, "the ledger's own events never need the library's decoder"
 
 
+@pytest.mark.parametrize("chunk", [1, 10_000], ids=["a-row-a-chunk", "one-chunk"])
 @pytest.mark.parametrize("rows", [
     [("a\tb\nc\\d\re\bf\fg\vh\x01i é ☃ \"q\" '", 7, 2**62, True), ("", -1, 0, False),
-     (None, None, 5, None)],
+     (None, None, 5, None), ("\\N", 1, 6, False)],
     [("plain é ☃ \"q\" '", 7, 2**62, True), ("", -1, 0, False), (None, None, 5, None)],
 ], ids=["text-to-escape", "plain-text"])
 def test_the_checksum_reads_sqlite_rows_as_postgresql_copies_its_own(
-        tmp_path: Path, rows: list[tuple[Any, ...]]) -> None:
-    """Both backends' checksums hash the same bytes for the same rows."""
+        tmp_path: Path, rows: list[tuple[Any, ...]], chunk: int,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both backends' checksums hash the same bytes for the same rows (SQLite's lines
+    are built unescaped until a chunk needs escapes: one row a chunk, the plain rows
+    come first and the rest is read again escaped)."""
+    monkeypatch.setattr(checksum_module, "_CHUNK", chunk)
     table = "CREATE TABLE copied (t TEXT, i INTEGER, b BIGINT NOT NULL, f BOOLEAN)"
     insert = "INSERT INTO copied VALUES (%s, %s, %s, %s)"
     with psycopg.connect(PG_URL) as conn, conn.cursor() as cur:
@@ -536,5 +542,5 @@ def test_the_checksum_reads_sqlite_rows_as_postgresql_copies_its_own(
             ours = b"".join(rows_as_copy_text(cur, "copied", "b"))
     finally:
         sqlite.close()
-    assert copied.count(b"\n") == 3
+    assert copied.count(b"\n") == len(rows)
     assert ours == copied
