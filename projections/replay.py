@@ -192,9 +192,15 @@ def _build_indexes(db: Database, clones: Sequence[_Clone]) -> None:
     other), then makes the keys of their indexes in one transaction."""
     builds = [statement for clone in clones for statement in clone.builds]
     if builds:
-        with ThreadPoolExecutor(min(len(builds), os.cpu_count() or 1),
+        cores = os.cpu_count() or 1
+        # As many builds as cores or more: each keeps to one core (parallel workers of
+        # its own would contend for the same cores: 2.18 s for the four builds of
+        # 1,000,000 events without them, 2.31-2.38 s with two each, on two cores).
+        own_workers = len(builds) < cores
+        with ThreadPoolExecutor(min(len(builds), cores),
                                 thread_name_prefix="replay-index") as pool:
-            for done in [pool.submit(_build_index, db, statement) for statement in builds]:
+            for done in [pool.submit(_build_index, db, statement, own_workers)
+                         for statement in builds]:
                 done.result()
         for clone in clones:
             clone.builds.clear()
@@ -203,12 +209,9 @@ def _build_indexes(db: Database, clones: Sequence[_Clone]) -> None:
             clone.attach_keys(cur)
 
 
-def _build_index(db: Database, statement: str) -> None:
+def _build_index(db: Database, statement: str, own_workers: bool) -> None:
     with db.transaction() as cur:
-        if db.dialect == "postgres":
-            # The builds already run side by side, one per core: more processes per
-            # build only contend for the same cores (measured: 2.18 s for the four
-            # builds of 1,000,000 events with none, 2.31-2.38 s with two each).
+        if db.dialect == "postgres" and not own_workers:
             cur.execute("SET LOCAL max_parallel_maintenance_workers = 0")
         cur.execute(statement)
 
