@@ -3,13 +3,12 @@
 One Python process cannot keep PostgreSQL busy: reading, decoding and turning events
 into rows is Python work under one GIL (profiled on 1,000,000 events: about 16 µs of CPU
 an event; PostgreSQL spends about 7 µs loading the rows), and it waits for PostgreSQL in
-between. The tenant streams are independent, and every view row
-belongs to one tenant (a read record's audit row only appends), so the events can be
-cut by stream into parts that separate processes load side by side into the same
-rebuild tables: each part holds every event of its tenants, in order, so merges within
-a part see them in order, and rows of different parts never meet. The parent then
-builds the indexes, applies the tail and swaps the tables as a one-process replay does
-(``projections.replay``).
+between. The tenant streams are independent, and every view row belongs to one tenant (a
+read record's audit row only appends), so the events can be cut by stream into parts
+that separate processes load side by side into the same rebuild tables: each part holds
+every event of its tenants, in order, so merges within a part see them in order, and
+rows of different parts never meet. The parent then builds the indexes, applies the tail
+and swaps the tables as a one-process replay does (``projections.replay``).
 """
 
 from __future__ import annotations
