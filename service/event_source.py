@@ -71,7 +71,7 @@ class StoreEventSource:
         until one holds events of this part.
         """
         if self.table is None:
-            raise NotImplementedError("reading by parts needs PostgreSQL")
+            raise RuntimeError("reading by parts needs PostgreSQL (one SQLite file has one writer)")
         while after < until:
             end = min(after + limit, until)
             if batch := self._select(self.part_statement, (after, end, parts, part)):
