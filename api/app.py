@@ -15,11 +15,11 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 
-from api.fast import FastSecretPaths
-from api.problems import install_problem_handlers, problem
-from api.routes import audit, ops, secrets, tenants
-from service.ledger import Ledger
-from service.tokens import TokenStore
+from secrets_ledger.api.fast import FastSecretPaths
+from secrets_ledger.api.problems import install_problem_handlers, problem
+from secrets_ledger.api.routes import audit, ops, secrets, tenants
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.tokens import TokenStore
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_048_576  # a value is at most 64 KiB; a transaction of 100 fits easily

@@ -25,20 +25,20 @@ import pydantic
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from domain.errors import LedgerError
-from domain.tenant import RequestContext
-from projections.checksum import views_checksum
-from projections.replay import replay
-from projections.views import views_named
-from service.database import migrate
-from service.ledger import check_import
-from service.master_rotation import RotationRefused, rotate_master_key
-from service.parallel_replay import AUTO_MIN_EVENTS, MAX_WORKERS, loader_for
-from service.runtime import LedgerRuntime
-from service.settings import Settings
-from service.storage import open_storage
-from service.tokens import TENANT_ROLES, TokenStore
-from service.verify import verify_all
+from secrets_ledger.domain.errors import LedgerError
+from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.projections.checksum import views_checksum
+from secrets_ledger.projections.replay import replay
+from secrets_ledger.projections.views import views_named
+from secrets_ledger.service.database import migrate
+from secrets_ledger.service.ledger import check_import
+from secrets_ledger.service.master_rotation import RotationRefused, rotate_master_key
+from secrets_ledger.service.parallel_replay import AUTO_MIN_EVENTS, MAX_WORKERS, loader_for
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
+from secrets_ledger.service.storage import open_storage
+from secrets_ledger.service.tokens import TENANT_ROLES, TokenStore
+from secrets_ledger.service.verify import verify_all
 
 EXIT_BROKEN = 1
 EXIT_USAGE = 2
@@ -82,7 +82,7 @@ def _runtime(follow: bool = False) -> LedgerRuntime:
 # ---- sub-commands -----------------------------------------------------------------------
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from api.server import serve
+    from secrets_ledger.api.server import serve
 
     return serve(Settings(), args.host, args.port, follow=not args.no_projector)
 

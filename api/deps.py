@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from domain.errors import Forbidden, InvalidRequest, TenantNotFound, Unauthorized
-from domain.rules import check_version
-from domain.tenant import Precondition, RequestContext
-from service.ledger import Ledger
-from service.principals import Principal, Role
-from service.tokens import TokenStore
+from secrets_ledger.domain.errors import Forbidden, InvalidRequest, TenantNotFound, Unauthorized
+from secrets_ledger.domain.rules import check_version
+from secrets_ledger.domain.tenant import Precondition, RequestContext
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.principals import Principal, Role
+from secrets_ledger.service.tokens import TokenStore
 
 READ_VALUES: frozenset[Role] = frozenset({"writer", "reader"})
 WRITE_VALUES: frozenset[Role] = frozenset({"writer"})

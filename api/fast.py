@@ -34,15 +34,15 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import READ_VALUES, WRITE_VALUES, authorize
-from api.problems import problem
-from api.routes import secrets as secret_routes
-from api.schemas import SecretOut, SecretPut, WriteOut
-from domain import rules
-from domain.errors import InvalidRequest, LedgerError
-from domain.tenant import RequestContext
-from service.ledger import Ledger
-from service.principals import Role, hash_token, principal_of
+from secrets_ledger.api.deps import READ_VALUES, WRITE_VALUES, authorize
+from secrets_ledger.api.problems import problem
+from secrets_ledger.api.routes import secrets as secret_routes
+from secrets_ledger.api.schemas import SecretOut, SecretPut, WriteOut
+from secrets_ledger.domain import rules
+from secrets_ledger.domain.errors import InvalidRequest, LedgerError
+from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.principals import Role, hash_token, principal_of
 
 # The path of both routes ("{tenant}" is one segment, "{key:path}" the rest).
 _SECRET_PATH = re.compile(r"/v1/tenants/([^/]+)/secrets/(.+)")

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import LedgerError
+from secrets_ledger.domain.errors import LedgerError
 
 log = logging.getLogger(__name__)
 PROBLEM_TYPE = "https://secrets-ledger.dev/problems/"

@@ -11,11 +11,11 @@ import sys
 
 import uvicorn
 
-from api.app import create_app
-from domain.tenant import RequestContext
-from service.runtime import LedgerRuntime
-from service.settings import Settings
-from service.tokens import TokenStore
+from secrets_ledger.api.app import create_app
+from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
+from secrets_ledger.service.tokens import TokenStore
 
 
 def bootstrap_admin(tokens: TokenStore, settings: Settings) -> str | None:

@@ -230,8 +230,8 @@ def workspace(backend: str) -> Iterator[Workspace]:
 
 def open_runtime(space: Workspace, schema: str, *, follow: bool = True,
                  pool_size: int | None = None) -> Any:
-    from service.runtime import LedgerRuntime
-    from service.settings import Settings
+    from secrets_ledger.service.runtime import LedgerRuntime
+    from secrets_ledger.service.settings import Settings
 
     options: dict[str, Any] = {"data_dir": space.data_dir / schema}
     if space.backend == "postgres":
@@ -270,8 +270,8 @@ class _FillSealer:
         self.new_keys: list[Any] = []
 
     def __call__(self, key: str, version: int, key_version: int) -> Any:
-        from domain import crypto
-        from domain.tenant import SealedValue
+        from secrets_ledger.domain import crypto
+        from secrets_ledger.domain.tenant import SealedValue
 
         tenant_key = self.tenant_keys.get(key_version)
         if tenant_key is None:
@@ -298,8 +298,8 @@ def create_filled_tenants(rt: Any, tenants: Sequence[str], events_per_tenant: in
     The ledger has never seen these tenants: its first command on one loads it from the
     store. Returns the number of events stored, ``Opened`` included.
     """
-    from domain.tenant import RequestContext, SetValue, Tenant
-    from service.clock import utc_now
+    from secrets_ledger.domain.tenant import RequestContext, SetValue, Tenant
+    from secrets_ledger.service.clock import utc_now
 
     events, keys = rt.storage.events, rt.storage.keys
     ctx = RequestContext(actor="bench-fill", request_id="fill")

@@ -103,7 +103,7 @@ class LedgerSystem:
     name = "ledger"
 
     def __init__(self, space: Workspace, pool_size: int | None, follow: bool) -> None:
-        from domain.tenant import RequestContext
+        from secrets_ledger.domain.tenant import RequestContext
 
         self.schema = space.schema("dw")
         self.rt = open_runtime(space, self.schema, pool_size=pool_size, follow=follow)
@@ -253,7 +253,7 @@ class BareLibrarySystem:
 
     def __init__(self, space: Workspace, threads: int) -> None:
         if space.backend == "postgres":
-            from service.database import postgres_env
+            from secrets_ledger.service.database import postgres_env
 
             env = postgres_env(space.url, space.schema("dw_lib"), threads)
         else:

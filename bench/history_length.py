@@ -49,7 +49,7 @@ WARMUP = 5
 
 
 def current_versions(ledger: Any, tenant: str, keys: list[str]) -> dict[str, int]:
-    from domain.errors import SecretNotFound
+    from secrets_ledger.domain.errors import SecretNotFound
 
     out = {}
     for key in keys:
@@ -75,7 +75,7 @@ def main() -> int:
     tenants = {"short": "history-short", "long": "history-long"}
     keys = [f"app/key-{k:04d}" for k in range(args.keys)]
 
-    from domain.tenant import RequestContext
+    from secrets_ledger.domain.tenant import RequestContext
 
     ctx = RequestContext(actor="bench", request_id="bench-history")
     warm: dict[str, list[dict[str, Any]]] = {"short": [], "long": []}

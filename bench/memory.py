@@ -75,7 +75,7 @@ def secret_keys() -> list[str]:
 
 
 def settings_for(space: Workspace, schema: str | None, master_key: str | None) -> Any:
-    from service.settings import Settings
+    from secrets_ledger.service.settings import Settings
 
     options: dict[str, Any] = {"data_dir": space.data_dir / "ledger"}
     if schema is not None:
@@ -85,8 +85,8 @@ def settings_for(space: Workspace, schema: str | None, master_key: str | None) -
 
 def fill(settings: Any, tenants: list[str]) -> dict[str, float]:
     """Opens the tenants and writes 100 secrets into each, through the ledger's API."""
-    from domain.tenant import RequestContext, SetValue
-    from service.runtime import LedgerRuntime
+    from secrets_ledger.domain.tenant import RequestContext, SetValue
+    from secrets_ledger.service.runtime import LedgerRuntime
 
     keys = secret_keys()
     values = dict.fromkeys(keys, PAYLOAD)

@@ -187,10 +187,10 @@ def main() -> int:
     n_target = args.events or (20_000 if args.quick else 100_000)
     n_tenants = args.tenants or (20 if args.quick else 100)
 
-    from projections.checksum import views_checksum
-    from projections.replay import replay
-    from projections.views import ALL_VIEWS
-    from service.parallel_replay import loader_for
+    from secrets_ledger.projections.checksum import views_checksum
+    from secrets_ledger.projections.replay import replay
+    from secrets_ledger.projections.views import ALL_VIEWS
+    from secrets_ledger.service.parallel_replay import loader_for
 
     reps: list[dict[str, Any]] = []
     info: dict[str, Any] = {}

@@ -13,7 +13,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.errors import CannotOpen
+from secrets_ledger.domain.errors import CannotOpen
 
 KEY_BYTES = 32
 NONCE_BYTES = 12

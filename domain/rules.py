@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from domain.errors import InvalidRequest, ValueTooLarge
+from secrets_ledger.domain.errors import InvalidRequest, ValueTooLarge
 
 MAX_VALUE_BYTES = 65_536
 MAX_METADATA_ENTRIES = 64

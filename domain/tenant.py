@@ -18,8 +18,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.chain import GENESIS, link_hash
-from domain.errors import (
+from secrets_ledger.domain.chain import GENESIS, link_hash
+from secrets_ledger.domain.errors import (
     InvalidRequest,
     SecretDeleted,
     SecretNotFound,

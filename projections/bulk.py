@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from service.database import Cursor
+from secrets_ledger.service.database import Cursor
 
 Column = tuple[str, str]
 """A column's name and its PostgreSQL type (for the arrays ``unnest`` reads)."""

@@ -15,8 +15,8 @@ from typing import Any
 import psycopg
 from psycopg.abc import Buffer
 
-from projections.views import View
-from service.database import Cursor, Database
+from secrets_ledger.projections.views import View
+from secrets_ledger.service.database import Cursor, Database
 
 _CHUNK = 10_000
 

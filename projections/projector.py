@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from projections.views import ALL_VIEWS, View
-from service.database import Cursor, Database, fetch_all
+from secrets_ledger.projections.views import ALL_VIEWS, View
+from secrets_ledger.service.database import Cursor, Database, fetch_all
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from projections.checksum import views_checksum
-from projections.projector import EventSource, lock_position, set_position
-from projections.views import View
-from service.database import Cursor, Database
+from secrets_ledger.projections.checksum import views_checksum
+from secrets_ledger.projections.projector import EventSource, lock_position, set_position
+from secrets_ledger.projections.views import View
+from secrets_ledger.service.database import Cursor, Database
 
 REBUILD_SUFFIX = "__rebuild"
 Progress = Callable[[int], None]

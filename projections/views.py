@@ -15,11 +15,11 @@ from functools import lru_cache
 from typing import Any, ClassVar
 from uuid import UUID
 
-from domain.reads import ValueRead, ValueReads
-from domain.tenant import Tenant
-from projections import bulk
-from service.clock import format_time
-from service.database import Cursor
+from secrets_ledger.domain.reads import ValueRead, ValueReads
+from secrets_ledger.domain.tenant import Tenant
+from secrets_ledger.projections import bulk
+from secrets_ledger.service.clock import format_time
+from secrets_ledger.service.database import Cursor
 
 AUDIT_SLOTS = 65_536
 """Audit positions are ``notification id * AUDIT_SLOTS + n``: one event may hold many changes."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from domain.errors import InvalidRequest
+from secrets_ledger.domain.errors import InvalidRequest
 
 
 def utc_now() -> datetime:

@@ -20,8 +20,8 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from service.clock import format_time, utc_now
-from service.recorders import RECORDER_TOPIC
+from secrets_ledger.service.clock import format_time, utc_now
+from secrets_ledger.service.recorders import RECORDER_TOPIC
 
 Dialect = Literal["sqlite", "postgres"]
 Row = tuple[Any, ...]
@@ -228,7 +228,7 @@ MIGRATION_LOCK_ID = 0x5EC7E75  # advisory lock key shared by every ledger proces
 def migrations() -> list[tuple[str, str]]:
     """The numbered SQL files, in order. They are written in the SQL both backends share
     (SQLite stores BOOLEAN as 0/1), so one history serves both."""
-    folder = resources.files("migrations")
+    folder = resources.files("secrets_ledger.migrations")
     files = sorted(
         (entry.name, entry.read_text("utf-8"))
         for entry in folder.iterdir()

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from domain import crypto
-from domain.errors import CannotOpen, Unavailable
-from service.clock import format_time, utc_now
-from service.database import Database, fetch_one
+from secrets_ledger.domain import crypto
+from secrets_ledger.domain.errors import CannotOpen, Unavailable
+from secrets_ledger.service.clock import format_time, utc_now
+from secrets_ledger.service.database import Database, fetch_one
 
 MASTER_KEY_FILE = "master.key"
 NEXT_MASTER_KEY_FILE = "master.key.next"

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from domain import crypto, rules
-from domain.errors import (
+from secrets_ledger.domain import crypto, rules
+from secrets_ledger.domain.errors import (
     CannotOpen,
     IdempotencyKeyReused,
     InvalidRequest,
@@ -31,7 +31,7 @@ from domain.errors import (
     Unavailable,
     VersionNotFound,
 )
-from domain.tenant import (
+from secrets_ledger.domain.tenant import (
     Change,
     Precondition,
     RequestContext,
@@ -40,14 +40,14 @@ from domain.tenant import (
     Tenant,
     tenant_id_for,
 )
-from projections.projector import Projector
-from service.clock import format_time, utc_now
-from service.database import fetch_all, fetch_one
-from service.keystore import KeyStore, NewDataKey
-from service.principals import TOKEN_COLUMNS
-from service.queries import LedgerQueries
-from service.storage import Storage
-from service.writer import BatchWriter, Command, Effects
+from secrets_ledger.projections.projector import Projector
+from secrets_ledger.service.clock import format_time, utc_now
+from secrets_ledger.service.database import fetch_all, fetch_one
+from secrets_ledger.service.keystore import KeyStore, NewDataKey
+from secrets_ledger.service.principals import TOKEN_COLUMNS
+from secrets_ledger.service.queries import LedgerQueries
+from secrets_ledger.service.storage import Storage
+from secrets_ledger.service.writer import BatchWriter, Command, Effects
 
 T = TypeVar("T")
 Item = TypeVar("Item")

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import os
 
-from domain import crypto
-from service.keystore import MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE, read_key_file, write_key_file
-from service.storage import Storage
+from secrets_ledger.domain import crypto
+from secrets_ledger.service.keystore import (
+    MASTER_KEY_FILE,
+    NEXT_MASTER_KEY_FILE,
+    read_key_file,
+    write_key_file,
+)
+from secrets_ledger.service.storage import Storage
 
 
 class RotationRefused(Exception):

@@ -8,7 +8,7 @@ import hmac
 import json
 from collections.abc import Sequence
 
-from domain.errors import InvalidRequest
+from secrets_ledger.domain.errors import InvalidRequest
 
 
 class CursorCodec:

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from functools import partial
 from multiprocessing.sharedctypes import Synchronized
 
-from projections.replay import Progress, load_views
-from projections.views import View, views_named
-from service.settings import Settings
-from service.storage import open_storage
+from secrets_ledger.projections.replay import Progress, load_views
+from secrets_ledger.projections.views import View, views_named
+from secrets_ledger.service.settings import Settings
+from secrets_ledger.service.storage import open_storage
 
 POLL_SECONDS = 0.2
 MAX_WORKERS = 16

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from domain.errors import Unauthorized
-from service.clock import format_time, utc_now
+from secrets_ledger.domain.errors import Unauthorized
+from secrets_ledger.service.clock import format_time, utc_now
 
 Role = Literal["admin", "writer", "reader", "auditor"]
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from domain import crypto, rules
-from domain.errors import (
+from secrets_ledger.domain import crypto, rules
+from secrets_ledger.domain.errors import (
     CannotOpen,
     InvalidRequest,
     LedgerError,
@@ -29,15 +29,15 @@ from domain.errors import (
     VersionDestroyed,
     VersionNotFound,
 )
-from domain.reads import ReadRecord
-from domain.tenant import RequestContext, tenant_id_for
-from projections.projector import Projector
-from service.database import fetch_all, fetch_one
-from service.pages import CursorCodec
-from service.principals import TOKEN_COLUMNS, TOKEN_ROW
-from service.storage import Storage
-from service.verify import ChainCheck, verify_tenant
-from service.writer import BatchWriter
+from secrets_ledger.domain.reads import ReadRecord
+from secrets_ledger.domain.tenant import RequestContext, tenant_id_for
+from secrets_ledger.projections.projector import Projector
+from secrets_ledger.service.database import fetch_all, fetch_one
+from secrets_ledger.service.pages import CursorCodec
+from secrets_ledger.service.principals import TOKEN_COLUMNS, TOKEN_ROW
+from secrets_ledger.service.storage import Storage
+from secrets_ledger.service.verify import ChainCheck, verify_tenant
+from secrets_ledger.service.writer import BatchWriter
 
 Item = TypeVar("Item")
 READ_NOT_RECORDED = "the read could not be recorded; no value returned"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from projections.projector import Projector
-from service.ledger import Ledger
-from service.settings import Settings
-from service.storage import Storage, open_storage
+from secrets_ledger.projections.projector import Projector
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.settings import Settings
+from secrets_ledger.service.storage import Storage, open_storage
 
 
 class LedgerRuntime:

@@ -16,8 +16,8 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import Recording
 
-from domain.tenant import Tenant
-from service.database import (
+from secrets_ledger.domain.tenant import Tenant
+from secrets_ledger.service.database import (
     MIGRATION_LOCK_ID,
     Database,
     PostgresDatabase,
@@ -27,9 +27,9 @@ from service.database import (
     postgres_env,
     use_wal,
 )
-from service.event_source import StoreEventSource
-from service.keystore import KeyStore, MasterKeyring
-from service.settings import Settings
+from secrets_ledger.service.event_source import StoreEventSource
+from secrets_ledger.service.keystore import KeyStore, MasterKeyring
+from secrets_ledger.service.settings import Settings
 
 
 class LedgerEvents(Application):  # type: ignore[type-arg]

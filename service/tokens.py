@@ -10,13 +10,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from domain.errors import InvalidRequest, TokenNotFound
-from domain.rules import check_text
-from domain.tenant import RequestContext
-from service.clock import format_time, utc_now
-from service.database import Database, fetch_one
-from service.ledger import Ledger
-from service.principals import TOKEN_ROW, Principal, Role, hash_token, principal_of
+from secrets_ledger.domain.errors import InvalidRequest, TokenNotFound
+from secrets_ledger.domain.rules import check_text
+from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.service.clock import format_time, utc_now
+from secrets_ledger.service.database import Database, fetch_one
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.principals import TOKEN_ROW, Principal, Role, hash_token, principal_of
 
 TENANT_ROLES: tuple[Role, ...] = ("writer", "reader", "auditor")
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600

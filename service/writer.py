@@ -41,13 +41,13 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from domain.errors import IdempotencyKeyReused, LedgerError, Unavailable
-from domain.reads import ReadRecord, ValueReads
-from domain.tenant import RequestContext, Tenant
-from projections.views import outcome_of
-from service.clock import utc_now
-from service.keystore import KeyStore, NewDataKey
-from service.storage import LedgerEvents
+from secrets_ledger.domain.errors import IdempotencyKeyReused, LedgerError, Unavailable
+from secrets_ledger.domain.reads import ReadRecord, ValueReads
+from secrets_ledger.domain.tenant import RequestContext, Tenant
+from secrets_ledger.projections.views import outcome_of
+from secrets_ledger.service.clock import utc_now
+from secrets_ledger.service.keystore import KeyStore, NewDataKey
+from secrets_ledger.service.storage import LedgerEvents
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,10 +15,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from domain.tenant import RequestContext
-from service.ledger import Ledger
-from service.runtime import LedgerRuntime
-from service.settings import Settings
+from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
 
 PG_URL = os.environ.get(
     "LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_app
-from domain.tenant import Change, DeleteKey, RequestContext
-from service.queries import READ_NOT_RECORDED, AuditFilter
-from service.runtime import LedgerRuntime
-from service.tokens import TokenStore
+from secrets_ledger.api.app import create_app
+from secrets_ledger.domain.tenant import Change, DeleteKey, RequestContext
+from secrets_ledger.service.queries import READ_NOT_RECORDED, AuditFilter
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.tokens import TokenStore
 
 ADMIN_CTX = RequestContext(actor="tok_admin", request_id="setup")
 VALUES = {"k0": "zero", "k1": {"n": 1}, "k2": [2, "two"], "k3": None, "gone": "deleted"}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings
+from secrets_ledger.service.settings import Settings
 
-CLI = [sys.executable, "-m", "api.cli"]
+CLI = [sys.executable, "-m", "secrets_ledger.api.cli"]
 
 
 def cli_env(settings: Settings) -> dict[str, str]:

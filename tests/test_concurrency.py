@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from domain.errors import IdempotencyKeyReused, SecretNotFound, VersionConflict
-from domain.tenant import Precondition, RequestContext
-from service.ledger import Ledger, WriteResult
-from service.queries import AuditFilter, AuditItem
-from service.runtime import LedgerRuntime
-from service.settings import Settings
+from secrets_ledger.domain.errors import IdempotencyKeyReused, SecretNotFound, VersionConflict
+from secrets_ledger.domain.tenant import Precondition, RequestContext
+from secrets_ledger.service.ledger import Ledger, WriteResult
+from secrets_ledger.service.queries import AuditFilter, AuditItem
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
 
 THREADS = 16
 WRITES_PER_THREAD = 4

@@ -23,28 +23,28 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from domain import crypto
-from domain.errors import (
+from secrets_ledger.domain import crypto
+from secrets_ledger.domain.errors import (
     CannotOpen,
     LedgerError,
     TenantShredded,
     VersionConflict,
     VersionDestroyed,
 )
-from domain.tenant import Precondition, RequestContext, Tenant, tenant_id_for
-from service.clock import format_time, utc_now
-from service.keystore import (
+from secrets_ledger.domain.tenant import Precondition, RequestContext, Tenant, tenant_id_for
+from secrets_ledger.service.clock import format_time, utc_now
+from secrets_ledger.service.keystore import (
     MASTER_KEY_FILE,
     NEXT_MASTER_KEY_FILE,
     MasterKeyring,
     read_key_file,
     write_key_file,
 )
-from service.ledger import Ledger
-from service.master_rotation import RotationRefused, rotate_master_key
-from service.queries import AuditFilter
-from service.runtime import LedgerRuntime
-from service.settings import Settings
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.master_rotation import RotationRefused, rotate_master_key
+from secrets_ledger.service.queries import AuditFilter
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
 from tests.conftest import PG_URL
 
 

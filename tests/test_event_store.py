@@ -7,13 +7,22 @@ loads back to exactly the aggregate that was saved.
 
 from __future__ import annotations
 
+import sqlite3
 from uuid import uuid4
 
-from domain.reads import ReadRecord, ValueReads
-from domain.tenant import RequestContext, SealedValue, SetValue, Tenant, tenant_id_for
-from service.clock import utc_now
-from service.runtime import LedgerRuntime
-from service.storage import LedgerEvents
+import psycopg
+
+from secrets_ledger.domain.reads import ReadRecord, ValueReads
+from secrets_ledger.domain.tenant import (
+    RequestContext,
+    SealedValue,
+    SetValue,
+    Tenant,
+    tenant_id_for,
+)
+from secrets_ledger.service.clock import utc_now
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.storage import LedgerEvents
 
 CTX = RequestContext(actor="tok_test", request_id="req-store")
 
@@ -93,3 +102,39 @@ def test_a_batch_across_the_interval_snapshots_the_state_it_saved(
     events.save(tenant)
     assert state(reloaded(runtime, "across")) == state(tenant)
     assert reloaded(runtime, "across").version == 208
+
+
+def _rename_stored_topics(runtime: LedgerRuntime, old: str, new: str) -> int:
+    """Rewrites the stored topics (and snapshots' class names) as an older release named
+    them, straight in the event store's tables."""
+    settings = runtime.storage.settings
+    tables = ("stored_events", "stored_snapshots") if settings.database_url is None else (
+        "ledger_events", "ledger_snapshots")
+    renamed = 0
+    if settings.database_url is None:
+        with sqlite3.connect(settings.data_dir / "events.sqlite") as conn:
+            for table in tables:
+                renamed += conn.execute(
+                    f"UPDATE {table} SET topic = replace(topic, ?, ?),"
+                    " state = CAST(replace(CAST(state AS TEXT), ?, ?) AS BLOB)",
+                    (old, new, old, new)).rowcount
+        return renamed
+    with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True,
+                         options=f"-c search_path={settings.database_schema}") as conn:
+        for table in tables:
+            renamed += conn.execute(
+                f"UPDATE {table} SET topic = replace(topic, %s, %s),"  # type: ignore[arg-type]
+                " state = convert_to(replace(convert_from(state, 'UTF8'), %s, %s), 'UTF8')",
+                (old, new, old, new)).rowcount
+    return renamed
+
+
+def test_streams_stored_under_the_unpackaged_module_names_still_load(
+        runtime: LedgerRuntime) -> None:
+    events = runtime.storage.events
+    tenant = Tenant.open("legacy", CTX, utc_now())
+    write(tenant, 201)  # a snapshot at 200 names the aggregate's class too
+    events.save(tenant)
+    expected = state(tenant)
+    assert _rename_stored_topics(runtime, "secrets_ledger.domain.", "domain.") >= 202
+    assert state(reloaded(runtime, "legacy")) == expected

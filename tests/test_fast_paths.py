@@ -17,12 +17,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from api import fast
-from api.app import create_app
-from domain.tenant import RequestContext
-from service.runtime import LedgerRuntime
-from service.settings import Settings
-from service.tokens import TokenStore
+from secrets_ledger.api import fast
+from secrets_ledger.api.app import create_app
+from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
+from secrets_ledger.service.tokens import TokenStore
 from tests.test_cli import cli_env
 
 with warnings.catch_warnings():
@@ -231,7 +231,7 @@ def test_a_revocation_by_another_process_stops_the_next_request(
     assert apps.fast.get("/v1/tenants/acme/secrets/k",
                          headers=bearer(apps.writer)).status_code == 200
     revoked = subprocess.run(
-        [sys.executable, "-m", "api.cli", "token", "revoke", "--tenant", "acme",
+        [sys.executable, "-m", "secrets_ledger.api.cli", "token", "revoke", "--tenant", "acme",
          apps.writer_id], env=cli_env(apps.settings), capture_output=True, text=True,
         timeout=120, check=False)
     assert revoked.returncode == 0, revoked.stderr

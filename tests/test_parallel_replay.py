@@ -10,13 +10,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from projections.checksum import views_checksum
-from projections.replay import replay
-from projections.views import ALL_VIEWS
-from service.event_source import INDEX_ORDER
-from service.parallel_replay import ParallelLoad, loader_for
-from service.runtime import LedgerRuntime
-from service.settings import Settings
+from secrets_ledger.projections.checksum import views_checksum
+from secrets_ledger.projections.replay import replay
+from secrets_ledger.projections.views import ALL_VIEWS
+from secrets_ledger.service.event_source import INDEX_ORDER
+from secrets_ledger.service.parallel_replay import ParallelLoad, loader_for
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
 from tests.conftest import PG_URL
 from tests.test_replay import caught_up, request, rich_history
 

@@ -17,11 +17,11 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from domain.tenant import RequestContext, Tenant, tenant_id_for
-from service.clock import utc_now
-from service.recorders import LedgerPostgresRecorder
-from service.runtime import LedgerRuntime
-from service.storage import LedgerEvents
+from secrets_ledger.domain.tenant import RequestContext, Tenant, tenant_id_for
+from secrets_ledger.service.clock import utc_now
+from secrets_ledger.service.recorders import LedgerPostgresRecorder
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.storage import LedgerEvents
 from tests.conftest import PG_URL, make_settings
 
 

@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import psycopg
 import pytest
 
-from domain.reads import ReadRecord, ValueRead
-from domain.tenant import (
+from secrets_ledger.domain.reads import ReadRecord, ValueRead
+from secrets_ledger.domain.tenant import (
     DeleteKey,
     Precondition,
     RequestContext,
@@ -34,12 +34,12 @@ from domain.tenant import (
     Tenant,
     tenant_id_for,
 )
-from projections import checksum as checksum_module
-from projections import views as views_module
-from projections.checksum import rows_as_copy_text, views_checksum
-from projections.projector import Projector, view_positions
-from projections.replay import replay
-from projections.views import (
+from secrets_ledger.projections import checksum as checksum_module
+from secrets_ledger.projections import views as views_module
+from secrets_ledger.projections.checksum import rows_as_copy_text, views_checksum
+from secrets_ledger.projections.projector import Projector, view_positions
+from secrets_ledger.projections.replay import replay
+from secrets_ledger.projections.views import (
     ALL_VIEWS,
     AuditTrail,
     CurrentSecretsView,
@@ -47,13 +47,13 @@ from projections.views import (
     changes_of,
     views_named,
 )
-from service.clock import utc_now
-from service.database import Cursor, SQLiteDatabase
-from service.event_source import EventDecoder
-from service.ledger import Ledger
-from service.queries import AuditFilter
-from service.runtime import LedgerRuntime
-from service.settings import Settings
+from secrets_ledger.service.clock import utc_now
+from secrets_ledger.service.database import Cursor, SQLiteDatabase
+from secrets_ledger.service.event_source import EventDecoder
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.queries import AuditFilter
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
 from tests.conftest import PG_URL
 
 CHANGE_ACTIONS = ("tenant_opened", "write", "delete", "undelete", "destroy", "rollback",
@@ -381,7 +381,7 @@ def project_command() -> list[str]:
         "secrets-ledger"))
     if Path(found).exists():
         return [found, "project"]
-    return [sys.executable, "-m", "api.cli", "project"]
+    return [sys.executable, "-m", "secrets_ledger.api.cli", "project"]
 
 
 def storage_env(settings: Settings) -> dict[str, str]:

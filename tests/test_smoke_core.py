@@ -1,5 +1,5 @@
-from domain.tenant import RequestContext
-from service.ledger import Ledger
+from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.service.ledger import Ledger
 
 
 def test_a_written_secret_reads_back(ledger: Ledger, tenant: str, ctx: RequestContext) -> None:

@@ -16,15 +16,15 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from domain.chain import recompute_hash
-from domain.errors import SecretDeleted, SecretNotFound
-from domain.tenant import RequestContext, tenant_id_for
-from service.clock import format_time, parse_time
-from service.ledger import Ledger
-from service.queries import AuditFilter
-from service.runtime import LedgerRuntime
-from service.settings import Settings
-from service.verify import verify_all
+from secrets_ledger.domain.chain import recompute_hash
+from secrets_ledger.domain.errors import SecretDeleted, SecretNotFound
+from secrets_ledger.domain.tenant import RequestContext, tenant_id_for
+from secrets_ledger.service.clock import format_time, parse_time
+from secrets_ledger.service.ledger import Ledger
+from secrets_ledger.service.queries import AuditFilter
+from secrets_ledger.service.runtime import LedgerRuntime
+from secrets_ledger.service.settings import Settings
+from secrets_ledger.service.verify import verify_all
 from tests.conftest import PG_URL
 
 Edit = Callable[[bytes], bytes | None]

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from domain.chain import GENESIS, recompute_hash
-from domain.errors import (
+from secrets_ledger.domain.chain import GENESIS, recompute_hash
+from secrets_ledger.domain.errors import (
     InvalidRequest,
     LedgerError,
     SecretDeleted,
@@ -28,7 +28,7 @@ from domain.errors import (
     VersionDestroyed,
     VersionNotFound,
 )
-from domain.tenant import (
+from secrets_ledger.domain.tenant import (
     Change,
     DeleteKey,
     Precondition,

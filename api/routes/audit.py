@@ -6,10 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import AUDIT, Caller, LedgerDep, authorize
-from api.routes.secrets import Limit, _time
-from api.schemas import AuditItemOut, AuditOut, VerifyOut
-from service.queries import AuditFilter
+from secrets_ledger.api.deps import AUDIT, Caller, LedgerDep, authorize
+from secrets_ledger.api.routes.secrets import Limit, _time
+from secrets_ledger.api.schemas import AuditItemOut, AuditOut, VerifyOut
+from secrets_ledger.service.queries import AuditFilter
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["audit"])
 Action = Literal["tenant_opened", "write", "delete", "undelete", "destroy", "rollback", "read",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.problems import problem
-from projections.projector import view_positions
-from service.ledger import Ledger
+from secrets_ledger.api.problems import problem
+from secrets_ledger.projections.projector import view_positions
+from secrets_ledger.service.ledger import Ledger
 
 router = APIRouter(tags=["operations"])
 

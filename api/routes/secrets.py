@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from api.deps import (
+from secrets_ledger.api.deps import (
     READ_METADATA,
     READ_VALUES,
     WRITE_VALUES,
@@ -17,7 +17,7 @@ from api.deps import (
     if_version,
     parse_precondition,
 )
-from api.schemas import (
+from secrets_ledger.api.schemas import (
     DestroyOut,
     DestroyRequest,
     KeyItemOut,
@@ -32,9 +32,9 @@ from api.schemas import (
     VersionsOut,
     WriteOut,
 )
-from domain.errors import InvalidRequest
-from domain.tenant import Change, DeleteKey, SetValue
-from service.clock import format_time, parse_time
+from secrets_ledger.domain.errors import InvalidRequest
+from secrets_ledger.domain.tenant import Change, DeleteKey, SetValue
+from secrets_ledger.service.clock import format_time, parse_time
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["secrets"])
 Limit = Annotated[int, Query(ge=1, le=1000)]

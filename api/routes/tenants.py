@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Response
 
-from api.deps import ADMIN, Caller, Context, LedgerDep, authorize, get_tokens
-from api.schemas import (
+from secrets_ledger.api.deps import ADMIN, Caller, Context, LedgerDep, authorize, get_tokens
+from secrets_ledger.api.schemas import (
     KeyVersionOut,
     ShredOut,
     TenantCreate,
@@ -16,8 +16,8 @@ from api.schemas import (
     TokenCreate,
     TokenOut,
 )
-from domain.errors import InvalidRequest
-from service.tokens import TokenStore
+from secrets_ledger.domain.errors import InvalidRequest
+from secrets_ledger.service.tokens import TokenStore
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 Tokens = Annotated[TokenStore, Depends(get_tokens)]

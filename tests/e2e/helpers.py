@@ -66,6 +66,7 @@ class Server:
     port: int = field(default_factory=free_port)
     schema: str | None = None
     proc: subprocess.Popen[bytes] | None = None
+    cli: Path = CLI  # the installed ``secrets-ledger`` that serves
     _log: IO[bytes] | None = None
 
     @property
@@ -73,7 +74,8 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("LEDGER_") and k != "PYTHONPATH"}
         env.update(
             LEDGER_DATA_DIR=str(self.data_dir),
             LEDGER_BOOTSTRAP_TOKEN=self.admin_token,
@@ -88,7 +90,7 @@ class Server:
         assert self.proc is None, "the server is running already"
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(CLI), "serve", "--host", self.host, "--port", str(self.port)],
+            [str(self.cli), "serve", "--host", self.host, "--port", str(self.port)],
             env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
             cwd=self.data_dir.parent,
         )
@@ -148,15 +150,16 @@ class Server:
 
 
 @contextmanager
-def running_server(backend: str, root: Path) -> Iterator[Server]:
-    """Starts a server on fresh storage under ``root``; stops it and drops its schema."""
+def running_server(backend: str, root: Path, cli: Path = CLI) -> Iterator[Server]:
+    """Starts a server (``cli serve``) on fresh storage under ``root``; stops it and drops
+    its schema."""
     schema = None
     if backend == "postgres":
         require_postgres()
         schema = f"e2e_{uuid.uuid4().hex[:12]}"
     data_dir = root / "data"
     data_dir.mkdir(parents=True)
-    server = Server(backend, data_dir, root / "serve.log", schema=schema)
+    server = Server(backend, data_dir, root / "serve.log", schema=schema, cli=cli)
     try:
         server.start()
         yield server

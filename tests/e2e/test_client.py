@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from api.client import LedgerClient, LedgerClientError, SecretMissing, VersionConflictError
+from secrets_ledger.api.client import (
+    LedgerClient,
+    LedgerClientError,
+    SecretMissing,
+    VersionConflictError,
+)
 from tests.e2e.helpers import Server
 
 
