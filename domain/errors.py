@@ -1,4 +1,9 @@
-"""One exception family for the domain; each member carries the contract's stable code."""
+"""One exception family for every refusal; each member carries a stable code.
+
+Codes, not wire statuses: each front end has its own table from code to its wire format
+(the REST API's problem+json statuses in ``api/rest/problems.py``; a Vault or AWS façade
+answers the same refusal its own way).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,6 @@ class LedgerError(Exception):
     """Base of every refusal the ledger reports to a caller."""
 
     code = "invalid_request"
-    status = 400
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -18,45 +22,57 @@ class LedgerError(Exception):
 
 
 class InvalidRequest(LedgerError):
-    code, status = "invalid_request", 400
+    code = "invalid_request"
 
 
 class ValueTooLarge(LedgerError):
-    code, status = "value_too_large", 413
+    code = "value_too_large"
+
+
+class Unauthorized(LedgerError):
+    """No credential, or one that is unknown, expired or revoked."""
+
+    code = "unauthorized"
+
+
+class Forbidden(LedgerError):
+    """A valid credential without the right for this use case."""
+
+    code = "forbidden"
 
 
 class TenantNotFound(LedgerError):
-    code, status = "tenant_not_found", 404
+    code = "tenant_not_found"
 
 
 class TenantExists(LedgerError):
-    code, status = "tenant_exists", 409
+    code = "tenant_exists"
 
 
 class TenantShredded(LedgerError):
-    code, status = "tenant_shredded", 410
+    code = "tenant_shredded"
 
 
 class SecretNotFound(LedgerError):
-    code, status = "secret_not_found", 404
+    code = "secret_not_found"
 
 
 class SecretDeleted(LedgerError):
-    code, status = "secret_deleted", 410
+    code = "secret_deleted"
 
 
 class VersionNotFound(LedgerError):
-    code, status = "version_not_found", 404
+    code = "version_not_found"
 
 
 class VersionDestroyed(LedgerError):
-    code, status = "version_destroyed", 410
+    code = "version_destroyed"
 
 
 class VersionConflict(LedgerError):
     """A precondition on a key no longer holds; carries the key's current state."""
 
-    code, status = "version_conflict", 412
+    code = "version_conflict"
 
     def __init__(self, key: str, current_version: int | None, deleted: bool) -> None:
         super().__init__(
@@ -68,19 +84,17 @@ class VersionConflict(LedgerError):
 
 
 class IdempotencyKeyReused(LedgerError):
-    code, status = "idempotency_key_reused", 409
+    code = "idempotency_key_reused"
+
+
+class TokenNotFound(LedgerError):
+    code = "token_not_found"
 
 
 class Unavailable(LedgerError):
-    code, status = "unavailable", 503
+    """Storage, the views or the writer cannot serve this now; retrying may succeed."""
 
-
-class Unauthorized(LedgerError):
-    code, status = "unauthorized", 401
-
-
-class Forbidden(LedgerError):
-    code, status = "forbidden", 403
+    code = "unavailable"
 
 
 class CannotOpen(Exception):
@@ -92,7 +106,3 @@ class CannotOpen(Exception):
 
     def __init__(self) -> None:
         super().__init__("sealed material cannot be opened")
-
-
-class TokenNotFound(LedgerError):
-    code, status = "token_not_found", 404

@@ -1,4 +1,7 @@
-"""Value rules of the contract: names, keys, metadata and value size."""
+"""Value rules of the ledger: names, keys, metadata and value size.
+
+Rules of one front end's addressing (the REST sub-resource names a key may not end
+with) belong to that front end, not here."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ MAX_VERSION = 2**63 - 1  # what a BIGINT holds on both backends
 MAX_VALUE_DEPTH = 64  # deeper JSON is refused: no client needs it, and parsers recurse
 MAX_CHANGES_PER_EVENT = 65_536  # audit positions leave this many slots per event
 TRANSCODED_SHAPE = frozenset({"_type_", "_data_"})  # how eventsourcing encodes non-JSON types
-RESERVED_LAST_SEGMENTS = frozenset({"versions", "undelete", "rollback", "destroy"})
 
 _TENANT_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _KEY_RE = re.compile(r"[A-Za-z0-9._/-]{1,256}")
@@ -35,8 +37,6 @@ def check_secret_key(key: object) -> str:
     segments = key.split("/")
     if any(segment in ("", ".", "..") for segment in segments):
         raise InvalidRequest("secret keys have no empty, '.' or '..' segment")
-    if segments[-1] in RESERVED_LAST_SEGMENTS:
-        raise InvalidRequest("the last segment of a secret key may not name a sub-resource")
     return key
 
 
@@ -111,3 +111,8 @@ def encode_value(value: Any) -> bytes:
 
 def decode_value(encoded: bytes) -> Any:
     return json.loads(encoded.decode("utf-8"))
+
+
+def decode_metadata(stored: str | None) -> dict[str, str] | None:
+    """A version's metadata from its stored JSON text (None when it has none)."""
+    return json.loads(stored) if stored else None

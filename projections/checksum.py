@@ -1,110 +1,26 @@
 """A checksum of the views: SHA-256 over every row in key order, the same on both backends.
 
 The rows are hashed in PostgreSQL's ``COPY`` text form (tab-separated, ``\\N`` for NULL,
-``t``/``f`` for booleans, backslash escapes). PostgreSQL streams that form itself, so a
-table of a million rows is hashed without building a Python object per row; SQLite's rows
-are written in the same form by SQL, inside SQLite.
+``t``/``f`` for booleans, backslash escapes), which each backend's adapter produces
+without building a Python object per row: equal views, equal checksums, whichever
+backend holds them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import psycopg
-from psycopg.abc import Buffer
-
+from secrets_ledger.projections.ports import ViewStore
 from secrets_ledger.projections.views import View
-from secrets_ledger.service.database import Cursor, Database
-
-_CHUNK = 10_000
 
 
-# PostgreSQL's COPY text escapes, as (character code, escape); the backslash comes first,
-# so that the backslashes of the other escapes are not escaped again.
-_ESCAPES = ((92, "\\\\"), (8, "\\b"), (12, "\\f"), (10, "\\n"), (13, "\\r"), (9, "\\t"),
-            (11, "\\v"))
-_ESCAPED_BYTES = bytes(code for code, _ in _ESCAPES)
-
-
-def _sqlite_text(column: str, kind: str, escaped: bool) -> str:
-    """SQL that gives one column as COPY text, or NULL: booleans as t/f, numbers in
-    decimal, text as it is or (``escaped``) with COPY's escapes."""
-    name = f'"{column}"'
-    if kind.upper() == "BOOLEAN":
-        return f"CASE WHEN {name} IS NULL THEN NULL WHEN {name} THEN 't' ELSE 'f' END"
-    if kind.upper() != "TEXT":
-        return f"CAST({name} AS TEXT)"
-    if escaped:
-        for code, escape in _ESCAPES:
-            name = f"replace({name}, char({code}), '{escape}')"
-    return name
-
-
-def _sqlite_lines(table: str, columns: Sequence[tuple[str, str]], order_by: str,
-                  escaped: bool, offset: int) -> str:
-    """SQL giving each row (from the ``offset``-th on) as one COPY text line, and the
-    number of its NULLs."""
-    line = " || char(9) || ".join(f"coalesce({_sqlite_text(name, kind, escaped)}, '\\N')"
-                                  for name, kind in columns)
-    nulls = " + ".join(f'("{name}" IS NULL)' for name, _ in columns)
-    return (f"SELECT {line} || char(10), {nulls} FROM {table} ORDER BY {order_by}"
-            f" LIMIT -1 OFFSET {offset}")
-
-
-def _plain(data: bytes, rows: int, columns: int, nulls: int) -> bool:
-    """Whether lines built without escaping hold no character that needed one: every
-    tab, newline and backslash in them is one the lines put there themselves (in UTF-8
-    these bytes never occur inside another character; one pass, where a search took
-    four times as long)."""
-    ours = rows * (columns - 1) + rows + nulls
-    return len(data) - len(data.translate(None, _ESCAPED_BYTES)) == ours
-
-
-def _sqlite_chunks(cur: Cursor, table: str, order_by: str) -> Iterator[bytes]:
-    """The rows as COPY text lines, each built by SQLite, so that Python only joins them
-    (building each line in Python cost 3.6 µs a row). Escaping is rare (the views hold
-    base64, JSON and checked names) and costs SQLite seven ``replace`` calls a value: the
-    lines are built without it while each chunk proves it needed none; from the first
-    chunk that did, the rest of the table is read again with it."""
-    cur.execute(f"SELECT name, type FROM pragma_table_info('{table}') ORDER BY cid")
-    columns = [(str(name), str(kind)) for name, kind in cur.fetchall()]
-    done = 0
-    for escaped in (False, True):
-        cur.execute(_sqlite_lines(table, columns, order_by, escaped, done))
-        while rows := cur.fetchmany(_CHUNK):
-            data = "".join([row[0] for row in rows]).encode()
-            if not escaped and not _plain(data, len(rows), len(columns),
-                                          sum(row[1] for row in rows)):
-                break
-            done += len(rows)
-            yield data
-        else:
-            return
-
-
-def _postgres_chunks(cur: psycopg.Cursor[Any], table: str, order_by: str) -> Iterator[Buffer]:
-    # The rows as psycopg hands them over (copying each into bytes cost a sixth of the
-    # checksum's Python time: it is spent per row, a million rows a table).
-    with cur.copy(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO STDOUT") as copy:
-        yield from copy
-
-
-def rows_as_copy_text(cur: Cursor, table: str, order_by: str) -> Iterator[Buffer]:
-    """Every row of ``table`` in ``order_by`` order, in PostgreSQL's COPY text form."""
-    if isinstance(cur, psycopg.Cursor):
-        return _postgres_chunks(cur, table, order_by)
-    return _sqlite_chunks(cur, table, order_by)
-
-
-def views_checksum(db: Database, view_classes: Sequence[type[View]]) -> str:
-    """SHA-256 over every row of the views in key order, the same on both backends."""
+def views_checksum(store: ViewStore, view_classes: Sequence[type[View]]) -> str:
     digest = hashlib.sha256()
-    with db.transaction() as cur:  # one snapshot of every table
+    with store.transaction() as tx:  # one snapshot of every table
         for cls in view_classes:
             for table in cls.tables:
                 digest.update(f"table {table}\n".encode())
-                for chunk in rows_as_copy_text(cur, table, cls.order_by[table]):
+                for chunk in tx.rows_as_copy_text(table, cls.order_by[table]):
                     digest.update(chunk)
     return digest.hexdigest()

@@ -3,8 +3,11 @@
 Exactly once: a batch of view rows and the view's new tracking position commit in one
 transaction, and that transaction first re-reads the position under a lock and gives
 up if another projector moved it. A crash rolls the batch back; the next run resumes
-from the committed position. Both backends are followed by polling ``notification id >
-position`` (notification ids have gaps, so nothing assumes they are contiguous).
+from the committed position. Both backends are followed by polling ``position > last``
+(positions have gaps, so nothing assumes they are contiguous).
+
+The projector is also what the core waits on for read-your-writes (``core.ports.
+ViewsFollower``): a query waits until the views hold what it must see.
 """
 
 from __future__ import annotations
@@ -13,57 +16,31 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
+from secrets_ledger.projections.ports import EventSource, ViewStore
 from secrets_ledger.projections.views import ALL_VIEWS, View
-from secrets_ledger.service.database import Cursor, Database, fetch_all
 
 log = logging.getLogger(__name__)
-
-
-class EventSource(Protocol):
-    """The event store as projections see it: notifications decoded to domain events."""
-
-    def max_position(self) -> int: ...
-
-    def read(self, after: int, limit: int) -> Sequence[tuple[int, Any]]: ...
 
 
 class ProjectionMoved(Exception):
     """Another projector advanced this view first; the batch was rolled back."""
 
 
-def lock_position(cur: Cursor, db: Database, view_name: str) -> int:
-    lock = " FOR UPDATE" if db.dialect == "postgres" else ""
-    cur.execute(
-        f"SELECT position FROM projection_tracking WHERE view_name = %s{lock}", (view_name,)
-    )
-    row = cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-def set_position(cur: Cursor, view_name: str, position: int) -> None:
-    cur.execute(
-        "UPDATE projection_tracking SET position = %s WHERE view_name = %s",
-        (position, view_name),
-    )
-
-
-def view_positions(db: Database) -> dict[str, int]:
-    rows = fetch_all(db, "SELECT view_name, position FROM projection_tracking")
-    return {str(name): int(position) for name, position in rows}
-
-
 class Projector:
-    def __init__(self, db: Database, source: EventSource,
+    def __init__(self, store: ViewStore, source: EventSource,
                  views: Sequence[View] | None = None, batch_size: int = 1000) -> None:
-        self.db = db
+        self.store = store
         self.source = source
         self.views = list(views) if views is not None else [cls() for cls in ALL_VIEWS]
         self.batch_size = batch_size
-        self.wake = threading.Event()
+        self._wake = threading.Event()
         self.advanced = threading.Condition()
         self.following = False  # True while run() follows the store in a thread
+
+    def wake(self) -> None:
+        self._wake.set()
 
     def run_once(self) -> int:
         """Applies one batch to every view that is behind; returns view-events applied.
@@ -73,7 +50,7 @@ class Projector:
         """
         applied = 0
         groups: dict[int, list[View]] = {}
-        positions = view_positions(self.db)
+        positions = self.store.positions()
         for view in self.views:
             groups.setdefault(positions.get(view.name, 0), []).append(view)
         for start, views in groups.items():
@@ -92,13 +69,13 @@ class Projector:
 
     def _apply(self, views: Sequence[View], start: int,
                batch: Sequence[tuple[int, Any]]) -> None:
-        with self.db.transaction() as cur:
+        with self.store.transaction() as tx:
             for view in views:
-                if lock_position(cur, self.db, view.name) != start:
+                if tx.lock_position(view.name) != start:
                     raise ProjectionMoved
             for view in views:
-                view.apply_batch(cur, batch)
-                set_position(cur, view.name, batch[-1][0])
+                view.apply_batch(tx, batch)
+                tx.set_position(view.name, batch[-1][0])
 
     def catch_up(self) -> int:
         total = 0
@@ -108,14 +85,14 @@ class Projector:
 
     def run(self, stop: threading.Event, poll_interval: float) -> None:
         """Follows the store until ``stop`` is set; survives errors with a backoff."""
-        backoff = poll_interval
         self.following = True
         try:
-            self._follow(stop, poll_interval, backoff)
+            self._follow(stop, poll_interval)
         finally:
             self.following = False
 
-    def _follow(self, stop: threading.Event, poll_interval: float, backoff: float) -> None:
+    def _follow(self, stop: threading.Event, poll_interval: float) -> None:
+        backoff = poll_interval
         while not stop.is_set():
             try:
                 applied = self.run_once()
@@ -125,13 +102,18 @@ class Projector:
                 applied = 0
                 backoff = min(backoff * 2, 5.0)
             if not applied:
-                self.wake.wait(backoff)
-                self.wake.clear()
+                self._wake.wait(backoff)
+                self._wake.clear()
+
+    def lag(self) -> int:
+        """How many positions the slowest view is behind the event store."""
+        head = self.source.max_position()
+        return max(0, head - min(self.store.positions().values(), default=0))
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Blocks until every view has applied ``position``; False on timeout."""
         return self.wait_until(
-            lambda: all(p >= position for p in view_positions(self.db).values()), timeout)
+            lambda: all(p >= position for p in self.store.positions().values()), timeout)
 
     def wait_until(self, caught_up: Callable[[], bool], timeout: float) -> bool:
         """Blocks until ``caught_up()`` holds, helping or waking the projector; False on
@@ -147,6 +129,6 @@ class Projector:
                 # No projector thread in this process (a CLI command): project inline.
                 self.run_once()
                 continue
-            self.wake.set()
+            self._wake.set()
             with self.advanced:
                 self.advanced.wait(min(remaining, 0.01))

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import gc
 import os
-import re
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from secrets_ledger.projections.checksum import views_checksum
-from secrets_ledger.projections.projector import EventSource, lock_position, set_position
+from secrets_ledger.projections.ports import EventSource, TableClone, ViewStore, ViewWriter
 from secrets_ledger.projections.views import View
-from secrets_ledger.service.database import Cursor, Database
 
 REBUILD_SUFFIX = "__rebuild"
 Progress = Callable[[int], None]
@@ -29,102 +25,17 @@ Read = Callable[[int, int], Sequence[tuple[int, Any]]]
 """(after, limit) -> the next (position, event) pairs."""
 Loader = Callable[[Sequence[type[View]], int, int, Progress | None], None]
 """Loads every event up to a position into the views' rebuild tables, some other way
-than in this thread (``service.parallel_replay``): (views, position, batch size,
-progress)."""
+than in this thread (PostgreSQL's worker processes, ``adapters.postgres.parallel_replay``):
+(views, position, batch size, progress)."""
 
 
-@dataclass
-class _Clone:
-    """A view table's fresh copy, and the keys and indexes it gets before the swap."""
-
-    table: str
-    clone: str
-    # (the name an index or key takes at the swap, its name meanwhile, "index" or "key")
-    names: list[tuple[str, str, str]] = field(default_factory=list)
-    builds: list[str] = field(default_factory=list)  # CREATE INDEX, one per index
-    attaches: list[str] = field(default_factory=list)  # keys made of their built indexes
-
-    def build_indexes(self, cur: Cursor) -> None:
-        for statement in self.builds:
-            cur.execute(statement)
-        self.attach_keys(cur)
-
-    def attach_keys(self, cur: Cursor) -> None:
-        for statement in self.attaches:
-            cur.execute(statement)
-        self.builds.clear()
-        self.attaches.clear()
-
-    def swap(self, cur: Cursor) -> None:
-        cur.execute(f"DROP TABLE {self.table}")
-        cur.execute(f"ALTER TABLE {self.clone} RENAME TO {self.table}")
-        for name, temporary, kind in self.names:
-            if kind == "key":
-                cur.execute(f"ALTER TABLE {self.table} RENAME CONSTRAINT {temporary} TO {name}")
-            else:
-                cur.execute(f"ALTER INDEX {temporary} RENAME TO {name}")
-
-
-def _clone_table(cur: Cursor, db: Database, table: str, clone: str) -> _Clone:
-    cur.execute(f"DROP TABLE IF EXISTS {clone}")
-    if db.dialect == "postgres":
-        return _clone_postgres_table(cur, table, clone)
-    cur.execute(
-        "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = %s AND sql IS NOT NULL"
-        " ORDER BY type DESC",  # the table before its indexes
-        (table,),
-    )
-    for kind, name, sql in cur.fetchall():
-        if kind == "table":
-            cur.execute(re.sub(rf"^CREATE TABLE \"?{table}\"?", f"CREATE TABLE {clone}", sql))
-        else:
-            # Index names are global in SQLite: give each rebuild's indexes fresh names.
-            fresh = f"{name.split('__')[0]}__{secrets.token_hex(4)}"
-            cur.execute(
-                re.sub(rf"^CREATE (UNIQUE )?INDEX \"?{name}\"? ON \"?{table}\"?",
-                       rf"CREATE \1INDEX {fresh} ON {clone}", sql)
-            )
-    return _Clone(table, clone)
-
-
-def _clone_postgres_table(cur: Cursor, table: str, clone: str) -> _Clone:
-    """The columns now; the keys and indexes as statements to run before or after loading.
-
-    They take temporary names and get the live table's names back at the swap, so that
-    replaying again and again keeps the names the migrations gave.
-    """
-    cur.execute(f"CREATE TABLE {clone} (LIKE {table} INCLUDING DEFAULTS"
-                " INCLUDING CONSTRAINTS)")
-    result = _Clone(table, clone)
-    cur.execute("SELECT i.relname, c.conname, c.contype FROM pg_constraint c"
-                " JOIN pg_class i ON i.oid = c.conindid"
-                " WHERE c.conrelid = %s::regclass AND c.contype IN ('p', 'u')", (table,))
-    keys = {index: (name, kind) for index, name, kind in cur.fetchall()}
-    cur.execute("SELECT indexname, indexdef FROM pg_indexes"
-                " WHERE schemaname = current_schema() AND tablename = %s", (table,))
-    for index, definition in cur.fetchall():
-        # A key's index is built like any other, then the key is made of it (no sort).
-        name, kind = keys.get(index, (index, None))
-        temporary = f"{name}{REBUILD_SUFFIX}"
-        result.builds.append(re.sub(r"^(CREATE (?:UNIQUE )?INDEX) \S+ ON (?:ONLY )?\S+ ",
-                                    rf"\1 {temporary} ON {clone} ", definition))
-        if kind is None:
-            result.names.append((name, temporary, "index"))
-        else:
-            constraint = "PRIMARY KEY" if kind == "p" else "UNIQUE"
-            result.names.append((name, temporary, "key"))
-            result.attaches.append(f"ALTER TABLE {clone} ADD CONSTRAINT {temporary}"
-                                   f" {constraint} USING INDEX {temporary}")
-    return result
-
-
-def _apply_batch(cur: Cursor, source: EventSource, views: Sequence[View], after: int,
+def _apply_batch(tx: ViewWriter, source: EventSource, views: Sequence[View], after: int,
                  until: int | None, batch_size: int, progress: Progress | None) -> int:
     """Applies the next batch after ``after`` (up to ``until``); returns the new position."""
     batch = [item for item in source.read(after, batch_size) if until is None or item[0] <= until]
     if batch:
         for view in views:
-            view.apply_batch(cur, batch)
+            view.apply_batch(tx, batch)
     if progress is not None and batch:
         progress(len(batch))
     return batch[-1][0] if batch else after
@@ -144,7 +55,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_views(db: Database, read: Read, view_classes: Sequence[type[View]], target: int,
+def load_views(store: ViewStore, read: Read, view_classes: Sequence[type[View]], target: int,
                batch_size: int, progress: Progress | None) -> int:
     """Applies every event ``read`` yields up to ``target`` to the views' rebuild tables,
     many per transaction, outside any lock the live side needs; returns the position
@@ -159,13 +70,9 @@ def load_views(db: Database, read: Read, view_classes: Sequence[type[View]], tar
     views = [cls(REBUILD_SUFFIX) for cls in view_classes]
 
     def write(rows: list[Any]) -> None:
-        with db.transaction() as cur:
-            if db.dialect == "postgres":
-                # Nothing depends on these rows until the swap, whose commit waits for
-                # the log to be flushed up to it: this one need not wait for it.
-                cur.execute("SET LOCAL synchronous_commit = off")
+        with store.bulk_transaction() as tx:
             for view, view_rows in zip(views, rows, strict=True):
-                view.write(cur, view_rows)
+                view.write(tx, view_rows)
 
     position = 0
     with _collector_paused(), ThreadPoolExecutor(1, thread_name_prefix="replay-write") as writer:
@@ -186,7 +93,7 @@ def load_views(db: Database, read: Read, view_classes: Sequence[type[View]], tar
     return position
 
 
-def _build_indexes(db: Database, clones: Sequence[_Clone]) -> None:
+def _build_indexes(store: ViewStore, clones: Sequence[TableClone]) -> None:
     """Builds the clones' pending indexes side by side, each in a connection of its own
     (``CREATE INDEX`` takes a SHARE lock, so builds on one table do not wait for each
     other), then makes the keys of their indexes in one transaction."""
@@ -196,27 +103,20 @@ def _build_indexes(db: Database, clones: Sequence[_Clone]) -> None:
         # As many builds as cores or more: each keeps to one core (parallel workers of
         # its own would contend for the same cores: 2.18 s for the four builds of
         # 1,000,000 events without them, 2.31-2.38 s with two each, on two cores).
-        own_workers = len(builds) < cores
+        share_cores = len(builds) >= cores
         with ThreadPoolExecutor(min(len(builds), cores),
                                 thread_name_prefix="replay-index") as pool:
-            for done in [pool.submit(_build_index, db, statement, own_workers)
+            for done in [pool.submit(store.build_index, statement, share_cores)
                          for statement in builds]:
                 done.result()
         for clone in clones:
             clone.builds.clear()
-    with db.transaction() as cur:
+    with store.transaction() as tx:
         for clone in clones:
-            clone.attach_keys(cur)
+            clone.attach_keys(tx)
 
 
-def _build_index(db: Database, statement: str, own_workers: bool) -> None:
-    with db.transaction() as cur:
-        if db.dialect == "postgres" and not own_workers:
-            cur.execute("SET LOCAL max_parallel_maintenance_workers = 0")
-        cur.execute(statement)
-
-
-def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]],
+def replay(store: ViewStore, source: EventSource, view_classes: Sequence[type[View]],
            progress: Progress | None = None, batch_size: int = 20_000,
            loader: Loader | None = None) -> str:
     """Rebuilds the given views and swaps them in; returns their checksum. ``loader``
@@ -228,36 +128,36 @@ def replay(db: Database, source: EventSource, view_classes: Sequence[type[View]]
     fewer round trips and fewer repeated keys to merge; 40,000 no faster.
     """
     rebuilt = [cls(REBUILD_SUFFIX) for cls in view_classes]
-    clones: list[_Clone] = []
-    with db.transaction() as cur:
+    clones: list[TableClone] = []
+    with store.transaction() as tx:
         for view in rebuilt:
             for table in view.tables:
-                clone = _clone_table(cur, db, table, view.t[table])
+                clone = store.clone_table(tx, table, view.t[table])
                 if table not in view.append_only:
-                    clone.build_indexes(cur)  # merges and updates need their keys
+                    clone.build_indexes(tx)  # merges and updates need their keys
                 clones.append(clone)
     target = source.max_position()
     try:
         if loader is None:
-            position = load_views(db, source.read, view_classes, target, batch_size,
+            position = load_views(store, source.read, view_classes, target, batch_size,
                                   progress)
         else:
             loader(view_classes, target, batch_size, progress)
             position = target
-        _build_indexes(db, clones)  # one sort per index beats keeping it up to date
+        _build_indexes(store, clones)  # one sort per index beats keeping it up to date
     except BaseException:
-        with db.transaction() as cur:  # the live views were never touched
+        with store.transaction() as tx:  # the live views were never touched
             for clone in clones:
-                cur.execute(f"DROP TABLE IF EXISTS {clone.clone}")
+                tx.execute(f"DROP TABLE IF EXISTS {clone.clone}")
         raise
-    with db.transaction() as cur:
+    with store.transaction() as tx:
         for view in rebuilt:
-            lock_position(cur, db, view.name)
-        while (reached := _apply_batch(cur, source, rebuilt, position, None, batch_size,
+            tx.lock_position(view.name)
+        while (reached := _apply_batch(tx, source, rebuilt, position, None, batch_size,
                                        progress)) != position:
             position = reached
         for clone in clones:
-            clone.swap(cur)
+            clone.swap(tx)
         for view in rebuilt:
-            set_position(cur, view.name, position)
-    return views_checksum(db, view_classes)
+            tx.set_position(view.name, position)
+    return views_checksum(store, view_classes)

@@ -15,11 +15,11 @@ from functools import lru_cache
 from typing import Any, ClassVar
 from uuid import UUID
 
+from secrets_ledger.domain.outcomes import outcome_of
 from secrets_ledger.domain.reads import ValueRead, ValueReads
 from secrets_ledger.domain.tenant import Tenant
-from secrets_ledger.projections import bulk
-from secrets_ledger.service.clock import format_time
-from secrets_ledger.service.database import Cursor
+from secrets_ledger.domain.times import format_time
+from secrets_ledger.projections.ports import Column, ViewWriter
 
 AUDIT_SLOTS = 65_536
 """Audit positions are ``notification id * AUDIT_SLOTS + n``: one event may hold many changes."""
@@ -37,10 +37,10 @@ class View(ABC):
         self.suffix = suffix
         self.t = {table: table + suffix for table in self.tables}
 
-    def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
+    def apply_batch(self, tx: ViewWriter, batch: Sequence[tuple[int, Any]]) -> None:
         """Writes the rows a batch of (position, event) contributes, in as few statements
         as it can; the result is the same however the events are cut into batches."""
-        self.write(cur, self.rows_of(batch))
+        self.write(tx, self.rows_of(batch))
 
     @abstractmethod
     def rows_of(self, batch: Sequence[tuple[int, Any]]) -> Any:
@@ -48,7 +48,7 @@ class View(ABC):
         batch's rows while the last ones are written)."""
 
     @abstractmethod
-    def write(self, cur: Cursor, rows: Any) -> None:
+    def write(self, tx: ViewWriter, rows: Any) -> None:
         """Writes ``rows_of``'s rows, in as few statements as it can."""
 
 
@@ -125,30 +125,28 @@ class CurrentSecretsView(View):
                                          at))
         return rows
 
-    def write(self, cur: Cursor, rows: _CurrentRows) -> None:
+    def write(self, tx: ViewWriter, rows: _CurrentRows) -> None:
         t = self.t
         for sql, params in rows.tenant_statements:
-            cur.execute(sql, params)
-        bulk.update(cur, t["tenants"], assign=[("version", "bigint")],
-                    keys=[("tenant_id", "text")],
-                    rows=[(v, tenant_id) for tenant_id, v in rows.stream_versions.items()])
-        bulk.append(cur, t["secret_versions"], _VERSION_COLUMNS, list(rows.versions.values()))
-        bulk.update(cur, t["secret_versions"], assign=[("state", "text")], keys=_SLOT,
-                    rows=[(state, *slot) for slot, state in rows.states.items()],
-                    where="state <> 'destroyed'")
-        bulk.update(cur, t["secret_versions"], assign=[], keys=_SLOT, rows=list(rows.destroyed),
-                    fixed="state = 'destroyed', ciphertext = NULL, dek_id = NULL")
+            tx.execute(sql, params)
+        tx.update(t["tenants"], assign=[("version", "bigint")], keys=[("tenant_id", "text")],
+                  rows=[(v, tenant_id) for tenant_id, v in rows.stream_versions.items()])
+        tx.append(t["secret_versions"], _VERSION_COLUMNS, list(rows.versions.values()))
+        tx.update(t["secret_versions"], assign=[("state", "text")], keys=_SLOT,
+                  rows=[(state, *slot) for slot, state in rows.states.items()],
+                  where="state <> 'destroyed'")
+        tx.update(t["secret_versions"], assign=[], keys=_SLOT, rows=list(rows.destroyed),
+                  fixed="state = 'destroyed', ciphertext = NULL, dek_id = NULL")
         for tenant_id in rows.shredded:
-            cur.execute(
+            tx.execute(
                 f"UPDATE {t['secret_versions']} SET ciphertext = NULL, dek_id = NULL"
                 " WHERE tenant_id = %s", (tenant_id,))
-        bulk.merge(cur, t["current_secrets"], _CURRENT_COLUMNS,
-                   [(*slot, *state) for slot, state in rows.current.items()],
-                   "(tenant_id, key) DO UPDATE SET version = excluded.version,"
-                   " updated_at = excluded.updated_at, deleted = excluded.deleted")
-        bulk.append(cur, t["key_timeline"], _TIMELINE_COLUMNS, rows.timeline)
-        bulk.merge(cur, t["idempotency_records"], _IDEMPOTENCY_COLUMNS, rows.idempotency,
-                   "DO NOTHING")
+        tx.merge(t["current_secrets"], _CURRENT_COLUMNS,
+                 [(*slot, *state) for slot, state in rows.current.items()],
+                 "(tenant_id, key) DO UPDATE SET version = excluded.version,"
+                 " updated_at = excluded.updated_at, deleted = excluded.deleted")
+        tx.append(t["key_timeline"], _TIMELINE_COLUMNS, rows.timeline)
+        tx.merge(t["idempotency_records"], _IDEMPOTENCY_COLUMNS, rows.idempotency, "DO NOTHING")
 
 
 Gatherer = Callable[[CurrentSecretsView, _CurrentRows, int, Any, str, str], None]
@@ -226,33 +224,23 @@ _GATHERERS: dict[type[Any], Gatherer] = {
 }
 
 
-_SLOT: list[bulk.Column] = [("tenant_id", "text"), ("key", "text"), ("version", "integer")]
-_VERSION_COLUMNS: list[bulk.Column] = [
+_SLOT: list[Column] = [("tenant_id", "text"), ("key", "text"), ("version", "integer")]
+_VERSION_COLUMNS: list[Column] = [
     *_SLOT, ("created_at", "text"), ("created_by", "text"), ("state", "text"),
     ("ciphertext", "text"), ("dek_id", "text"), ("key_version", "integer"),
     ("metadata", "text"), ("position", "bigint")]
-_CURRENT_COLUMNS: list[bulk.Column] = [
+_CURRENT_COLUMNS: list[Column] = [
     ("tenant_id", "text"), ("key", "text"), ("version", "integer"), ("updated_at", "text"),
     ("deleted", "boolean")]
-_TIMELINE_COLUMNS: list[bulk.Column] = [
+_TIMELINE_COLUMNS: list[Column] = [
     ("tenant_id", "text"), ("key", "text"), ("position", "bigint"), ("at", "text"),
     ("version", "integer"), ("live", "boolean")]
-_IDEMPOTENCY_COLUMNS: list[bulk.Column] = [
+_IDEMPOTENCY_COLUMNS: list[Column] = [
     ("tenant_id", "text"), ("idempotency_key", "text"), ("request_hash", "text"),
     ("position", "bigint"), ("result", "text"), ("created_at", "text")]
-_AUDIT_COLUMNS: list[bulk.Column] = [
+_AUDIT_COLUMNS: list[Column] = [
     ("tenant_id", "text"), ("position", "bigint"), ("at", "text"), ("action", "text"),
     ("key", "text"), ("version", "integer"), ("actor", "text"), ("request_id", "text")]
-
-
-def outcome_of(event: Any) -> dict[str, Any]:
-    """What a command returned, rebuilt from its event (the answer to a repeated request)."""
-    if isinstance(event, Tenant.SecretVersionsWritten):
-        changes = [{"key": w["key"], "version": w["version"]} for w in event.writes]
-        changes += [{"key": d["key"], "version": d["version"]} for d in event.deletions]
-        return {"results": changes, "created_at": format_time(event.timestamp)}
-    return {"version": getattr(event, "version", None),
-            "created_at": format_time(event.timestamp)}
 
 
 class AuditTrail(View):
@@ -284,8 +272,8 @@ class AuditTrail(View):
                 add((tenant_id, slot + n, at, action, key, version, actor, request_id))
         return rows
 
-    def write(self, cur: Cursor, rows: list[tuple[Any, ...]]) -> None:
-        bulk.append(cur, self.t["audit_trail"], _AUDIT_COLUMNS, rows)
+    def write(self, tx: ViewWriter, rows: list[tuple[Any, ...]]) -> None:
+        tx.append(self.t["audit_trail"], _AUDIT_COLUMNS, rows)
 
 
 Change = tuple[str, str | None, int | None]

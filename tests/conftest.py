@@ -15,10 +15,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.tenant import RequestContext
-from secrets_ledger.service.ledger import Ledger
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.settings import Settings
+from secrets_ledger.runtime import LedgerRuntime
+from tests.support import Blocking
 
 PG_URL = os.environ.get(
     "LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -61,8 +61,9 @@ def runtime(settings: Settings) -> Iterator[LedgerRuntime]:
 
 
 @pytest.fixture
-def ledger(runtime: LedgerRuntime) -> Ledger:
-    return runtime.ledger
+def ledger(runtime: LedgerRuntime) -> Blocking:
+    """The core's use cases, blocking, as the admin the test's context names."""
+    return Blocking(runtime.ledger)
 
 
 @pytest.fixture
@@ -71,6 +72,6 @@ def ctx() -> RequestContext:
 
 
 @pytest.fixture
-def tenant(ledger: Ledger, ctx: RequestContext) -> str:
+def tenant(ledger: Blocking, ctx: RequestContext) -> str:
     ledger.open_tenant("acme", ctx)
     return "acme"

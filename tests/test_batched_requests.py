@@ -1,7 +1,8 @@
-"""Many requests answered in one group-commit batch (api/fast.py -> BatchWriter): the
-writer reads the tokens (PUT) and the values (GET, PostgreSQL) of a whole batch in one
-statement each, so every request must still get exactly its own answer, with its own
-token judged, in the order of the separate steps, and every value read on file.
+"""Many requests answered in one group-commit batch (REST routes -> the core's
+``BatchWriter``): the writer reads the tokens (PUT) and the values (GET) of a whole batch
+in one statement each, on both backends, so every request must still get exactly its own
+answer, with its own token judged, in the order of the separate steps, and every value
+read on file.
 
 The requests go through the ASGI app concurrently on one event loop; the writer is held
 in its first batch until all of them are queued, so the rest form one batch.
@@ -18,11 +19,12 @@ from typing import Any
 import httpx
 import pytest
 
-from secrets_ledger.api.app import create_app
+from secrets_ledger.api.rest.app import create_app
+from secrets_ledger.core.ports import AuditFilter
+from secrets_ledger.core.reads import READ_NOT_RECORDED
 from secrets_ledger.domain.tenant import Change, DeleteKey, RequestContext
-from secrets_ledger.service.queries import READ_NOT_RECORDED, AuditFilter
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.tokens import TokenStore
+from secrets_ledger.runtime import LedgerRuntime
+from tests.support import blocking
 
 ADMIN_CTX = RequestContext(actor="tok_admin", request_id="setup")
 VALUES = {"k0": "zero", "k1": {"n": 1}, "k2": [2, "two"], "k3": None, "gone": "deleted"}
@@ -37,40 +39,42 @@ class World:
 
 @pytest.fixture
 def world(runtime: LedgerRuntime) -> World:
-    store = TokenStore(runtime.storage.db, runtime.ledger)
-    ledger = runtime.ledger
-    tokens = {"admin": store.issue("admin", None, None, "", ADMIN_CTX).token}
+    ledger = blocking(runtime)
+    tokens = {"admin": ledger.issue_token("admin", None, ADMIN_CTX).token}
     for tenant in ("acme", "beta"):
         ledger.open_tenant(tenant, ADMIN_CTX)
         for role in ("writer", "reader", "auditor"):
-            tokens[f"{tenant}-{role}"] = store.issue(role, tenant, None, "", ADMIN_CTX).token
-    revoked = store.issue("reader", "acme", None, "", ADMIN_CTX)
-    store.revoke("acme", revoked.token_id, ADMIN_CTX)
+            tokens[f"{tenant}-{role}"] = ledger.issue_token(role, tenant, ADMIN_CTX).token
+    revoked = ledger.issue_token("reader", "acme", ADMIN_CTX)
+    ledger.revoke_token("acme", revoked.token_id, ADMIN_CTX)
     tokens["acme-revoked"] = revoked.token
     tokens["nobody"] = "slt_unknown_" + "x" * 40
     for key, value in VALUES.items():
         ledger.put_secret("acme", key, value, None, None, ADMIN_CTX)
     deleted: Change = DeleteKey("gone")
     ledger.write_secrets("acme", [deleted], {}, ADMIN_CTX)
-    return World(runtime, create_app(ledger, store), tokens)
+    return World(runtime, create_app(runtime.ledger, runtime.projector.lag, 1000), tokens)
 
 
 class HeldWriter:
-    """Holds the writer inside its first call of ``name`` until released, recording the
-    size of every call."""
+    """Holds the writer inside its first batch read of ``what`` ("values" or "tokens")
+    until released, recording the size of every such read."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, runtime: LedgerRuntime,
-                 name: str) -> None:
+                 what: str) -> None:
         self.sizes: list[int] = []
         self.release = threading.Event()
-        original: Callable[[Sequence[Any]], Any] = getattr(runtime.ledger.writer, name)
+        writer = runtime.ledger.door.writer
+        port, name = ((writer.lookups, "value_rows") if what == "values"
+                      else (writer.tokens, "by_hashes"))
+        original: Callable[[Sequence[Any]], Any] = getattr(port, name)
 
         def held(lookups: Sequence[Any]) -> Any:
             self.sizes.append(len(lookups))
             self.release.wait(timeout=30)
             return original(lookups)
 
-        monkeypatch.setattr(runtime.ledger.writer, name, held)
+        monkeypatch.setattr(port, name, held)
 
 
 async def _concurrently(world: World, held: HeldWriter,
@@ -114,9 +118,7 @@ READS: list[tuple[str, str, str, int, Any]] = [
 
 def test_reads_in_one_batch_each_get_their_own_answer(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    held = HeldWriter(monkeypatch, world.runtime, "value_rows")
-    if world.runtime.storage.db.dialect != "postgres":
-        held.release.set()  # SQLite reads each in a thread, outside the writer's batch
+    held = HeldWriter(monkeypatch, world.runtime, "values")
     requests = [("GET", token, _secret(tenant, key), None)
                 for token, tenant, key, _, _ in READS]
     responses = asyncio.run(_concurrently(world, held, requests))
@@ -127,22 +129,19 @@ def test_reads_in_one_batch_each_get_their_own_answer(
             assert response.json()["key"] == key
         else:
             assert response.json()["code"] == expected
-    if world.runtime.storage.db.dialect == "postgres":
-        assert len(held.sizes) <= 2  # the first one alone at most, the rest together
+    assert len(held.sizes) <= 2  # the first one alone at most, the rest together
 
 
 def test_every_value_read_in_a_batch_is_on_file(world: World,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    held = HeldWriter(monkeypatch, world.runtime, "value_rows")
-    if world.runtime.storage.db.dialect != "postgres":
-        held.release.set()
+    held = HeldWriter(monkeypatch, world.runtime, "values")
     requests = [("GET", "acme-reader", _secret("acme", f"k{n % 3}"), None) for n in range(12)]
     responses = asyncio.run(_concurrently(world, held, requests))
     assert [r.status_code for r in responses] == [200] * 12
     by_key = {}
     for key in ("k0", "k1", "k2"):
         where = AuditFilter(key=key, action="read")
-        items = world.runtime.ledger.audit("acme", where, limit=100).items
+        items = blocking(world.runtime).audit("acme", where, limit=100).items
         by_key[key] = sorted(item.request_id for item in items)
     for key in ("k0", "k1", "k2"):
         answered = sorted(r.headers["X-Request-Id"] for r in responses
@@ -152,12 +151,12 @@ def test_every_value_read_in_a_batch_is_on_file(world: World,
 
 def test_a_read_whose_record_cannot_be_stored_returns_no_value_and_the_writer_goes_on(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    events = world.runtime.ledger.writer.events
+    streams = world.runtime.ledger.door.writer.streams
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(events, "save", broken)
+    monkeypatch.setattr(streams, "save", broken)
     refused = asyncio.run(_get_once(world, "k0"))
     assert refused.status_code == 503
     assert refused.json()["code"] == "unavailable"
@@ -167,7 +166,7 @@ def test_a_read_whose_record_cannot_be_stored_returns_no_value_and_the_writer_go
     answered = asyncio.run(_get_once(world, "k0"))
     assert answered.json()["value"] == "zero"
     where = AuditFilter(key="k0", action="read")  # the refused read is not on file
-    assert [item.request_id for item in world.runtime.ledger.audit("acme", where).items] == [
+    assert [item.request_id for item in blocking(world.runtime).audit("acme", where).items] == [
         answered.headers["X-Request-Id"]]
 
 
@@ -198,7 +197,7 @@ WRITES: list[tuple[str, str, str, Any, int, str | None]] = [
 
 def test_writes_in_one_batch_each_have_their_own_token_judged(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    held = HeldWriter(monkeypatch, world.runtime, "token_rows")
+    held = HeldWriter(monkeypatch, world.runtime, "tokens")
     requests = [("PUT", token, _secret(tenant, key), body)
                 for token, tenant, key, body, _, _ in WRITES]
     responses = asyncio.run(_concurrently(world, held, requests))
@@ -207,7 +206,7 @@ def test_writes_in_one_batch_each_have_their_own_token_judged(
         if code is not None:
             assert response.json()["code"] == code
     assert len(held.sizes) <= 2  # the first one alone at most, the rest together
-    ledger = world.runtime.ledger
+    ledger = blocking(world.runtime)
     assert ledger.get_secret("acme", "w0", ADMIN_CTX).value == "a"
     assert ledger.get_secret("acme", "w1", ADMIN_CTX).metadata == {"o": "x"}
     assert ledger.get_secret("beta", "w0", ADMIN_CTX).value == "beta's"
@@ -217,11 +216,11 @@ def test_writes_in_one_batch_each_have_their_own_token_judged(
 
 def test_writes_of_one_key_in_one_batch_are_versions_in_a_row(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    held = HeldWriter(monkeypatch, world.runtime, "token_rows")
+    held = HeldWriter(monkeypatch, world.runtime, "tokens")
     requests = [("PUT", "acme-writer", _secret("acme", "same"), {"value": n}) for n in range(8)]
     responses = asyncio.run(_concurrently(world, held, requests))
     versions = {r.json()["version"]: n for n, r in enumerate(responses)}
     assert sorted(versions) == list(range(1, 9))
     assert sorted(r.status_code for r in responses) == [200] * 7 + [201]
-    last = world.runtime.ledger.get_secret("acme", "same", ADMIN_CTX)
+    last = blocking(world.runtime).get_secret("acme", "same", ADMIN_CTX)
     assert (last.version, last.value) == (8, versions[8])

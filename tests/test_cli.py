@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from secrets_ledger.service.settings import Settings
+from secrets_ledger.core.settings import Settings
 
 CLI = [sys.executable, "-m", "secrets_ledger.api.cli"]
 
@@ -48,10 +48,10 @@ def test_two_processes_migrating_at_once_apply_each_migration_exactly_once(
 def test_import_writes_all_keys_in_one_event_and_twice_writes_nothing(
         settings: Settings, tmp_path: Path) -> None:
     blob = write_json(tmp_path / "blob.json", {"a": "1", "b": {"nested": True}, "c/d": [1, 2]})
-    first = run(settings, "import", "--tenant", "legacy", str(blob))
+    first = run(settings, "import", "--tenant", "legacy", "--create-tenant", str(blob))
     assert first.returncode == 0, first.stderr
     assert "imported 3 changed keys of 3" in first.stdout
-    again = run(settings, "import", "--tenant", "legacy", str(blob))
+    again = run(settings, "import", "--tenant", "legacy", "--create-tenant", str(blob))
     assert again.returncode == 0, again.stderr
     assert "imported 0 changed keys of 3" in again.stdout
     verify = run(settings, "verify", "--tenant", "legacy")
@@ -61,9 +61,9 @@ def test_import_writes_all_keys_in_one_event_and_twice_writes_nothing(
 
 def test_import_of_a_changed_blob_writes_only_the_changed_keys(
         settings: Settings, tmp_path: Path) -> None:
-    run(settings, "import", "--tenant", "legacy", str(write_json(tmp_path / "1.json",
-                                                                 {"a": 1, "b": 2})))
-    second = run(settings, "import", "--tenant", "legacy",
+    run(settings, "import", "--tenant", "legacy", "--create-tenant",
+        str(write_json(tmp_path / "1.json", {"a": 1, "b": 2})))
+    second = run(settings, "import", "--tenant", "legacy", "--create-tenant",
                  str(write_json(tmp_path / "2.json", {"a": 1, "b": 3})))
     assert "imported 1 changed keys of 2" in second.stdout
 
@@ -74,9 +74,29 @@ def test_an_invalid_import_file_writes_nothing_and_exits_2(
         settings: Settings, tmp_path: Path, content: str) -> None:
     path = tmp_path / "bad.json"
     path.write_text(content)
-    result = run(settings, "import", "--tenant", "legacy", str(path))
+    result = run(settings, "import", "--tenant", "legacy", "--create-tenant", str(path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "legacy" not in run(settings, "tenant", "list").stdout
+
+
+def test_an_import_into_a_missing_tenant_exits_2_and_writes_nothing(
+        settings: Settings, tmp_path: Path) -> None:
+    result = run(settings, "import", "--tenant", "absent",
+                 str(write_json(tmp_path / "blob.json", {"a": 1})))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "secrets-ledger: no such tenant: create it first (or pass --create-tenant)"]
+    assert "absent" not in run(settings, "tenant", "list").stdout
+
+
+@pytest.mark.parametrize("key", ["k/versions", "undelete", "a/b/rollback", "destroy"])
+def test_an_import_of_a_key_the_rest_api_cannot_address_writes_nothing(
+        settings: Settings, tmp_path: Path, key: str) -> None:
+    result = run(settings, "import", "--tenant", "legacy", "--create-tenant",
+                 str(write_json(tmp_path / "blob.json", {"fine": 1, key: 2})))
+    assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "legacy" not in run(settings, "tenant", "list").stdout
 
@@ -96,7 +116,7 @@ def test_token_create_for_a_missing_tenant_exits_2(settings: Settings) -> None:
 
 def test_replay_prints_the_checksum_of_the_live_views(settings: Settings,
                                                       tmp_path: Path) -> None:
-    run(settings, "import", "--tenant", "acme",
+    run(settings, "import", "--tenant", "acme", "--create-tenant",
         str(write_json(tmp_path / "b.json", {f"k{i}": i for i in range(50)})))
     live = run(settings, "checksum").stdout.strip()
     replayed = run(settings, "replay")
@@ -111,7 +131,7 @@ def test_replay_prints_the_checksum_of_the_live_views(settings: Settings,
 def test_replay_with_worker_processes_prints_the_live_checksum(settings: Settings,
                                                                  tmp_path: Path) -> None:
     for tenant in ("acme", "globex", "initech"):
-        run(settings, "import", "--tenant", tenant,
+        run(settings, "import", "--tenant", tenant, "--create-tenant",
             str(write_json(tmp_path / f"{tenant}.json", {f"k{i}": i for i in range(30)})))
     live = run(settings, "checksum").stdout.strip()
     replayed = run(settings, "replay", "--workers", "2")  # on SQLite: in one process
@@ -138,7 +158,7 @@ def test_unreachable_storage_exits_2_with_one_line(tmp_path: Path) -> None:
 
 def test_rotate_master_keeps_every_value_readable_and_the_chain_head(
         settings: Settings, tmp_path: Path) -> None:
-    run(settings, "import", "--tenant", "acme",
+    run(settings, "import", "--tenant", "acme", "--create-tenant",
         str(write_json(tmp_path / "b.json", {"a": "alpha"})))
     before = run(settings, "verify", "--tenant", "acme").stdout
     key_file = settings.data_dir / "master.key"
@@ -149,7 +169,7 @@ def test_rotate_master_keeps_every_value_readable_and_the_chain_head(
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"
     assert run(settings, "verify", "--tenant", "acme").stdout == before
     # Importing the same value again writes nothing: the old value still opens.
-    again = run(settings, "import", "--tenant", "acme",
+    again = run(settings, "import", "--tenant", "acme", "--create-tenant",
                 str(write_json(tmp_path / "b.json", {"a": "alpha"})))
     assert "imported 0 changed keys" in again.stdout
 
@@ -159,9 +179,9 @@ def test_verify_exits_1_naming_the_tenant_and_position_of_an_edited_row(
     from tests.test_tamper_evidence import change_actor, edit_json, tamper
 
     for name in ("intact", "edited"):
-        run(settings, "import", "--tenant", name,
+        run(settings, "import", "--tenant", name, "--create-tenant",
             str(write_json(tmp_path / f"{name}.json", {"a": 1})))
-        run(settings, "import", "--tenant", name,
+        run(settings, "import", "--tenant", name, "--create-tenant",
             str(write_json(tmp_path / f"{name}.json", {"a": 2})))
     assert run(settings, "verify").returncode == 0
     tamper(settings, "edited", 2, edit_json(change_actor))

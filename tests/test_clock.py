@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from secrets_ledger.service.clock import format_time, parse_time
+from secrets_ledger.domain.times import format_time, parse_time
 
 ZONES = st.builds(lambda minutes: timezone(timedelta(minutes=minutes)),
                   st.integers(min_value=-14 * 60, max_value=14 * 60))

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from secrets_ledger.core.ports import AuditFilter, AuditRow
+from secrets_ledger.core.secrets import WriteResult
+from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.errors import IdempotencyKeyReused, SecretNotFound, VersionConflict
 from secrets_ledger.domain.tenant import Precondition, RequestContext
-from secrets_ledger.service.ledger import Ledger, WriteResult
-from secrets_ledger.service.queries import AuditFilter, AuditItem
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.settings import Settings
+from secrets_ledger.runtime import LedgerRuntime
+from tests.support import Blocking
 
 THREADS = 16
 WRITES_PER_THREAD = 4
@@ -54,8 +55,8 @@ def run_together(count: int, work: Callable[[int], None]) -> None:
         raise errors[0]
 
 
-def whole_audit(ledger: Ledger, tenant: str, where: AuditFilter | None = None) -> list[AuditItem]:
-    items: list[AuditItem] = []
+def whole_audit(ledger: Blocking, tenant: str, where: AuditFilter | None = None) -> list[AuditRow]:
+    items: list[AuditRow] = []
     cursor: str | None = None
     while True:
         page = ledger.audit(tenant, where or AuditFilter(), limit=1000, cursor=cursor)
@@ -65,7 +66,7 @@ def whole_audit(ledger: Ledger, tenant: str, where: AuditFilter | None = None) -
         cursor = page.next_cursor
 
 
-def current_version(ledger: Ledger, tenant: str, key: str) -> int:
+def current_version(ledger: Blocking, tenant: str, key: str) -> int:
     try:
         return ledger.list_versions(tenant, key)[0]
     except SecretNotFound:
@@ -81,14 +82,14 @@ def second_runtime(settings: Settings, runtime: LedgerRuntime) -> Iterator[Ledge
 
 
 @pytest.fixture
-def ledgers(ledger: Ledger, second_runtime: LedgerRuntime) -> tuple[Ledger, Ledger]:
-    return ledger, second_runtime.ledger
+def ledgers(ledger: Blocking, second_runtime: LedgerRuntime) -> tuple[Blocking, Blocking]:
+    return ledger, Blocking(second_runtime.ledger)
 
 
 # ---- writers of different keys ------------------------------------------------------------
 
 
-def write_different_keys_concurrently(chooser: Sequence[Ledger], tenant: str) -> None:
+def write_different_keys_concurrently(chooser: Sequence[Blocking], tenant: str) -> None:
     acknowledged: dict[str, list[WriteResult]] = {}
     lock = threading.Lock()
 
@@ -126,13 +127,13 @@ def write_different_keys_concurrently(chooser: Sequence[Ledger], tenant: str) ->
     assert listed == {f"svc-{i}/password": WRITES_PER_THREAD for i in range(THREADS)}
 
 
-def test_concurrent_writers_of_different_keys_lose_no_update(ledger: Ledger,
+def test_concurrent_writers_of_different_keys_lose_no_update(ledger: Blocking,
                                                               tenant: str) -> None:
     write_different_keys_concurrently([ledger], tenant)
 
 
 def test_concurrent_writers_of_different_keys_on_two_runtimes_lose_no_update(
-        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+        ledgers: tuple[Blocking, Blocking], tenant: str) -> None:
     write_different_keys_concurrently(ledgers, tenant)
 
 
@@ -148,7 +149,7 @@ class Attempt:
     current: int | None  # current_version reported by a refusal
 
 
-def check_and_set_concurrently(chooser: Sequence[Ledger], tenant: str) -> None:
+def check_and_set_concurrently(chooser: Sequence[Blocking], tenant: str) -> None:
     key = "shared/counter"
     attempts: list[Attempt] = []
     lock = threading.Lock()
@@ -197,19 +198,19 @@ def check_and_set_concurrently(chooser: Sequence[Ledger], tenant: str) -> None:
 
 
 def test_concurrent_check_and_set_on_one_key_has_one_winner_per_version(
-        ledger: Ledger, tenant: str) -> None:
+        ledger: Blocking, tenant: str) -> None:
     check_and_set_concurrently([ledger], tenant)
 
 
 def test_concurrent_check_and_set_on_two_runtimes_has_one_winner_per_version(
-        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+        ledgers: tuple[Blocking, Blocking], tenant: str) -> None:
     check_and_set_concurrently(ledgers, tenant)
 
 
 # ---- read-your-writes ---------------------------------------------------------------------
 
 
-def assert_reads_reflect_each_write(writer: Ledger, reader: Ledger, tenant: str) -> None:
+def assert_reads_reflect_each_write(writer: Blocking, reader: Blocking, tenant: str) -> None:
     for i in range(50):
         key = f"ryw/key-{i % 7}"
         result = writer.put_secret(tenant, key, {"i": i}, {"iteration": str(i)}, None,
@@ -226,18 +227,18 @@ def assert_reads_reflect_each_write(writer: Ledger, reader: Ledger, tenant: str)
         assert (trail[-1].key, trail[-1].version) == (key, result.version)
 
 
-def test_reads_reflect_every_acknowledged_write(ledger: Ledger, tenant: str) -> None:
+def test_reads_reflect_every_acknowledged_write(ledger: Blocking, tenant: str) -> None:
     assert_reads_reflect_each_write(ledger, ledger, tenant)
 
 
 def test_reads_on_a_second_runtime_reflect_every_acknowledged_write(
-        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+        ledgers: tuple[Blocking, Blocking], tenant: str) -> None:
     writer, reader = ledgers
     assert_reads_reflect_each_write(writer, reader, tenant)
 
 
 def test_a_deletion_is_reflected_at_once_on_a_second_runtime(
-        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+        ledgers: tuple[Blocking, Blocking], tenant: str) -> None:
     writer, reader = ledgers
     for i in range(10):
         key = f"gone-{i}"
@@ -248,7 +249,7 @@ def test_a_deletion_is_reflected_at_once_on_a_second_runtime(
         assert [v.state for v in reader.list_versions(tenant, key)[1]] == ["deleted"]
 
 
-def assert_rollbacks_find_the_version_just_written(writer: Ledger, roller: Ledger,
+def assert_rollbacks_find_the_version_just_written(writer: Blocking, roller: Blocking,
                                                    tenant: str) -> None:
     key = "rollback/key"
     for i in range(20):
@@ -261,19 +262,19 @@ def assert_rollbacks_find_the_version_just_written(writer: Ledger, roller: Ledge
             rolled.version, {"i": i}, {"i": str(i)})
 
 
-def test_a_rollback_right_after_a_write_finds_the_version_written(ledger: Ledger,
+def test_a_rollback_right_after_a_write_finds_the_version_written(ledger: Blocking,
                                                                    tenant: str) -> None:
     assert_rollbacks_find_the_version_just_written(ledger, ledger, tenant)
 
 
 def test_a_rollback_on_a_second_runtime_right_after_a_write_finds_the_version_written(
-        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+        ledgers: tuple[Blocking, Blocking], tenant: str) -> None:
     writer, roller = ledgers
     assert_rollbacks_find_the_version_just_written(writer, roller, tenant)
 
 
 def test_every_value_read_while_two_runtimes_write_is_in_the_audit_trail(
-        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+        ledgers: tuple[Blocking, Blocking], tenant: str) -> None:
     """Reads are recorded in write batches; a batch retried after a conflict keeps them."""
     first, second = ledgers
     first.put_secret(tenant, "read/me", "value", None, None, request())
@@ -304,7 +305,7 @@ def test_every_value_read_while_two_runtimes_write_is_in_the_audit_trail(
 
 
 def test_a_repeated_idempotent_request_returns_the_first_result_and_writes_once(
-        ledger: Ledger, tenant: str) -> None:
+        ledger: Blocking, tenant: str) -> None:
     ctx = request(idempotency_key="k1", request_hash="h1")
     first = ledger.put_secret(tenant, "api/key", "v1", None, None, ctx)
     again = ledger.put_secret(tenant, "api/key", "v1", None, None,
@@ -316,7 +317,7 @@ def test_a_repeated_idempotent_request_returns_the_first_result_and_writes_once(
 
 
 def test_an_idempotency_key_reused_for_another_request_is_refused(
-        ledger: Ledger, tenant: str) -> None:
+        ledger: Blocking, tenant: str) -> None:
     ledger.put_secret(tenant, "api/key", "v1", None, None,
                       request(idempotency_key="k1", request_hash="h1"))
     with pytest.raises(IdempotencyKeyReused):
@@ -327,7 +328,7 @@ def test_an_idempotency_key_reused_for_another_request_is_refused(
 
 
 def test_an_idempotent_request_repeated_on_a_second_runtime_writes_once(
-        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+        ledgers: tuple[Blocking, Blocking], tenant: str) -> None:
     first_ledger, second_ledger = ledgers
     first = first_ledger.put_secret(tenant, "api/key", "v1", None, None,
                                     request(idempotency_key="k1", request_hash="h1"))
@@ -342,7 +343,7 @@ def test_an_idempotent_request_repeated_on_a_second_runtime_writes_once(
 
 
 def test_concurrent_idempotent_requests_on_two_runtimes_write_once(
-        ledgers: tuple[Ledger, Ledger], tenant: str) -> None:
+        ledgers: tuple[Blocking, Blocking], tenant: str) -> None:
     rounds, per_round = 12, 4
     results: dict[int, list[WriteResult]] = {r: [] for r in range(rounds)}
     lock = threading.Lock()

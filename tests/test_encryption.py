@@ -23,29 +23,35 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from secrets_ledger.domain import crypto
-from secrets_ledger.domain.errors import (
-    CannotOpen,
-    LedgerError,
-    TenantShredded,
-    VersionConflict,
-    VersionDestroyed,
-)
-from secrets_ledger.domain.tenant import Precondition, RequestContext, Tenant, tenant_id_for
-from secrets_ledger.service.clock import format_time, utc_now
-from secrets_ledger.service.keystore import (
+from secrets_ledger.adapters.masterkeys import (
     MASTER_KEY_FILE,
     NEXT_MASTER_KEY_FILE,
     MasterKeyring,
     read_key_file,
     write_key_file,
 )
-from secrets_ledger.service.ledger import Ledger
-from secrets_ledger.service.master_rotation import RotationRefused, rotate_master_key
-from secrets_ledger.service.queries import AuditFilter
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.settings import Settings
+from secrets_ledger.core.ports import AuditFilter
+from secrets_ledger.core.principals import Principal
+from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain import crypto
+from secrets_ledger.domain.errors import (
+    CannotOpen,
+    InvalidRequest,
+    LedgerError,
+    TenantShredded,
+    VersionConflict,
+    VersionDestroyed,
+)
+from secrets_ledger.domain.tenant import Precondition, RequestContext, Tenant, tenant_id_for
+from secrets_ledger.domain.times import format_time, utc_now
+from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL
+from tests.support import Blocking, blocking, run
+
+
+def rotate_master_key(runtime: LedgerRuntime) -> int:
+    """``keys rotate-master``, as the operator runs it."""
+    return run(runtime.ledger.keys.rotate_master(Principal.operator()))
 
 
 def new_marker() -> str:
@@ -118,18 +124,18 @@ def write_of(runtime: LedgerRuntime, tenant: str, key: str, version: int) -> dic
 
 def all_key_material(runtime: LedgerRuntime) -> list[bytes]:
     """Every key the ledger can still unwrap: master keys, tenant keys and data keys."""
-    keys = runtime.storage.keys
+    envelope = runtime.ledger.door.envelope
     with runtime.storage.db.transaction() as cur:
         cur.execute("SELECT tenant_id, key_version FROM tenant_keys")
         tenant_keys = cur.fetchall()
         cur.execute("SELECT tenant_id, dek_id FROM data_keys")
         data_keys = cur.fetchall()
-    material = [keys.master.current]
+    material = [envelope.master.current()]
     key_file = runtime.storage.settings.data_dir / MASTER_KEY_FILE
     if key_file.exists():
         material.append(crypto.decode_master_key(key_file.read_text("ascii")))
-    material += [keys.tenant_key(str(t), int(kv)) for t, kv in tenant_keys]
-    material += [keys.data_key(str(t), str(d)) for t, d in data_keys]
+    material += [envelope.sealing_key(str(t), int(kv)) for t, kv in tenant_keys]
+    material += [envelope.data_key(str(t), str(d)) for t, d in data_keys]
     return material
 
 
@@ -148,7 +154,7 @@ def master_key_text(settings: Settings) -> str:
 # ---- no plaintext at rest ---------------------------------------------------------------
 
 
-def test_a_written_value_is_in_no_stored_byte(runtime: LedgerRuntime, ledger: Ledger,
+def test_a_written_value_is_in_no_stored_byte(runtime: LedgerRuntime, ledger: Blocking,
                                               tenant: str, ctx: RequestContext,
                                               settings: Settings) -> None:
     marker = new_marker()
@@ -158,7 +164,7 @@ def test_a_written_value_is_in_no_stored_byte(runtime: LedgerRuntime, ledger: Le
     assert_stored_nowhere(settings, [marker.encode()])
 
 
-def test_a_nested_value_is_in_no_stored_byte(ledger: Ledger, tenant: str,
+def test_a_nested_value_is_in_no_stored_byte(ledger: Blocking, tenant: str,
                                              ctx: RequestContext, settings: Settings) -> None:
     marker = new_marker()
     value = {"user": "svc", "password": marker, "list": [marker]}
@@ -167,7 +173,7 @@ def test_a_nested_value_is_in_no_stored_byte(ledger: Ledger, tenant: str,
     assert_stored_nowhere(settings, [marker.encode()])
 
 
-def test_imported_values_are_in_no_stored_byte(ledger: Ledger, tenant: str,
+def test_imported_values_are_in_no_stored_byte(ledger: Blocking, tenant: str,
                                                ctx: RequestContext, settings: Settings) -> None:
     markers = [new_marker(), new_marker()]
     results = ledger.import_secrets(tenant, {"one": markers[0], "two": {"v": markers[1]}}, ctx)
@@ -176,7 +182,7 @@ def test_imported_values_are_in_no_stored_byte(ledger: Ledger, tenant: str,
     assert_stored_nowhere(settings, [m.encode() for m in markers])
 
 
-def test_a_rolled_back_value_is_in_no_stored_byte(ledger: Ledger, tenant: str,
+def test_a_rolled_back_value_is_in_no_stored_byte(ledger: Blocking, tenant: str,
                                                   ctx: RequestContext,
                                                   settings: Settings) -> None:
     first, second = new_marker(), new_marker()
@@ -189,7 +195,7 @@ def test_a_rolled_back_value_is_in_no_stored_byte(ledger: Ledger, tenant: str,
 
 
 def test_values_written_around_a_tenant_key_rotation_are_in_no_stored_byte(
-    ledger: Ledger, tenant: str, ctx: RequestContext, settings: Settings
+    ledger: Blocking, tenant: str, ctx: RequestContext, settings: Settings
 ) -> None:
     before, after = new_marker(), new_marker()
     ledger.put_secret(tenant, "k", before, None, None, ctx)
@@ -201,18 +207,18 @@ def test_values_written_around_a_tenant_key_rotation_are_in_no_stored_byte(
 
 
 def test_values_are_in_no_stored_byte_after_a_master_key_rotation(
-    runtime: LedgerRuntime, ledger: Ledger, tenant: str, ctx: RequestContext,
+    runtime: LedgerRuntime, ledger: Blocking, tenant: str, ctx: RequestContext,
     settings: Settings
 ) -> None:
     marker = new_marker()
     ledger.put_secret(tenant, "k", marker, None, None, ctx)
-    rotate_master_key(runtime.storage)
+    rotate_master_key(runtime)
     assert ledger.get_secret(tenant, "k", ctx).value == marker
     assert_stored_nowhere(settings, [marker.encode()])
 
 
 def test_a_refused_write_stores_its_value_nowhere_and_does_not_echo_it(
-    ledger: Ledger, tenant: str, ctx: RequestContext, settings: Settings
+    ledger: Blocking, tenant: str, ctx: RequestContext, settings: Settings
 ) -> None:
     ledger.put_secret(tenant, "k", "first", None, None, ctx)
     marker = new_marker()
@@ -224,7 +230,7 @@ def test_a_refused_write_stores_its_value_nowhere_and_does_not_echo_it(
     assert_stored_nowhere(settings, [marker.encode()])
 
 
-def test_an_oversize_value_is_refused_without_echoing_it(ledger: Ledger, tenant: str,
+def test_an_oversize_value_is_refused_without_echoing_it(ledger: Blocking, tenant: str,
                                                          ctx: RequestContext) -> None:
     marker = new_marker()
     with pytest.raises(LedgerError) as raised:
@@ -247,7 +253,7 @@ def test_the_master_key_file_holds_base64_of_32_bytes(runtime: LedgerRuntime,
     assert len(base64.b64decode(master_key_text(settings), validate=True)) == 32
 
 
-def test_the_master_key_is_in_no_database(runtime: LedgerRuntime, ledger: Ledger, tenant: str,
+def test_the_master_key_is_in_no_database(runtime: LedgerRuntime, ledger: Blocking, tenant: str,
                                           ctx: RequestContext, settings: Settings) -> None:
     ledger.put_secret(tenant, "k", new_marker(), None, None, ctx)
     ledger.rotate_tenant_key(tenant, ctx)
@@ -258,7 +264,7 @@ def test_the_master_key_is_in_no_database(runtime: LedgerRuntime, ledger: Ledger
 
 
 def test_the_database_without_the_master_key_opens_no_value(
-    runtime: LedgerRuntime, ledger: Ledger, tenant: str, ctx: RequestContext,
+    runtime: LedgerRuntime, ledger: Blocking, tenant: str, ctx: RequestContext,
     settings: Settings, tmp_path: Path
 ) -> None:
     marker = new_marker()
@@ -273,7 +279,7 @@ def test_the_database_without_the_master_key_opens_no_value(
     with LedgerRuntime(settings.model_copy(update={"data_dir": elsewhere}),
                        follow=False) as thief:
         with pytest.raises(LedgerError) as raised:
-            thief.ledger.get_secret(tenant, "k", request())
+            blocking(thief).get_secret(tenant, "k", request())
         assert marker not in str(raised.value)
 
 
@@ -350,7 +356,7 @@ def copy_version_row(runtime: LedgerRuntime, source: tuple[str, str, int],
     ],
 )
 def test_a_ciphertext_copied_onto_another_row_fails_to_open(
-    runtime: LedgerRuntime, ledger: Ledger, tenant: str, ctx: RequestContext,
+    runtime: LedgerRuntime, ledger: Blocking, tenant: str, ctx: RequestContext,
     target: tuple[str, str, int], with_dek_id: bool
 ) -> None:
     secret = new_marker()
@@ -370,12 +376,12 @@ def test_a_ciphertext_copied_onto_another_row_fails_to_open(
 
 
 def test_a_wrapped_data_key_copied_to_another_id_fails_to_open(
-    runtime: LedgerRuntime, ledger: Ledger, tenant: str, ctx: RequestContext
+    runtime: LedgerRuntime, ledger: Blocking, tenant: str, ctx: RequestContext
 ) -> None:
     ledger.put_secret(tenant, "a", "value", None, None, ctx)
     tenant_id = str(tenant_id_for(tenant))
     dek_id = write_of(runtime, tenant, "a", 1)["dek_id"]
-    runtime.storage.keys.data_key(tenant_id, dek_id)  # opens where it belongs
+    runtime.ledger.door.envelope.data_key(tenant_id, dek_id)  # opens where it belongs
     forged = str(uuid.uuid4())
     with runtime.storage.db.transaction() as cur:
         cur.execute(
@@ -384,11 +390,11 @@ def test_a_wrapped_data_key_copied_to_another_id_fails_to_open(
             (forged, dek_id),
         )
     with pytest.raises(CannotOpen):
-        runtime.storage.keys.data_key(tenant_id, forged)
+        runtime.ledger.door.envelope.data_key(tenant_id, forged)
 
 
 def test_a_wrapped_tenant_key_copied_to_another_tenant_fails_to_open(
-    runtime: LedgerRuntime, ledger: Ledger, tenant: str, ctx: RequestContext
+    runtime: LedgerRuntime, ledger: Blocking, tenant: str, ctx: RequestContext
 ) -> None:
     ledger.open_tenant("other", ctx)
     ledger.put_secret("other", "a", "other's value", None, None, ctx)
@@ -401,7 +407,7 @@ def test_a_wrapped_tenant_key_copied_to_another_tenant_fails_to_open(
         assert row is not None
         cur.execute("UPDATE tenant_keys SET wrapped = %s WHERE tenant_id = %s", (row[0], other))
     with pytest.raises(CannotOpen):
-        runtime.storage.keys.data_key(other, write_of(runtime, "other", "a", 1)["dek_id"])
+        runtime.ledger.door.envelope.data_key(other, write_of(runtime, "other", "a", 1)["dek_id"])
     with pytest.raises(VersionDestroyed):
         ledger.get_secret("other", "a", request())
 
@@ -410,7 +416,7 @@ def test_a_wrapped_tenant_key_copied_to_another_tenant_fails_to_open(
 
 
 @pytest.fixture
-def shredded(runtime: LedgerRuntime, ledger: Ledger, tenant: str,
+def shredded(runtime: LedgerRuntime, ledger: Blocking, tenant: str,
              ctx: RequestContext) -> list[dict[str, Any]]:
     """A tenant with history under two tenant keys, then shredded; yields its writes.
 
@@ -431,7 +437,7 @@ def shredded(runtime: LedgerRuntime, ledger: Ledger, tenant: str,
 
 
 def test_after_shred_reading_a_value_is_refused_as_shredded(
-    ledger: Ledger, tenant: str, shredded: list[dict[str, Any]]
+    ledger: Blocking, tenant: str, shredded: list[dict[str, Any]]
 ) -> None:
     for write in shredded:
         with pytest.raises(TenantShredded):
@@ -442,14 +448,14 @@ def test_after_shred_reading_a_value_is_refused_as_shredded(
         ledger.get_secret(tenant, "a", request(), at=format_time(utc_now()))
 
 
-def test_after_shred_rollback_is_refused(ledger: Ledger, tenant: str,
+def test_after_shred_rollback_is_refused(ledger: Blocking, tenant: str,
                                          shredded: list[dict[str, Any]]) -> None:
     with pytest.raises(TenantShredded):
         ledger.rollback_secret(tenant, "a", 1, request())
 
 
 def test_after_shred_writes_imports_and_rotations_are_refused(
-    ledger: Ledger, tenant: str, shredded: list[dict[str, Any]]
+    ledger: Blocking, tenant: str, shredded: list[dict[str, Any]]
 ) -> None:
     with pytest.raises(TenantShredded):
         ledger.put_secret(tenant, "a", "new", None, None, request())
@@ -469,10 +475,10 @@ def test_after_shred_no_data_key_or_tenant_key_of_the_tenant_opens(
     assert len(dek_ids) == len(shredded)
     for dek_id in dek_ids:
         with pytest.raises(CannotOpen):
-            runtime.storage.keys.data_key(tenant_id, dek_id)
+            runtime.ledger.door.envelope.data_key(tenant_id, dek_id)
     for key_version in (1, 2):
         with pytest.raises(CannotOpen):
-            runtime.storage.keys.tenant_key(tenant_id, key_version)
+            runtime.ledger.door.envelope.sealing_key(tenant_id, key_version)
 
 
 def test_after_shred_no_remaining_key_opens_any_ciphertext_of_the_tenant(
@@ -485,7 +491,7 @@ def test_after_shred_no_remaining_key_opens_any_ciphertext_of_the_tenant(
 
 
 def test_after_shred_the_history_is_intact_and_verifies(
-    runtime: LedgerRuntime, ledger: Ledger, tenant: str, ctx: RequestContext
+    runtime: LedgerRuntime, ledger: Blocking, tenant: str, ctx: RequestContext
 ) -> None:
     ledger.put_secret(tenant, "a", "alpha", None, None, ctx)
     ledger.put_secret(tenant, "b", "beta", None, None, ctx)
@@ -500,7 +506,7 @@ def test_after_shred_the_history_is_intact_and_verifies(
     assert isinstance(tenant_events(runtime, tenant)[-1], Tenant.Shredded)
 
 
-def test_after_shred_versions_and_audit_still_answer(ledger: Ledger, tenant: str,
+def test_after_shred_versions_and_audit_still_answer(ledger: Blocking, tenant: str,
                                                      shredded: list[dict[str, Any]]) -> None:
     current, versions = ledger.list_versions(tenant, "a")
     assert (current, [v.version for v in versions]) == (3, [1, 2, 3])
@@ -508,7 +514,7 @@ def test_after_shred_versions_and_audit_still_answer(ledger: Ledger, tenant: str
     assert actions[-1] == "shredded"
 
 
-def test_shredding_one_tenant_leaves_another_readable(ledger: Ledger,
+def test_shredding_one_tenant_leaves_another_readable(ledger: Blocking,
                                                       shredded: list[dict[str, Any]]) -> None:
     assert ledger.get_secret("other", "a", request()).value == "other tenant's value"
 
@@ -517,7 +523,7 @@ def test_shredding_one_tenant_leaves_another_readable(ledger: Ledger,
 
 
 @pytest.fixture
-def destroyed(ledger: Ledger, tenant: str, ctx: RequestContext) -> list[int]:
+def destroyed(ledger: Blocking, tenant: str, ctx: RequestContext) -> list[int]:
     for n in (1, 2, 3):
         ledger.put_secret(tenant, "k", f"value {n}", None, None, ctx)
     return ledger.destroy_versions(tenant, "k", [1, 2], ctx)
@@ -527,14 +533,14 @@ def test_destroying_versions_reports_them(destroyed: list[int]) -> None:
     assert destroyed == [1, 2]
 
 
-def test_a_destroyed_version_cannot_be_read(ledger: Ledger, tenant: str,
+def test_a_destroyed_version_cannot_be_read(ledger: Blocking, tenant: str,
                                             destroyed: list[int]) -> None:
     for version in destroyed:
         with pytest.raises(VersionDestroyed):
             ledger.get_secret(tenant, "k", request(), version=version)
 
 
-def test_rolling_back_to_a_destroyed_version_is_refused(ledger: Ledger, tenant: str,
+def test_rolling_back_to_a_destroyed_version_is_refused(ledger: Blocking, tenant: str,
                                                        destroyed: list[int]) -> None:
     with pytest.raises(VersionDestroyed):
         ledger.rollback_secret(tenant, "k", 1, request())
@@ -546,9 +552,9 @@ def test_the_data_key_of_a_destroyed_version_is_gone(runtime: LedgerRuntime, ten
     tenant_id = str(tenant_id_for(tenant))
     for version in destroyed:
         with pytest.raises(CannotOpen):
-            runtime.storage.keys.data_key(tenant_id, write_of(runtime, tenant, "k", version)
+            runtime.ledger.door.envelope.data_key(tenant_id, write_of(runtime, tenant, "k", version)
                                           ["dek_id"])
-    runtime.storage.keys.data_key(tenant_id, write_of(runtime, tenant, "k", 3)["dek_id"])
+    runtime.ledger.door.envelope.data_key(tenant_id, write_of(runtime, tenant, "k", 3)["dek_id"])
 
 
 def test_no_remaining_key_opens_a_destroyed_version(runtime: LedgerRuntime, tenant: str,
@@ -558,21 +564,21 @@ def test_no_remaining_key_opens_a_destroyed_version(runtime: LedgerRuntime, tena
         assert_no_key_opens(material, tenant, write_of(runtime, tenant, "k", version))
 
 
-def test_versions_not_destroyed_still_read(ledger: Ledger, tenant: str,
+def test_versions_not_destroyed_still_read(ledger: Blocking, tenant: str,
                                           destroyed: list[int]) -> None:
     assert ledger.get_secret(tenant, "k", request()).value == "value 3"
     assert ledger.get_secret(tenant, "k", request(), version=3).value == "value 3"
     assert ledger.rollback_secret(tenant, "k", 3, request()).version == 4
 
 
-def test_destroyed_versions_are_listed_as_destroyed(ledger: Ledger, tenant: str,
+def test_destroyed_versions_are_listed_as_destroyed(ledger: Blocking, tenant: str,
                                                     destroyed: list[int]) -> None:
     _, versions = ledger.list_versions(tenant, "k")
     assert [v.state for v in versions] == ["destroyed", "destroyed", "active"]
 
 
 def test_destroying_the_current_version_makes_the_key_unreadable(
-    ledger: Ledger, tenant: str, ctx: RequestContext
+    ledger: Blocking, tenant: str, ctx: RequestContext
 ) -> None:
     ledger.put_secret(tenant, "k", "only", None, None, ctx)
     ledger.destroy_versions(tenant, "k", [1], ctx)
@@ -583,14 +589,14 @@ def test_destroying_the_current_version_makes_the_key_unreadable(
 # ---- tenant key rotation ----------------------------------------------------------------
 
 
-def test_tenant_key_rotation_returns_the_next_key_version(ledger: Ledger, tenant: str,
+def test_tenant_key_rotation_returns_the_next_key_version(ledger: Blocking, tenant: str,
                                                           ctx: RequestContext) -> None:
     assert ledger.rotate_tenant_key(tenant, ctx) == 2
     assert ledger.rotate_tenant_key(tenant, request()) == 3
 
 
 def test_after_tenant_key_rotation_new_writes_use_the_new_key(
-    runtime: LedgerRuntime, ledger: Ledger, tenant: str, ctx: RequestContext
+    runtime: LedgerRuntime, ledger: Blocking, tenant: str, ctx: RequestContext
 ) -> None:
     ledger.put_secret(tenant, "k", "before", None, None, ctx)
     ledger.rotate_tenant_key(tenant, ctx)
@@ -604,7 +610,7 @@ def test_after_tenant_key_rotation_new_writes_use_the_new_key(
         assert cur.fetchone() == (2,)
 
 
-def test_after_tenant_key_rotation_old_versions_still_read(ledger: Ledger, tenant: str,
+def test_after_tenant_key_rotation_old_versions_still_read(ledger: Blocking, tenant: str,
                                                            ctx: RequestContext) -> None:
     ledger.put_secret(tenant, "k", "before", None, None, ctx)
     ledger.put_secret(tenant, "other", "untouched", None, None, ctx)
@@ -623,20 +629,20 @@ def test_a_rollback_right_after_the_write_it_returns_to_reads_that_write(
     """Read-your-writes for rollback: no projector thread runs, so nothing but the
     ledger's own waiting can bring the views up to the acknowledged write."""
     with LedgerRuntime(settings, follow=False) as rt:
-        rt.ledger.open_tenant("acme", request())
-        rt.ledger.put_secret("acme", "k", "first", None, None, request())
-        assert rt.ledger.rollback_secret("acme", "k", 1, request()).version == 2
-        assert rt.ledger.get_secret("acme", "k", request()).value == "first"
+        blocking(rt).open_tenant("acme", request())
+        blocking(rt).put_secret("acme", "k", "first", None, None, request())
+        assert blocking(rt).rollback_secret("acme", "k", 1, request()).version == 2
+        assert blocking(rt).get_secret("acme", "k", request()).value == "first"
 
 
 # ---- master key rotation ----------------------------------------------------------------
 
 
-def populate(ledger: Ledger, ctx: RequestContext) -> dict[tuple[str, str, int], Any]:
+def populate(ledger: Blocking, ctx: RequestContext) -> dict[tuple[str, str, int], Any]:
     """Two tenants, two tenant key versions, several versions; returns every value."""
     values: dict[tuple[str, str, int], Any] = {}
     for name in ("acme", "other"):
-        if name not in {row[0] for row in ledger.list_tenants()}:
+        if name not in {row.tenant for row in ledger.list_tenants()}:
             ledger.open_tenant(name, ctx)
         ledger.put_secret(name, "a", f"{name} a1", None, None, ctx)
         ledger.put_secret(name, "b", {"n": f"{name} b1"}, None, None, ctx)
@@ -647,7 +653,7 @@ def populate(ledger: Ledger, ctx: RequestContext) -> dict[tuple[str, str, int], 
     return values
 
 
-def assert_all_read(ledger: Ledger, values: dict[tuple[str, str, int], Any]) -> None:
+def assert_all_read(ledger: Blocking, values: dict[tuple[str, str, int], Any]) -> None:
     for (name, key, version), value in values.items():
         assert ledger.get_secret(name, key, request(), version=version).value == value
 
@@ -659,19 +665,19 @@ def master_key_ids(runtime: LedgerRuntime) -> set[str]:
 
 
 def test_master_key_rotation_keeps_every_value_readable(
-    runtime: LedgerRuntime, ledger: Ledger, ctx: RequestContext
+    runtime: LedgerRuntime, ledger: Blocking, ctx: RequestContext
 ) -> None:
     values = populate(ledger, ctx)
-    assert rotate_master_key(runtime.storage) == 4
+    assert rotate_master_key(runtime) == 4
     assert_all_read(ledger, values)
 
 
-def test_master_key_rotation_touches_no_event(runtime: LedgerRuntime, ledger: Ledger,
+def test_master_key_rotation_touches_no_event(runtime: LedgerRuntime, ledger: Blocking,
                                               ctx: RequestContext) -> None:
     populate(ledger, ctx)
     before = {name: ledger.verify(name) for name in ("acme", "other")}
     streams = {name: tenant_events(runtime, name) for name in ("acme", "other")}
-    rotate_master_key(runtime.storage)
+    rotate_master_key(runtime)
     for name, check in before.items():
         after = ledger.verify(name)
         assert after.ok
@@ -679,12 +685,12 @@ def test_master_key_rotation_touches_no_event(runtime: LedgerRuntime, ledger: Le
         assert [e.hash for e in tenant_events(runtime, name)] == [e.hash for e in streams[name]]
 
 
-def test_master_key_rotation_replaces_the_key_file(runtime: LedgerRuntime, ledger: Ledger,
+def test_master_key_rotation_replaces_the_key_file(runtime: LedgerRuntime, ledger: Blocking,
                                                    ctx: RequestContext,
                                                    settings: Settings) -> None:
     populate(ledger, ctx)
     old_text = master_key_text(settings)
-    rotate_master_key(runtime.storage)
+    rotate_master_key(runtime)
     new_text = master_key_text(settings)
     assert new_text != old_text
     assert not (settings.data_dir / NEXT_MASTER_KEY_FILE).exists()
@@ -694,19 +700,19 @@ def test_master_key_rotation_replaces_the_key_file(runtime: LedgerRuntime, ledge
 
 
 def test_after_master_key_rotation_a_fresh_process_reads_with_the_new_key_file_alone(
-    runtime: LedgerRuntime, ledger: Ledger, ctx: RequestContext, settings: Settings
+    runtime: LedgerRuntime, ledger: Blocking, ctx: RequestContext, settings: Settings
 ) -> None:
     values = populate(ledger, ctx)
-    rotate_master_key(runtime.storage)
+    rotate_master_key(runtime)
     with LedgerRuntime(settings, follow=False) as fresh:
-        assert_all_read(fresh.ledger, values)
+        assert_all_read(blocking(fresh), values)
 
 
 def test_after_master_key_rotation_new_tenants_and_writes_work(
-    runtime: LedgerRuntime, ledger: Ledger, ctx: RequestContext
+    runtime: LedgerRuntime, ledger: Blocking, ctx: RequestContext
 ) -> None:
     values = populate(ledger, ctx)
-    rotate_master_key(runtime.storage)
+    rotate_master_key(runtime)
     ledger.put_secret("acme", "a", "acme a3", None, None, ctx)
     ledger.rotate_tenant_key("acme", ctx)
     ledger.open_tenant("newcomer", ctx)
@@ -715,11 +721,11 @@ def test_after_master_key_rotation_new_tenants_and_writes_work(
     assert_all_read(ledger, values)
 
 
-def test_master_key_can_be_rotated_twice(runtime: LedgerRuntime, ledger: Ledger,
+def test_master_key_can_be_rotated_twice(runtime: LedgerRuntime, ledger: Blocking,
                                          ctx: RequestContext) -> None:
     values = populate(ledger, ctx)
-    rotate_master_key(runtime.storage)
-    rotate_master_key(runtime.storage)
+    rotate_master_key(runtime)
+    rotate_master_key(runtime)
     assert_all_read(ledger, values)
 
 
@@ -739,17 +745,17 @@ def with_env_keys(settings: Settings, master: str, new: str | None = None) -> Se
 
 def test_with_an_env_master_key_no_key_file_is_written(settings: Settings) -> None:
     with LedgerRuntime(with_env_keys(settings, key_text())) as rt:
-        rt.ledger.open_tenant("acme", request())
-        rt.ledger.put_secret("acme", "k", "v", None, None, request())
+        blocking(rt).open_tenant("acme", request())
+        blocking(rt).put_secret("acme", "k", "v", None, None, request())
     assert not (settings.data_dir / MASTER_KEY_FILE).exists()
 
 
 def test_an_env_master_key_is_in_no_stored_byte(settings: Settings) -> None:
     master = key_text()
     with LedgerRuntime(with_env_keys(settings, master)) as rt:
-        rt.ledger.open_tenant("acme", request())
-        rt.ledger.put_secret("acme", "k", "v", None, None, request())
-        assert rt.ledger.get_secret("acme", "k", request()).value == "v"
+        blocking(rt).open_tenant("acme", request())
+        blocking(rt).put_secret("acme", "k", "v", None, None, request())
+        assert blocking(rt).get_secret("acme", "k", request()).value == "v"
         assert_stored_nowhere(settings, [master.encode(), base64.b64decode(master)])
 
 
@@ -758,15 +764,15 @@ def test_env_master_key_rotation_rewraps_every_tenant_key_under_the_new_key(
 ) -> None:
     old, new = key_text(), key_text()
     with LedgerRuntime(with_env_keys(settings, old)) as rt:
-        values = populate(rt.ledger, request())
-        heads = {name: rt.ledger.verify(name) for name in ("acme", "other")}
+        values = populate(blocking(rt), request())
+        heads = {name: blocking(rt).verify(name) for name in ("acme", "other")}
     with LedgerRuntime(with_env_keys(settings, old, new), follow=False) as rt:
-        assert rotate_master_key(rt.storage) == 4
+        assert rotate_master_key(rt) == 4
         assert master_key_ids(rt) == {crypto.key_fingerprint(base64.b64decode(new))}
     with LedgerRuntime(with_env_keys(settings, new)) as rt:
-        assert_all_read(rt.ledger, values)
+        assert_all_read(blocking(rt), values)
         for name, check in heads.items():
-            after = rt.ledger.verify(name)
+            after = blocking(rt).verify(name)
             assert (after.ok, after.events, after.head) == (True, check.events, check.head)
 
 
@@ -775,21 +781,21 @@ def test_after_env_master_key_rotation_the_old_key_alone_opens_nothing(
 ) -> None:
     old, new = key_text(), key_text()
     with LedgerRuntime(with_env_keys(settings, old)) as rt:
-        rt.ledger.open_tenant("acme", request())
-        rt.ledger.put_secret("acme", "k", "secret value", None, None, request())
+        blocking(rt).open_tenant("acme", request())
+        blocking(rt).put_secret("acme", "k", "secret value", None, None, request())
     with LedgerRuntime(with_env_keys(settings, old, new), follow=False) as rt:
-        rotate_master_key(rt.storage)
+        rotate_master_key(rt)
     with LedgerRuntime(with_env_keys(settings, old), follow=False) as rt:
         with pytest.raises(LedgerError) as raised:
-            rt.ledger.get_secret("acme", "k", request())
+            blocking(rt).get_secret("acme", "k", request())
         assert "secret value" not in str(raised.value)
 
 
 def test_env_master_key_rotation_without_a_new_key_is_refused(settings: Settings) -> None:
     with LedgerRuntime(with_env_keys(settings, key_text()), follow=False) as rt:
-        rt.ledger.open_tenant("acme", request())
-        with pytest.raises(RotationRefused):
-            rotate_master_key(rt.storage)
+        blocking(rt).open_tenant("acme", request())
+        with pytest.raises(InvalidRequest):
+            rotate_master_key(rt)
 
 
 def test_an_env_rotation_leaves_the_process_writing_under_the_new_key(
@@ -797,13 +803,13 @@ def test_an_env_rotation_leaves_the_process_writing_under_the_new_key(
 ) -> None:
     old, new = key_text(), key_text()
     with LedgerRuntime(with_env_keys(settings, old, new), follow=False) as rt:
-        rt.ledger.open_tenant("acme", request())
-        rotate_master_key(rt.storage)
-        rt.ledger.rotate_tenant_key("acme", request())
-        rt.ledger.put_secret("acme", "k", "v", None, None, request())
+        blocking(rt).open_tenant("acme", request())
+        rotate_master_key(rt)
+        blocking(rt).rotate_tenant_key("acme", request())
+        blocking(rt).put_secret("acme", "k", "v", None, None, request())
         assert master_key_ids(rt) == {crypto.key_fingerprint(base64.b64decode(new))}
     with LedgerRuntime(with_env_keys(settings, new), follow=False) as rt:
-        assert rt.ledger.get_secret("acme", "k", request()).value == "v"
+        assert blocking(rt).get_secret("acme", "k", request()).value == "v"
 
 
 
@@ -820,7 +826,7 @@ def test_processes_starting_together_on_a_fresh_data_dir_share_one_master_key(
         def open_keyring(_: int, data_dir: Path = data_dir,
                          start: threading.Barrier = start) -> str:
             start.wait()
-            return crypto.key_fingerprint(MasterKeyring(data_dir, None, None).current)
+            return crypto.key_fingerprint(MasterKeyring(data_dir, None, None).current())
 
         with ThreadPoolExecutor(8) as pool:
             fingerprints = set(pool.map(open_keyring, range(8)))

@@ -12,6 +12,7 @@ from uuid import uuid4
 
 import psycopg
 
+from secrets_ledger.adapters.eventstore import LedgerEvents
 from secrets_ledger.domain.reads import ReadRecord, ValueReads
 from secrets_ledger.domain.tenant import (
     RequestContext,
@@ -20,9 +21,8 @@ from secrets_ledger.domain.tenant import (
     Tenant,
     tenant_id_for,
 )
-from secrets_ledger.service.clock import utc_now
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.storage import LedgerEvents
+from secrets_ledger.domain.times import utc_now
+from secrets_ledger.runtime import LedgerRuntime
 
 CTX = RequestContext(actor="tok_test", request_id="req-store")
 

@@ -1,4 +1,4 @@
-"""Replay loaded by worker processes (service/parallel_replay.py), PostgreSQL only: the
+"""Replay loaded by worker processes (adapters/postgres/parallel_replay.py), PostgreSQL: the
 parts hold every event once and each tenant's stream whole, the rebuilt views equal the
 live ones, and a failed worker fails the replay without touching the live views."""
 
@@ -10,14 +10,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from secrets_ledger.adapters.postgres.events import INDEX_ORDER
+from secrets_ledger.adapters.postgres.parallel_replay import ParallelLoad, loader_for
+from secrets_ledger.core.settings import Settings
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.replay import replay
 from secrets_ledger.projections.views import ALL_VIEWS
-from secrets_ledger.service.event_source import INDEX_ORDER
-from secrets_ledger.service.parallel_replay import ParallelLoad, loader_for
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.settings import Settings
+from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL
+from tests.support import blocking
 from tests.test_replay import caught_up, request, rich_history
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])  # partitioned reads are SQL
@@ -31,13 +32,13 @@ def still_runtime(settings: Settings) -> Iterator[LedgerRuntime]:
 
 
 def many_tenants_with_reads(rt: LedgerRuntime) -> None:
-    rich_history(rt.ledger)  # acme and globex: every kind of change
+    rich_history(blocking(rt))  # acme and globex: every kind of change
     for n in range(12):
         name = f"tenant-{n}"
-        rt.ledger.open_tenant(name, request())
+        blocking(rt).open_tenant(name, request())
         for k in range(3):
-            rt.ledger.put_secret(name, f"key/{k}", n * k, None, None, request())
-        rt.ledger.get_secret(name, "key/1", request())  # a read record: its own stream
+            blocking(rt).put_secret(name, f"key/{k}", n * k, None, None, request())
+        blocking(rt).get_secret(name, "key/1", request())  # a read record: its own stream
 
 
 def test_reads_scan_the_positions_index_in_order_and_never_sort(still_runtime: LedgerRuntime
@@ -45,7 +46,7 @@ def test_reads_scan_the_positions_index_in_order_and_never_sort(still_runtime: L
     """Whatever the table's statistics say (on this small table the planner would
     rather scan it all and sort), events are read along the positions' index."""
     many_tenants_with_reads(still_runtime)
-    source = still_runtime.storage.source
+    source = still_runtime.storage.event_source
     with psycopg.connect(PG_URL, autocommit=True) as conn, conn.transaction():
         conn.execute(INDEX_ORDER)
         for statement, params in [(source.read_statement, (0, 10)),
@@ -58,7 +59,7 @@ def test_reads_scan_the_positions_index_in_order_and_never_sort(still_runtime: L
 def test_parts_hold_every_event_once_and_each_stream_whole(still_runtime: LedgerRuntime
                                                           ) -> None:
     many_tenants_with_reads(still_runtime)
-    source = still_runtime.storage.source
+    source = still_runtime.storage.event_source
     head = source.max_position()
     everything = list(source.read(0, head + 1))
     seen: dict[int, int] = {}
@@ -81,13 +82,13 @@ def test_a_replay_loaded_by_worker_processes_equals_the_live_views(
     many_tenants_with_reads(still_runtime)
     caught_up(still_runtime)
     storage = still_runtime.storage
-    live = views_checksum(storage.db, ALL_VIEWS)
+    live = views_checksum(storage.view_store, ALL_VIEWS)
     progressed: list[int] = []
-    rebuilt = replay(storage.db, storage.source, ALL_VIEWS, progress=progressed.append,
-                     loader=ParallelLoad(settings, 3))
+    rebuilt = replay(storage.view_store, storage.event_source, ALL_VIEWS,
+                     progress=progressed.append, loader=ParallelLoad(settings, 3))
     assert rebuilt == live
-    assert sum(progressed) == storage.source.max_position()
-    assert views_checksum(storage.db, ALL_VIEWS) == live
+    assert sum(progressed) == storage.event_source.max_position()
+    assert views_checksum(storage.view_store, ALL_VIEWS) == live
 
 
 def test_a_failed_worker_fails_the_replay_and_leaves_the_live_views(
@@ -95,18 +96,19 @@ def test_a_failed_worker_fails_the_replay_and_leaves_the_live_views(
     many_tenants_with_reads(still_runtime)
     caught_up(still_runtime)
     storage = still_runtime.storage
-    live = views_checksum(storage.db, ALL_VIEWS)
+    live = views_checksum(storage.view_store, ALL_VIEWS)
     unreachable = Settings(data_dir=tmp_path / "elsewhere",
                            database_url="postgresql://postgres@127.0.0.1:1/none",
                            database_schema=settings.database_schema)
     with pytest.raises(RuntimeError, match="replay worker"):
-        replay(storage.db, storage.source, ALL_VIEWS, loader=ParallelLoad(unreachable, 2))
-    assert views_checksum(storage.db, ALL_VIEWS) == live
+        replay(storage.view_store, storage.event_source, ALL_VIEWS,
+               loader=ParallelLoad(unreachable, 2))
+    assert views_checksum(storage.view_store, ALL_VIEWS) == live
     with storage.db.transaction() as cur:  # and its half-built tables are gone
         cur.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
                     " AND tablename LIKE %s", ("%__rebuild",))
         assert cur.fetchone() == (0,)
-    assert replay(storage.db, storage.source, ALL_VIEWS,
+    assert replay(storage.view_store, storage.event_source, ALL_VIEWS,
                   loader=ParallelLoad(settings, 2)) == live  # and the next one succeeds
 
 
@@ -118,4 +120,3 @@ def test_by_default_only_a_large_replay_on_postgresql_uses_workers(settings: Set
     assert parallel is None or parallel.workers > 1  # None on a one-CPU machine
     explicit = loader_for(settings, 10, workers=2)
     assert explicit is not None and explicit.workers == 2
-    assert loader_for(Settings(data_dir=tmp_path), 1_000_000, workers=4) is None  # SQLite

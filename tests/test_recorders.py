@@ -17,11 +17,11 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
+from secrets_ledger.adapters.eventstore import LedgerEvents
+from secrets_ledger.adapters.postgres.recorder import LedgerPostgresRecorder
 from secrets_ledger.domain.tenant import RequestContext, Tenant, tenant_id_for
-from secrets_ledger.service.clock import utc_now
-from secrets_ledger.service.recorders import LedgerPostgresRecorder
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.storage import LedgerEvents
+from secrets_ledger.domain.times import utc_now
+from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL, make_settings
 
 
@@ -55,7 +55,7 @@ def stored_event(version: int, state: bytes, originator_id: str | None = None) -
 def test_events_and_data_keys_are_stored_together_with_their_notification_ids(
         pg_runtime: LedgerRuntime) -> None:
     recorder = recorder_of(pg_runtime)
-    first = pg_runtime.storage.source.max_position()
+    first = pg_runtime.storage.event_source.max_position()
     events = [stored_event(1, b'{"a":1}'), stored_event(1, b'{"b":2}'), stored_event(1, b"{}")]
     rows = [(str(uuid4()), str(uuid4()), 1, "d3JhcHBlZA=="),
             (str(uuid4()), str(uuid4()), 2, "eA==")]
@@ -76,14 +76,14 @@ def test_a_conflicting_batch_stores_neither_its_events_nor_its_data_keys(
     recorder = recorder_of(pg_runtime)
     taken = stored_event(1, b"{}")
     recorder.insert_events([taken])
-    before = pg_runtime.storage.source.max_position()
+    before = pg_runtime.storage.event_source.max_position()
     fresh = stored_event(1, b"{}")
     key = (str(uuid4()), str(uuid4()), 1, "eA==")
     with pytest.raises(IntegrityError):
         recorder.insert_events([fresh, taken], data_keys=[key])
     assert key[0] not in data_key_ids(pg_runtime)
     assert recorder.select_events(fresh.originator_id) == []
-    assert pg_runtime.storage.source.max_position() == before
+    assert pg_runtime.storage.event_source.max_position() == before
     # The connection went back to the pool idle: the next batch is stored.
     assert recorder.insert_events([fresh], data_keys=[key])
     assert key[0] in data_key_ids(pg_runtime)

@@ -18,13 +18,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import psycopg
 import pytest
 
+from secrets_ledger.adapters.eventstore import EventDecoder
+from secrets_ledger.adapters.postgres.viewstore import PostgresViewWriter
+from secrets_ledger.adapters.sqlite import copytext
+from secrets_ledger.adapters.sqlite.database import SQLiteDatabase
+from secrets_ledger.adapters.sqlite.viewstore import SQLiteViewWriter
+from secrets_ledger.core.ports import AuditFilter
+from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.reads import ReadRecord, ValueRead
 from secrets_ledger.domain.tenant import (
     DeleteKey,
@@ -34,10 +40,11 @@ from secrets_ledger.domain.tenant import (
     Tenant,
     tenant_id_for,
 )
-from secrets_ledger.projections import checksum as checksum_module
+from secrets_ledger.domain.times import utc_now
 from secrets_ledger.projections import views as views_module
-from secrets_ledger.projections.checksum import rows_as_copy_text, views_checksum
-from secrets_ledger.projections.projector import Projector, view_positions
+from secrets_ledger.projections.checksum import views_checksum
+from secrets_ledger.projections.ports import ViewWriter
+from secrets_ledger.projections.projector import Projector
 from secrets_ledger.projections.replay import replay
 from secrets_ledger.projections.views import (
     ALL_VIEWS,
@@ -47,14 +54,9 @@ from secrets_ledger.projections.views import (
     changes_of,
     views_named,
 )
-from secrets_ledger.service.clock import utc_now
-from secrets_ledger.service.database import Cursor, SQLiteDatabase
-from secrets_ledger.service.event_source import EventDecoder
-from secrets_ledger.service.ledger import Ledger
-from secrets_ledger.service.queries import AuditFilter
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.settings import Settings
+from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL
+from tests.support import Blocking, blocking, held_writer
 
 CHANGE_ACTIONS = ("tenant_opened", "write", "delete", "undelete", "destroy", "rollback",
                   "key_rotated")
@@ -72,7 +74,7 @@ def still_runtime(settings: Settings) -> Iterator[LedgerRuntime]:
     rt.close()
 
 
-def make_history(ledger: Ledger, rounds: int) -> int:
+def make_history(ledger: Blocking, rounds: int) -> int:
     """Writes a varied history to two tenants with no read; returns the changes made."""
     changes = 0
     for name in ("acme", "globex"):
@@ -94,7 +96,7 @@ def make_history(ledger: Ledger, rounds: int) -> int:
     return changes
 
 
-def rich_history(ledger: Ledger) -> None:
+def rich_history(ledger: Blocking) -> None:
     """Every kind of change (reads included), for the checksum comparisons."""
     make_history(ledger, 40)
     ctx = request(idempotency_key="idem-1", request_hash="h1")
@@ -113,7 +115,7 @@ def rich_history(ledger: Ledger) -> None:
 
 
 def caught_up(runtime: LedgerRuntime) -> None:
-    target = runtime.storage.source.max_position()
+    target = runtime.storage.event_source.max_position()
     assert runtime.projector.wait_for(target, 30)
 
 
@@ -131,13 +133,13 @@ def change_rows(runtime: LedgerRuntime) -> list[tuple[Any, ...]]:
 def assert_views_complete(runtime: LedgerRuntime, changes: int) -> None:
     """Tracking is at the head, every change has one audit row, and replay agrees."""
     storage = runtime.storage
-    head = storage.source.max_position()
-    assert view_positions(storage.db) == {"current": head, "audit": head}
+    head = storage.event_source.max_position()
+    assert storage.view_store.positions() == {"current": head, "audit": head}
     rows = change_rows(runtime)
     assert len(rows) == changes
     assert len(set(rows)) == changes, "an event was applied twice"
-    live = views_checksum(storage.db, ALL_VIEWS)
-    assert replay(storage.db, storage.source, views_named("all")) == live
+    live = views_checksum(storage.view_store, ALL_VIEWS)
+    assert replay(storage.view_store, storage.event_source, views_named("all")) == live
 
 
 # ---- replay --------------------------------------------------------------------------------
@@ -145,16 +147,17 @@ def assert_views_complete(runtime: LedgerRuntime, changes: int) -> None:
 
 def test_replaying_all_views_gives_the_checksum_of_the_live_views(
         runtime: LedgerRuntime) -> None:
-    rich_history(runtime.ledger)
+    rich_history(blocking(runtime))
     caught_up(runtime)
     storage = runtime.storage
-    live = views_checksum(storage.db, ALL_VIEWS)
+    live = views_checksum(storage.view_store, ALL_VIEWS)
     progressed: list[int] = []
-    rebuilt = replay(storage.db, storage.source, views_named("all"), progress=progressed.append)
+    rebuilt = replay(storage.view_store, storage.event_source, views_named("all"),
+                     progress=progressed.append)
     assert rebuilt == live
-    assert views_checksum(storage.db, ALL_VIEWS) == live
-    assert sum(progressed) >= storage.source.max_position()
-    assert runtime.ledger.get_secret("acme", "cas/key", request()).value == 1
+    assert views_checksum(storage.view_store, ALL_VIEWS) == live
+    assert sum(progressed) >= storage.event_source.max_position()
+    assert blocking(runtime).get_secret("acme", "cas/key", request()).value == 1
 
 
 def test_every_tenant_event_class_is_projected_and_named_in_the_audit_trail() -> None:
@@ -168,64 +171,44 @@ def test_every_tenant_event_class_is_projected_and_named_in_the_audit_trail() ->
     assert event_classes <= set(views_module._CHANGES)
 
 
-@contextmanager
-def held_writer(ledger: Ledger) -> Iterator[None]:
-    """Keeps the group-commit writer inside a command until the block ends, so that
-    what is submitted meanwhile goes into one batch."""
-    release = threading.Event()
-
-    def hold(tenant: Any, effects: Any) -> tuple[Any, None]:
-        release.wait(30)
-        return tenant, None
-
-    holder = threading.Thread(target=ledger.writer.execute,
-                              args=(tenant_id_for("acme"), request(), hold, None))
-    holder.start()
-    time.sleep(0.2)  # the writer is inside hold()
-    try:
-        yield
-    finally:
-        release.set()
-        holder.join()
-
-
 def test_reads_recorded_one_per_event_by_earlier_versions_still_project(
         runtime: LedgerRuntime) -> None:
-    rich_history(runtime.ledger)
+    rich_history(blocking(runtime))
     acme = str(tenant_id_for("acme"))
     older = ValueRead._create(ValueRead.Recorded, id=uuid.uuid4(), timestamp=utc_now(),
                               tenant_id=acme, key="app/key-0", version=1, actor="tok_old",
                               request_id="req-older")
     runtime.storage.events.save(older)
     caught_up(runtime)
-    reads = runtime.ledger.audit("acme", AuditFilter(actor="tok_old")).items
+    reads = blocking(runtime).audit("acme", AuditFilter(actor="tok_old")).items
     assert [(r.action, r.key, r.version, r.request_id) for r in reads] == [
         ("read", "app/key-0", 1, "req-older")]
     storage = runtime.storage
-    assert replay(storage.db, storage.source, ALL_VIEWS) == views_checksum(storage.db,
-                                                                           ALL_VIEWS)
-    assert runtime.ledger.audit("acme", AuditFilter(actor="tok_old")).items == reads
+    assert replay(storage.view_store, storage.event_source, ALL_VIEWS) == views_checksum(
+        storage.view_store, ALL_VIEWS)
+    assert blocking(runtime).audit("acme", AuditFilter(actor="tok_old")).items == reads
 
 
 def test_the_reads_of_one_batch_are_one_event_with_a_row_each(runtime: LedgerRuntime) -> None:
-    rich_history(runtime.ledger)
+    rich_history(blocking(runtime))
     caught_up(runtime)
-    before = runtime.storage.source.max_position()
-    writer = runtime.ledger.writer
+    before = runtime.storage.event_source.max_position()
     records = [ReadRecord(str(tenant_id_for(name)), "app/key-1", 1, f"tok_{name}", f"req-{n}")
                for n, name in enumerate(["acme", "globex", "acme"])]
-    threads = [threading.Thread(target=writer.record_read, args=(record,))
-               for record in records]
+    threads = [threading.Thread(target=blocking(runtime).get_secret, args=(
+        name, "app/key-1", RequestContext(record.actor, record.request_id)),
+        kwargs={"version": 1}) for record, name in zip(records, ["acme", "globex", "acme"],
+                                                        strict=True)]
     with held_writer(runtime.ledger):
         for thread in threads:
             thread.start()
         time.sleep(0.3)  # all three wait behind the held batch
     for thread in threads:
         thread.join()
-    assert runtime.storage.source.max_position() == before + 1
+    assert runtime.storage.event_source.max_position() == before + 1
     caught_up(runtime)
     for name in ("acme", "globex"):
-        rows = runtime.ledger.audit(name, AuditFilter(action="read", actor=f"tok_{name}")).items
+        rows = blocking(runtime).audit(name, AuditFilter(action="read", actor=f"tok_{name}")).items
         assert sorted(r.request_id for r in rows) == sorted(
             r.request_id for r in records if r.actor == f"tok_{name}")
         assert len({r.position for r in rows}) == len(rows)
@@ -234,25 +217,25 @@ def test_the_reads_of_one_batch_are_one_event_with_a_row_each(runtime: LedgerRun
 @pytest.mark.parametrize("view", ["audit", "current"])
 def test_replaying_one_view_gives_the_checksum_of_that_live_view(
         runtime: LedgerRuntime, view: str) -> None:
-    rich_history(runtime.ledger)
+    rich_history(blocking(runtime))
     caught_up(runtime)
     storage = runtime.storage
     chosen = views_named(view)
-    live_chosen = views_checksum(storage.db, chosen)
-    live_all = views_checksum(storage.db, ALL_VIEWS)
-    assert replay(storage.db, storage.source, chosen) == live_chosen
-    assert views_checksum(storage.db, ALL_VIEWS) == live_all
+    live_chosen = views_checksum(storage.view_store, chosen)
+    live_all = views_checksum(storage.view_store, ALL_VIEWS)
+    assert replay(storage.view_store, storage.event_source, chosen) == live_chosen
+    assert views_checksum(storage.view_store, ALL_VIEWS) == live_all
 
 
 def test_a_replay_of_an_empty_store_matches_the_empty_views(
         still_runtime: LedgerRuntime) -> None:
     storage = still_runtime.storage
-    empty = views_checksum(storage.db, ALL_VIEWS)
-    assert replay(storage.db, storage.source, views_named("all")) == empty
+    empty = views_checksum(storage.view_store, ALL_VIEWS)
+    assert replay(storage.view_store, storage.event_source, views_named("all")) == empty
 
 
 def test_readers_read_during_and_after_replays(runtime: LedgerRuntime) -> None:
-    ledger = runtime.ledger
+    ledger = blocking(runtime)
     make_history(ledger, 60)
     expected = {k.key: k.version for k in ledger.list_keys("acme", limit=1000).items}
     key = "app/key-1"
@@ -280,7 +263,7 @@ def test_readers_read_during_and_after_replays(runtime: LedgerRuntime) -> None:
     storage = runtime.storage
     try:
         for view in ("all", "audit", "current", "all"):
-            replay(storage.db, storage.source, views_named(view))
+            replay(storage.view_store, storage.event_source, views_named(view))
     finally:
         stop.set()
         for thread in threads:
@@ -288,8 +271,8 @@ def test_readers_read_during_and_after_replays(runtime: LedgerRuntime) -> None:
     assert not errors, errors[0]
     assert reads[0] > 0
     caught_up(runtime)
-    live = views_checksum(storage.db, ALL_VIEWS)
-    assert replay(storage.db, storage.source, views_named("all")) == live
+    live = views_checksum(storage.view_store, ALL_VIEWS)
+    assert replay(storage.view_store, storage.event_source, views_named("all")) == live
     assert ledger.get_secret("acme", key, request()).value == value
 
 
@@ -307,8 +290,8 @@ def crashing(view_class: type[View], after: int) -> View:
     class Crashing(view_class):  # type: ignore[valid-type,misc]
         applied: ClassVar[int] = 0
 
-        def apply_batch(self, cur: Cursor, batch: Sequence[tuple[int, Any]]) -> None:
-            super().apply_batch(cur, batch)
+        def apply_batch(self, tx: ViewWriter, batch: Sequence[tuple[int, Any]]) -> None:
+            super().apply_batch(tx, batch)
             if type(self).applied + len(batch) > after:
                 raise SimulatedCrash(f"crash at position {batch[-1][0]}")
             type(self).applied += len(batch)
@@ -320,21 +303,21 @@ def crashing(view_class: type[View], after: int) -> View:
 def test_a_projection_crashing_mid_batch_resumes_without_duplicates_or_gaps(
         still_runtime: LedgerRuntime, crashing_view: str) -> None:
     storage = still_runtime.storage
-    changes = make_history(still_runtime.ledger, 150)
-    head = storage.source.max_position()
+    changes = make_history(blocking(still_runtime), 150)
+    head = storage.event_source.max_position()
     views = [crashing(cls, 100) if cls.name == crashing_view else cls()
              for cls in (CurrentSecretsView, AuditTrail)]
-    broken = Projector(storage.db, storage.source, views, batch_size=30)
+    broken = Projector(storage.view_store, storage.event_source, views, batch_size=30)
     with pytest.raises(SimulatedCrash):
         run_until_failure(broken)
-    positions = view_positions(storage.db)
+    positions = storage.view_store.positions()
     # Batches before the crash committed; the crashed one left no row and no position.
     assert 0 < positions[crashing_view] < head
     if crashing_view == "audit":
-        done = [e for p, e in storage.source.read(0, head) if p <= positions["audit"]]
+        done = [e for p, e in storage.event_source.read(0, head) if p <= positions["audit"]]
         assert len(change_rows(still_runtime)) == sum(len(changes_of(e)) for e in done)
 
-    assert Projector(storage.db, storage.source).catch_up() > 0
+    assert Projector(storage.view_store, storage.event_source).catch_up() > 0
     assert_views_complete(still_runtime, changes)
 
 
@@ -346,18 +329,18 @@ def run_until_failure(projector: Projector) -> None:
 def test_two_projectors_running_at_once_apply_each_event_exactly_once(
         still_runtime: LedgerRuntime) -> None:
     storage = still_runtime.storage
-    changes = make_history(still_runtime.ledger, 120)
-    head = storage.source.max_position()
-    notifications = len(storage.source.read(0, head + 1))
+    changes = make_history(blocking(still_runtime), 120)
+    head = storage.event_source.max_position()
+    notifications = len(storage.event_source.read(0, head + 1))
     applied = [0, 0]
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
 
     def follow(index: int) -> None:
-        projector = Projector(storage.db, storage.source, batch_size=25)
+        projector = Projector(storage.view_store, storage.event_source, batch_size=25)
         try:
             barrier.wait(timeout=30)
-            while min(view_positions(storage.db).values()) < head:
+            while min(storage.view_store.positions().values()) < head:
                 applied[index] += projector.run_once()
         except BaseException as error:
             errors.append(error)
@@ -393,7 +376,7 @@ def storage_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def bulk_history(ledger: Ledger, events: int, tenants: int = 16) -> int:
+def bulk_history(ledger: Blocking, events: int, tenants: int = 16) -> int:
     """About ``events`` events over a few tenants, written by one thread per tenant;
     returns the changes made."""
     per_tenant = events // tenants - 1
@@ -419,15 +402,15 @@ def bulk_history(ledger: Ledger, events: int, tenants: int = 16) -> int:
 def test_killing_the_projection_process_and_restarting_it_leaves_no_duplicate_or_gap(
         still_runtime: LedgerRuntime, settings: Settings) -> None:
     storage = still_runtime.storage
-    changes = bulk_history(still_runtime.ledger, 2000)
-    head = storage.source.max_position()
-    assert view_positions(storage.db) == {"current": 0, "audit": 0}
+    changes = bulk_history(blocking(still_runtime), 2000)
+    head = storage.event_source.max_position()
+    assert storage.view_store.positions() == {"current": 0, "audit": 0}
     env = storage_env(settings)
     follower = subprocess.Popen(project_command(), env=env, cwd=settings.data_dir,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while max(view_positions(storage.db).values()) == 0:
+        while max(storage.view_store.positions().values()) == 0:
             assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
             assert time.monotonic() < deadline, "the projector made no progress"
             time.sleep(0.002)
@@ -437,7 +420,7 @@ def test_killing_the_projection_process_and_restarting_it_leaves_no_duplicate_or
         if follower.stderr is not None:
             follower.stderr.close()
     assert follower.returncode == -signal.SIGKILL
-    killed_at = view_positions(storage.db)
+    killed_at = storage.view_store.positions()
     assert all(0 <= p <= head for p in killed_at.values())
 
     once = subprocess.run([*project_command(), "--once"], env=env, cwd=settings.data_dir,
@@ -447,11 +430,12 @@ def test_killing_the_projection_process_and_restarting_it_leaves_no_duplicate_or
 
 
 def test_a_replay_in_many_small_batches_gives_the_same_views(runtime: LedgerRuntime) -> None:
-    rich_history(runtime.ledger)
+    rich_history(blocking(runtime))
     caught_up(runtime)
     storage = runtime.storage
-    live = views_checksum(storage.db, ALL_VIEWS)
-    assert replay(storage.db, storage.source, views_named("all"), batch_size=7) == live
+    live = views_checksum(storage.view_store, ALL_VIEWS)
+    assert replay(storage.view_store, storage.event_source, views_named("all"),
+                  batch_size=7) == live
 
 
 def index_shapes(runtime: LedgerRuntime) -> tuple[list[tuple[str, str]], list[str]]:
@@ -460,7 +444,7 @@ def index_shapes(runtime: LedgerRuntime) -> tuple[list[tuple[str, str]], list[st
     tables = [table for view in ALL_VIEWS for table in view.tables]
     marks = ", ".join(["%s"] * len(tables))
     with runtime.storage.db.transaction() as cur:
-        if runtime.storage.db.dialect == "postgres":
+        if runtime.settings.database_url is not None:
             cur.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE"
                         f" schemaname = current_schema() AND tablename IN ({marks})", tables)
         else:
@@ -469,18 +453,18 @@ def index_shapes(runtime: LedgerRuntime) -> tuple[list[tuple[str, str]], list[st
         rows = cur.fetchall()
     shapes = sorted((table, re.sub(r"INDEX \S+ ON \S+", "INDEX ON", sql))
                     for table, _, sql in rows)
-    names = sorted(name for _, name, _ in rows) if runtime.storage.db.dialect == "postgres" \
+    names = sorted(name for _, name, _ in rows) if runtime.settings.database_url is not None \
         else []
     return shapes, names
 
 
 def test_replaying_twice_keeps_every_key_and_index_of_the_views(runtime: LedgerRuntime) -> None:
-    rich_history(runtime.ledger)
+    rich_history(blocking(runtime))
     caught_up(runtime)
     before = index_shapes(runtime)
     assert before[0], "the views have indexes"
     for _ in range(2):
-        replay(runtime.storage.db, runtime.storage.source, views_named("all"))
+        replay(runtime.storage.view_store, runtime.storage.event_source, views_named("all"))
         assert index_shapes(runtime) == before
     # The keys still hold: a second row for a key is refused.
     with pytest.raises(Exception, match=r"(?i)unique|duplicate"), \
@@ -492,8 +476,8 @@ def test_replaying_twice_keeps_every_key_and_index_of_the_views(runtime: LedgerR
 
 def test_the_fast_decoder_gives_the_events_the_library_mapper_gives(
         runtime: LedgerRuntime) -> None:
-    rich_history(runtime.ledger)
-    runtime.ledger.put_secret("acme", "unicode/key", "v", {"note": "é ☃ \"q\" \\ \u2028"},
+    rich_history(blocking(runtime))
+    blocking(runtime).put_secret("acme", "unicode/key", "v", {"note": "é ☃ \"q\" \\ \u2028"},
                               None, request(actor="tok_ünï"))
     storage = runtime.storage
     recorder, mapper = storage.events.recorder, storage.events.mapper
@@ -527,20 +511,29 @@ def test_the_checksum_reads_sqlite_rows_as_postgresql_copies_its_own(
     """Both backends' checksums hash the same bytes for the same rows (SQLite's lines
     are built unescaped until a chunk needs escapes: one row a chunk, the plain rows
     come first and the rest is read again escaped)."""
-    monkeypatch.setattr(checksum_module, "_CHUNK", chunk)
+    monkeypatch.setattr(copytext, "_CHUNK", chunk)
     table = "CREATE TABLE copied (t TEXT, i INTEGER, b BIGINT NOT NULL, f BOOLEAN)"
     insert = "INSERT INTO copied VALUES (%s, %s, %s, %s)"
     with psycopg.connect(PG_URL) as conn, conn.cursor() as cur:
         cur.execute(table.replace("CREATE", "CREATE TEMPORARY"))
         cur.executemany(insert, rows)
-        copied = b"".join(rows_as_copy_text(cur, "copied", "b"))
+        copied = b"".join(PostgresViewWriter(cur).rows_as_copy_text("copied", "b"))
     sqlite = SQLiteDatabase(tmp_path / "copied.sqlite")
     try:
         with sqlite.transaction() as cur:
             cur.execute(table)
             cur.executemany(insert, rows)
-            ours = b"".join(rows_as_copy_text(cur, "copied", "b"))
+            ours = b"".join(SQLiteViewWriter(cur).rows_as_copy_text("copied", "b"))
     finally:
         sqlite.close()
     assert copied.count(b"\n") == len(rows)
     assert ours == copied
+
+
+def test_sqlite_replays_in_the_replaying_thread_whatever_is_asked(
+        runtime: LedgerRuntime, backend: str) -> None:
+    """One SQLite file has one writer: no worker processes, even when asked for."""
+    if backend == "sqlite":
+        assert runtime.storage.replay_loader(1_000_000, 4) is None
+    else:
+        assert runtime.storage.replay_loader(10, 4) is not None

@@ -16,16 +16,15 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from secrets_ledger.core.ports import AuditFilter
+from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.chain import recompute_hash
 from secrets_ledger.domain.errors import SecretDeleted, SecretNotFound
 from secrets_ledger.domain.tenant import RequestContext, tenant_id_for
-from secrets_ledger.service.clock import format_time, parse_time
-from secrets_ledger.service.ledger import Ledger
-from secrets_ledger.service.queries import AuditFilter
-from secrets_ledger.service.runtime import LedgerRuntime
-from secrets_ledger.service.settings import Settings
-from secrets_ledger.service.verify import verify_all
+from secrets_ledger.domain.times import format_time, parse_time
+from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL
+from tests.support import Blocking, blocking
 
 Edit = Callable[[bytes], bytes | None]
 """Turns a stored event's ``state`` into its tampered form; None deletes the row."""
@@ -95,7 +94,7 @@ EVENTS_OF_ACME = 6  # opened, then five writes
 
 
 @pytest.fixture
-def streams(ledger: Ledger) -> tuple[str, str]:
+def streams(ledger: Blocking) -> tuple[str, str]:
     """Two tenants; "acme" has six events: opened (1) and five writes (2-6)."""
     ledger.open_tenant("acme", request())
     ledger.open_tenant("globex", request())
@@ -108,7 +107,7 @@ def streams(ledger: Ledger) -> tuple[str, str]:
 
 
 def assert_broken_at(runtime: LedgerRuntime, position: int) -> None:
-    ledger = runtime.ledger
+    ledger = blocking(runtime)
     check = ledger.verify("acme")
     assert check.ok is False
     assert check.first_bad_position == position
@@ -117,7 +116,7 @@ def assert_broken_at(runtime: LedgerRuntime, position: int) -> None:
     assert check.as_dict()["first_bad_position"] == position
     untouched = ledger.verify("globex")
     assert untouched.ok, untouched.reason
-    scan = verify_all(runtime.storage.events)
+    scan = blocking(runtime).verify_all()
     assert scan.ok is False
     broken = [c for c in scan.checks.values() if not c.ok]
     assert [(c.tenant_id, c.first_bad_position) for c in broken] == [
@@ -125,20 +124,20 @@ def assert_broken_at(runtime: LedgerRuntime, position: int) -> None:
 
 
 def test_an_untouched_store_verifies(runtime: LedgerRuntime, streams: tuple[str, str]) -> None:
-    check = runtime.ledger.verify("acme")
+    check = blocking(runtime).verify("acme")
     assert check.ok, check.reason
     assert check.events == EVENTS_OF_ACME
     assert len(check.head) == 64
     assert check.as_dict() == {"ok": True, "events": EVENTS_OF_ACME, "head": check.head}
-    assert runtime.ledger.verify("globex").ok
-    assert verify_all(runtime.storage.events).ok
+    assert blocking(runtime).verify("globex").ok
+    assert blocking(runtime).verify_all().ok
 
 
 def test_one_changed_ciphertext_character_is_detected_at_its_position(
         runtime: LedgerRuntime, settings: Settings, streams: tuple[str, str]) -> None:
     tamper(settings, "acme", 3, edit_json(flip_ciphertext_char))
     assert_broken_at(runtime, 3)
-    assert runtime.ledger.verify("acme").events == EVENTS_OF_ACME
+    assert blocking(runtime).verify("acme").events == EVENTS_OF_ACME
 
 
 def test_a_changed_actor_is_detected_at_its_position(
@@ -202,12 +201,12 @@ def just_before(moment: str) -> str:
     return format_time(parse_time(moment) - timedelta(microseconds=1))
 
 
-def audit_time(ledger: Ledger, tenant: str, action: str, key: str) -> str:
+def audit_time(ledger: Blocking, tenant: str, action: str, key: str) -> str:
     items = ledger.audit(tenant, AuditFilter(key=key, action=action), limit=1000).items
     return items[-1].at
 
 
-def test_a_read_at_a_time_returns_the_version_current_then(ledger: Ledger, tenant: str) -> None:
+def test_a_read_at_a_time_returns_the_version_current_then(ledger: Blocking, tenant: str) -> None:
     key = "db/password"
     v1 = ledger.put_secret(tenant, key, "one", None, None, request())
     v2 = ledger.put_secret(tenant, key, "two", None, None, request())
@@ -238,7 +237,7 @@ def test_a_read_at_a_time_returns_the_version_current_then(ledger: Ledger, tenan
 
 
 def test_a_read_at_a_time_the_key_was_live_works_after_it_was_deleted(
-        ledger: Ledger, tenant: str) -> None:
+        ledger: Blocking, tenant: str) -> None:
     """"410 if it was deleted then": a key deleted now still reads as it was before."""
     key = "db/password"
     v1 = ledger.put_secret(tenant, key, "one", None, None, request())
@@ -250,7 +249,7 @@ def test_a_read_at_a_time_the_key_was_live_works_after_it_was_deleted(
         ledger.get_secret(tenant, key, request(), at=deleted_at)
 
 
-def test_the_key_set_at_a_time_is_the_one_current_then(ledger: Ledger, tenant: str) -> None:
+def test_the_key_set_at_a_time_is_the_one_current_then(ledger: Blocking, tenant: str) -> None:
     a1 = ledger.put_secret(tenant, "a", 1, None, None, request())
     b1 = ledger.put_secret(tenant, "b", 1, None, None, request())
     a2 = ledger.put_secret(tenant, "a", 2, None, None, request())

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from secrets_ledger.api.client import (
+from secrets_ledger.api.rest.client import (
     LedgerClient,
     LedgerClientError,
     SecretMissing,

@@ -1,0 +1,144 @@
+"""Master keys (``ports.MasterKeys``): outside the database, so that a dump of it opens no
+value. From ``LEDGER_MASTER_KEY`` (and ``LEDGER_NEW_MASTER_KEY`` for a rotation), or in
+the embedded default a file ``master.key`` (mode 0600) in the data directory, generated
+on first use.
+
+A rotation in the embedded mode writes ``master.key.next`` first; while it exists both
+files are loaded, so that a crash between re-wrapping and renaming loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain import crypto
+from secrets_ledger.domain.errors import InvalidRequest, Unavailable
+
+MASTER_KEY_FILE = "master.key"
+NEXT_MASTER_KEY_FILE = "master.key.next"
+
+
+def write_key_file(path: Path, key: bytes) -> None:
+    """Creates the file with mode 0600 from the start (the key never sits world-readable)
+    and whole: the key is written to a private file first, then linked into place, so
+    that another process never reads a file that exists but is still empty. Raises
+    FileExistsError if the file exists (another process won: use theirs)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+    _write_new(draft, key)
+    try:
+        os.link(draft, path)  # atomic, and fails if the file exists
+    except FileExistsError:
+        raise
+    except OSError:
+        # A filesystem without hard links: create the file in place (never replace one).
+        _write_new(path, key)
+    finally:
+        draft.unlink()
+
+
+def _write_new(path: Path, key: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(crypto.to_text(key) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_key_file(path: Path) -> bytes:
+    return crypto.decode_master_key(path.read_text("ascii"))
+
+
+class MasterKeyring:
+    """The master keys this process can use, by fingerprint; new wraps use ``current``."""
+
+    def __init__(self, data_dir: Path, env_key: str | None, env_new_key: str | None) -> None:
+        self._data_dir = data_dir
+        self._env_key = env_key
+        self._env_new_key = env_new_key
+        self._lock = threading.Lock()
+        self._keys: dict[str, bytes] = {}
+        self._current = b""
+        self._saw_next = False
+        self.reload()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MasterKeyring:
+        def text(secret: SecretStr | None) -> str | None:
+            return None if secret is None else secret.get_secret_value()
+
+        return cls(settings.data_dir, text(settings.master_key), text(settings.new_master_key))
+
+    @property
+    def uses_env(self) -> bool:
+        return self._env_key is not None
+
+    def current(self) -> bytes:
+        """The key new wraps use: the incoming one as soon as a rotation has begun."""
+        if not self.uses_env and (self._data_dir / NEXT_MASTER_KEY_FILE).exists() != self._saw_next:
+            self.reload()
+        return self._current
+
+    def reload(self) -> None:
+        with self._lock:
+            keys: list[bytes] = []
+            if self._env_key is not None:
+                keys.append(crypto.decode_master_key(self._env_key))
+                if self._env_new_key is not None:
+                    keys.insert(0, crypto.decode_master_key(self._env_new_key))
+            else:
+                path = self._data_dir / MASTER_KEY_FILE
+                if not path.exists():
+                    # Another process may generate it first: then use theirs.
+                    with contextlib.suppress(FileExistsError):
+                        write_key_file(path, crypto.generate_key())
+                keys.append(read_key_file(path))
+                following = self._data_dir / NEXT_MASTER_KEY_FILE
+                self._saw_next = following.exists()
+                if self._saw_next:
+                    keys.insert(0, read_key_file(following))
+            self._current = keys[0]
+            self._keys = {crypto.key_fingerprint(key): key for key in keys}
+
+    def by_fingerprint(self, fingerprint: str) -> bytes:
+        key = self._keys.get(fingerprint)
+        if key is None:
+            self.reload()  # another process may have rotated the master key
+            key = self._keys.get(fingerprint)
+        if key is None:
+            # Not a destroyed key: a configuration error, and it must not read as one.
+            raise Unavailable("the master key that wrapped a tenant key is not configured")
+        return key
+
+    def begin_rotation(self) -> bytes:
+        """The next master key: ``LEDGER_NEW_MASTER_KEY``, or (embedded mode) the key in
+        ``master.key.next``, made now unless an interrupted rotation left it."""
+        if self.uses_env:
+            if self._env_new_key is None:
+                raise InvalidRequest("set LEDGER_NEW_MASTER_KEY to the new master key")
+            self.reload()
+            return crypto.decode_master_key(self._env_new_key)
+        following = self._data_dir / NEXT_MASTER_KEY_FILE
+        if following.exists():
+            new_key = read_key_file(following)  # resume a rotation that was interrupted
+        else:
+            new_key = crypto.generate_key()
+            with contextlib.suppress(FileExistsError):  # another rotation began: join it
+                write_key_file(following, new_key)
+            new_key = read_key_file(following)
+        self.reload()
+        return new_key
+
+    def finish_rotation(self) -> None:
+        """Embedded mode: the next key file replaces the old one (nothing to do where the
+        keys come from the environment: the operator swaps the variables)."""
+        if not self.uses_env:
+            os.replace(self._data_dir / NEXT_MASTER_KEY_FILE, self._data_dir / MASTER_KEY_FILE)
+            self.reload()

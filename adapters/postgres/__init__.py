@@ -1,0 +1,1 @@
+"""PostgreSQL: production storage (events, views, keys and tokens in one database)."""

@@ -1,0 +1,60 @@
+"""Production storage: one PostgreSQL database (and schema) for the events, the views, the
+key store and the tokens; the master key stays outside it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from secrets_ledger.adapters.backend import Storage
+from secrets_ledger.adapters.eventstore import LedgerEvents, StoredStreams
+from secrets_ledger.adapters.masterkeys import MasterKeyring
+from secrets_ledger.adapters.postgres.database import (
+    MIGRATION_LOCK_ID,
+    PostgresDatabase,
+    ensure_schema,
+    event_store_env,
+)
+from secrets_ledger.adapters.postgres.events import PostgresEventSource
+from secrets_ledger.adapters.postgres.parallel_replay import loader_for
+from secrets_ledger.adapters.postgres.recorder import RECORDER_TOPIC
+from secrets_ledger.adapters.postgres.values import PostgresValueLookups
+from secrets_ledger.adapters.postgres.viewstore import PostgresViewStore
+from secrets_ledger.adapters.sql.keys import SqlKeyRows
+from secrets_ledger.adapters.sql.migrations import migrate
+from secrets_ledger.adapters.sql.tokens import SqlTokenRows
+from secrets_ledger.adapters.sql.views import SqlViewQueries
+from secrets_ledger.core.settings import Settings
+
+
+class PostgresStreams(StoredStreams):
+    """The recorder (``LedgerPostgresRecorder``) stores the data keys in the events'
+    transaction: they commit together or not at all, in one round trip."""
+
+    def save_batch(self, aggregates: Sequence[Any],
+                   data_keys: Sequence[tuple[str, str, int, str]]) -> None:
+        self.events.save(*aggregates, data_keys=data_keys)
+
+
+def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Storage:
+    schema = settings.database_schema
+    ensure_schema(url, schema)
+    db = PostgresDatabase(url, schema, settings.pool_size)
+    try:
+        if run_migrations:
+            migrate(db)
+        env = event_store_env(url, schema, settings.pool_size, RECORDER_TOPIC)
+        # The library creates its tables itself; do it under the migration lock so that
+        # two processes starting together do not race on CREATE TABLE.
+        with db.transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+            events = LedgerEvents(env=env)
+        master = MasterKeyring.from_settings(settings)
+    except BaseException:
+        db.close()
+        raise
+    source = PostgresEventSource(events)
+    return Storage(settings, db, events, PostgresStreams(events), SqlKeyRows(db), master,
+                   SqlTokenRows(db), SqlViewQueries(db, key_order='key COLLATE "C"'),
+                   PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
+                   replay_loader=lambda events, workers: loader_for(settings, events, workers))

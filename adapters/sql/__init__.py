@@ -1,0 +1,1 @@
+"""SQL both backends share, written once with ``%s`` placeholders."""

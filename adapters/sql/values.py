@@ -1,0 +1,51 @@
+"""Value reads, many in one statement (``ports.ValueLookups``): for each (tenant, token,
+key, version or time) asked, the token's row, the head of the tenant's stream against the
+version of it the views hold (read-your-writes, in the same snapshot), the key's current
+state, the version's row, and the rows of the keys that open it. Every join is on a
+unique key, so each lookup yields exactly one row; the backends differ only in how the
+lookups are handed over and where the events table is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from secrets_ledger.core.ports import ValueRow
+
+_COLUMNS = (
+    "k.token_id, k.token_hash, k.role, k.tenant, k.expires_at, k.revoked_at,"
+    " (SELECT MAX(e.originator_version) FROM {events} e"
+    " WHERE e.originator_id = r.tenant_uuid),"
+    " t.version, t.shredded_at, c.version, c.deleted, a.version, a.live,"
+    " v.version, v.state, v.metadata, v.created_at, v.created_by, v.ciphertext, v.dek_id,"
+    " d.wrapped, tk.key_version, tk.wrapped, tk.master_key_id"
+)
+_JOINS = (
+    " LEFT JOIN tokens k ON k.token_hash = r.token_hash"
+    " LEFT JOIN tenants t ON t.tenant_id = r.tenant_id"
+    " LEFT JOIN current_secrets c ON c.tenant_id = r.tenant_id AND c.key = r.key"
+    # The version current at the time asked: the key's last change up to then.
+    " LEFT JOIN key_timeline a ON r.at IS NOT NULL AND a.tenant_id = r.tenant_id"
+    " AND a.key = r.key AND a.position = (SELECT MAX(l.position) FROM key_timeline l"
+    " WHERE l.tenant_id = r.tenant_id AND l.key = r.key AND l.at <= r.at)"
+    " LEFT JOIN secret_versions v ON v.tenant_id = c.tenant_id AND v.key = c.key"
+    " AND v.version = COALESCE(r.version, a.version, c.version)"
+    " LEFT JOIN data_keys d ON d.dek_id = v.dek_id AND d.tenant_id = v.tenant_id"
+    " LEFT JOIN tenant_keys tk ON tk.tenant_id = d.tenant_id"
+    " AND tk.key_version = d.key_version"
+)
+LOOKUP_COLUMNS = "tenant_uuid, tenant_id, token_hash, key, version, at"
+
+
+def value_statement(with_clause: str, source: str, events_table: str) -> str:
+    """The statement, given the lookups as a row source ``r`` (``LOOKUP_COLUMNS`` and an
+    ordinal ``n``), defined by ``with_clause`` and named in ``source``."""
+    return (f"{with_clause}SELECT {_COLUMNS.format(events=events_table)} FROM {source}{_JOINS}"
+            " ORDER BY r.n")
+
+
+def value_rows(rows: Sequence[Sequence[Any]], asked: int) -> list[ValueRow]:
+    if len(rows) != asked:  # every lookup joins to exactly one row
+        raise RuntimeError("the read statement did not return one row per read")
+    return [ValueRow._make(row) for row in rows]

@@ -1,0 +1,1 @@
+"""SQLite: the embedded default (files in the data directory, no server)."""

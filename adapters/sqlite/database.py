@@ -1,0 +1,111 @@
+"""The project's own tables on SQLite: ``ledger.sqlite`` beside the event store's file."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from secrets_ledger.adapters.sql.database import Cursor, Row
+
+
+class SQLiteCursor:
+    """A DB-API cursor that takes the shared SQL's ``%s`` placeholders."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.raw = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self.raw.rowcount
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(sql.replace("%s", "?"), tuple(params))
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any:
+        return self.raw.executemany(sql.replace("%s", "?"), [tuple(p) for p in params])
+
+    def fetchone(self) -> Row | None:
+        row: Row | None = self.raw.fetchone()
+        return row
+
+    def fetchall(self) -> list[Row]:
+        return list(self.raw.fetchall())
+
+    def fetchmany(self, size: int) -> list[Row]:
+        return list(self.raw.fetchmany(size))
+
+
+def use_wal(conn: sqlite3.Connection) -> None:
+    """Switches the file to WAL once; two processes opening a new file may collide here,
+    and the loser of that race is told "locked" at once (no busy handler): retry."""
+    for attempt in range(50):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.05)
+
+
+class SQLiteDatabase:
+    """One connection per thread to a WAL-mode file; write transactions are IMMEDIATE."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+            use_wal(conn)
+            # FULL: a data key must be as durable as the event that needs it.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        conn = self._connection()
+        cursor = conn.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield SQLiteCursor(cursor)
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        cursor = self._connection().cursor()
+        try:
+            yield SQLiteCursor(cursor)
+        finally:
+            cursor.close()
+
+    def lock_for_migrations(self, cur: Cursor) -> None:
+        """Nothing to add: ``BEGIN IMMEDIATE`` already makes a second writer wait."""
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

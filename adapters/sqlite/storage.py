@@ -1,0 +1,65 @@
+"""The embedded default: ``events.sqlite`` (the event store) and ``ledger.sqlite`` (views,
+key store, tokens) in the data directory, created on first use."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from secrets_ledger.adapters.backend import Storage
+from secrets_ledger.adapters.eventstore import LedgerEvents, LibraryEventSource, StoredStreams
+from secrets_ledger.adapters.masterkeys import MasterKeyring
+from secrets_ledger.adapters.sql.keys import SqlKeyRows
+from secrets_ledger.adapters.sql.migrations import migrate
+from secrets_ledger.adapters.sql.tokens import SqlTokenRows
+from secrets_ledger.adapters.sql.views import SqlViewQueries
+from secrets_ledger.adapters.sqlite.database import SQLiteDatabase, use_wal
+from secrets_ledger.adapters.sqlite.values import SQLiteValueLookups
+from secrets_ledger.adapters.sqlite.viewstore import SQLiteViewStore
+from secrets_ledger.core.settings import Settings
+
+EVENTS_FILE = "events.sqlite"
+VIEWS_FILE = "ledger.sqlite"
+
+
+class SQLiteStreams(StoredStreams):
+    """The data keys live in another file than the events: they commit first, so that no
+    stored event lacks its key (a key whose event then fails to save opens nothing)."""
+
+    def __init__(self, events: LedgerEvents, key_rows: SqlKeyRows) -> None:
+        super().__init__(events)
+        self.key_rows = key_rows
+
+    def save_batch(self, aggregates: Sequence[Any],
+                   data_keys: Sequence[tuple[str, str, int, str]]) -> None:
+        self.key_rows.store_data_keys(data_keys)
+        self.events.save(*aggregates)
+
+
+def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
+    events_file, views_file = settings.data_dir / EVENTS_FILE, settings.data_dir / VIEWS_FILE
+    db = SQLiteDatabase(views_file)
+    try:
+        if run_migrations:
+            migrate(db)
+        # The library switches its file to WAL on every connection and fails at once if
+        # another process is switching it too: switch it first, with retries.
+        first = sqlite3.connect(events_file, timeout=30.0)
+        try:
+            use_wal(first)
+        finally:
+            first.close()
+        events = LedgerEvents(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                                   "SQLITE_DBNAME": str(events_file),
+                                   "SQLITE_LOCK_TIMEOUT": "30"})
+        master = MasterKeyring.from_settings(settings)
+    except BaseException:
+        db.close()
+        raise
+    key_rows = SqlKeyRows(db)
+    lookups = SQLiteValueLookups(views_file, events_file)
+    return Storage(settings, db, events, SQLiteStreams(events, key_rows), key_rows, master,
+                   SqlTokenRows(db), SqlViewQueries(db, key_order="key"), lookups,
+                   SQLiteViewStore(db), LibraryEventSource(events),
+                   replay_loader=lambda events, workers: None, closers=[lookups.close])

@@ -1,0 +1,226 @@
+"""The sub-commands of ``secrets-ledger``: each opens the runtime, calls the core as the
+operator at the machine (actor ``cli``), and prints the outcome. Stdout carries only
+machine-readable results (a new token, a checksum); progress goes to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from secrets_ledger.api.rest.deps import rest_key
+from secrets_ledger.core.imports import check_import
+from secrets_ledger.core.principals import Principal
+from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.errors import InvalidRequest
+from secrets_ledger.projections.checksum import views_checksum
+from secrets_ledger.projections.replay import replay
+from secrets_ledger.projections.views import views_named
+from secrets_ledger.runtime import LedgerRuntime
+
+EXIT_BROKEN = 1
+OPERATOR = Principal.operator("cli")
+
+
+class CommandFailed(Exception):
+    """An expected failure: one line on stderr, exit code 2."""
+
+
+def _request() -> RequestInfo:
+    return RequestInfo(f"cli-{uuid.uuid4()}")
+
+
+@contextmanager
+def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar with its rate, on stderr so that stdout stays machine-readable. It
+    appears with the first progress made: a command refused before it works prints only
+    its one line."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:>10.0f} events/s"), TimeElapsedColumn())
+    bar = Progress(*columns, console=Console(stderr=True), redirect_stdout=False)
+    task = bar.add_task(label, total=max(total, 1), rate=0.0, start=False)
+
+    def advance(count: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+            bar.start_task(task)
+        bar.advance(task, count)
+        elapsed = bar.tasks[0].elapsed or 0.0
+        done = bar.tasks[0].completed
+        bar.update(task, rate=done / elapsed if elapsed else 0.0)
+
+    try:
+        yield advance
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+def _runtime(follow: bool = False) -> LedgerRuntime:
+    return LedgerRuntime(Settings(), follow=follow)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from secrets_ledger.api.server import serve  # uvicorn is only needed here
+
+    return serve(Settings(), args.host, args.port, follow=not args.no_projector)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from secrets_ledger.adapters.storage import open_storage
+
+    storage = open_storage(Settings(), run_migrations=False)
+    try:
+        applied = storage.migrate()
+    finally:
+        storage.close()
+    print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    with _runtime() as runtime:
+        if args.once:
+            print(f"applied: {runtime.projector.catch_up()} events")
+            return 0
+        stop = threading.Event()
+        try:
+            runtime.projector.run(stop, runtime.settings.projection_poll_interval)
+        except KeyboardInterrupt:
+            stop.set()
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    views = views_named(args.view)
+    with _runtime() as runtime:
+        storage = runtime.storage
+        total = storage.event_source.max_position()
+        loader = storage.replay_loader(total, args.workers)
+        with _progress(f"replay {args.view}", total) as advance:
+            checksum = replay(storage.view_store, storage.event_source, views,
+                              progress=advance, loader=loader)
+    print(f"checksum: {checksum}")
+    return 0
+
+
+def cmd_checksum(args: argparse.Namespace) -> int:
+    views = views_named(args.view)
+    with _runtime() as runtime:
+        runtime.projector.catch_up()
+        print(f"checksum: {views_checksum(runtime.storage.view_store, views)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    with _runtime() as runtime:
+        history = runtime.ledger.history
+        if args.tenant is not None:
+            checks = [asyncio.run(history.verify(OPERATOR, args.tenant))]
+            checks[0].name = args.tenant
+        else:
+            total = runtime.storage.event_source.max_position()
+            with _progress("verify", total) as advance:
+                scan = asyncio.run(history.verify_all(OPERATOR, progress=advance))
+            checks = list(scan.checks.values())
+    broken = 0
+    for check in checks:
+        label = check.name or check.tenant_id
+        if check.ok:
+            print(f"ok      {label}: {check.events} events, head {check.head}")
+        else:
+            broken += 1
+            print(f"BROKEN  {label}: first bad position {check.first_bad_position}"
+                  f" of {check.events} ({check.reason})")
+    print(f"{len(checks) - broken} intact, {broken} broken")
+    return EXIT_BROKEN if broken else 0
+
+
+def cmd_tenant_create(args: argparse.Namespace) -> int:
+    with _runtime() as runtime:
+        created_at = asyncio.run(runtime.ledger.tenants.open(OPERATOR, args.tenant, _request()))
+    print(f"{args.tenant} {created_at}")
+    return 0
+
+
+def cmd_tenant_list(args: argparse.Namespace) -> int:
+    with _runtime() as runtime:
+        for tenant in asyncio.run(runtime.ledger.tenants.list_all(OPERATOR)):
+            state = f"shredded {tenant.shredded_at}" if tenant.shredded_at else "live"
+            print(f"{tenant.tenant}\t{tenant.created_at}\t{state}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    if args.role == "admin" and args.tenant:
+        raise CommandFailed("admin tokens are global: drop --tenant")
+    if args.role != "admin" and not args.tenant:
+        raise CommandFailed(f"{args.role} tokens need --tenant")
+    with _runtime() as runtime:
+        issued = asyncio.run(runtime.ledger.tokens.issue(
+            OPERATOR, args.role, args.tenant, args.ttl_seconds, args.description, _request()))
+    print(issued.token)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    with _runtime() as runtime:
+        asyncio.run(runtime.ledger.tokens.revoke(OPERATOR, args.tenant, args.token_id,
+                                                 _request()))
+    print(f"revoked {args.token_id}")
+    return 0
+
+
+def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
+    with _runtime() as runtime:
+        count = asyncio.run(runtime.ledger.keys.rotate_master(OPERATOR))
+    print(f"re-wrapped {count} tenant keys under the new master key; no event was touched")
+    return 0
+
+
+def cmd_keys_rotate_tenant(args: argparse.Namespace) -> int:
+    with _runtime() as runtime:
+        version = asyncio.run(runtime.ledger.tenants.rotate_key(OPERATOR, args.tenant,
+                                                                _request()))
+    print(f"key_version: {version}")
+    return 0
+
+
+def _read_import_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except OSError as error:
+        raise CommandFailed(f"cannot read {path}: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CommandFailed(f"{path} is not a JSON document") from None
+    if not isinstance(data, dict):
+        raise CommandFailed(f"{path} must hold a JSON object of key -> value")
+    return data
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    values = _read_import_file(Path(args.file))
+    # Refuse a bad file before touching storage; imported keys must be readable over the
+    # REST API, whose paths reserve some last segments.
+    check_import(args.tenant, values)
+    for key in values:
+        try:
+            rest_key(key)
+        except InvalidRequest as error:
+            raise CommandFailed(f"{error.detail}: {key!r}") from None
+    with _runtime() as runtime, _progress("import", len(values)) as advance:
+        written = asyncio.run(runtime.ledger.imports.json_object(
+            OPERATOR, args.tenant, values, _request(), create_tenant=args.create_tenant,
+            progress=advance))
+    print(f"imported {len(written)} changed keys of {len(values)} into {args.tenant}")
+    return 0

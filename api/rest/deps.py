@@ -1,0 +1,125 @@
+"""What every route needs: the ledger, the caller's credential, the request's id and
+idempotency key, and the REST-specific parts of the contract (ETags, sub-resource names)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from secrets_ledger.core.ledger import Ledger
+from secrets_ledger.core.policy import UseCase
+from secrets_ledger.core.principals import BearerToken, Credential
+from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.domain import rules
+from secrets_ledger.domain.errors import InvalidRequest, LedgerError
+from secrets_ledger.domain.tenant import Precondition
+
+T = TypeVar("T")
+RESERVED_LAST_SEGMENTS = frozenset({"versions", "undelete", "rollback", "destroy"})
+"""The sub-resources of a secret's path: a key may not end with one (contract v1)."""
+_PRINTABLE = re.compile(r"[\x21-\x7e]{1,255}")
+_ETAG = re.compile(r'"([1-9][0-9]{0,17})"')
+
+
+# async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a hop
+# that costs more than these lookups.
+async def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+# Declared so that /openapi.json documents the scheme; the checks are the core's.
+_bearer = HTTPBearer(auto_error=False, description="a token from `token create` or the API")
+
+
+async def get_caller(request: Request, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Credential:
+    """The bearer token the client sent (the core authenticates it); 401 without one."""
+    credential = BearerToken.of(credentials.credentials if credentials is not None else "")
+    request.state.credential = credential  # for an error found before the core ran
+    return credential
+
+
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+Caller = Annotated[Credential, Depends(get_caller)]
+
+
+async def get_request_info(request: Request, caller: Caller, ledger: LedgerDep) -> RequestInfo:
+    """The request's id and, when the client sent one, its idempotency key with a hash of
+    everything that makes the request (method, path, query, body)."""
+    key = request.headers.get("idempotency-key")
+    request_hash = None
+    if key is not None:
+        if not _PRINTABLE.fullmatch(key):
+            await ledger.authenticate(caller)  # a caller with a bad token learns that first
+            raise InvalidRequest("Idempotency-Key is 1-255 printable ASCII characters")
+        digest = hashlib.sha256()
+        for part in (request.method, request.url.path, request.url.query):
+            digest.update(part.encode() + b"\0")
+        digest.update(await request.body())
+        request_hash = digest.hexdigest()
+    return RequestInfo(request.state.request_id, key, request_hash)
+
+
+Info = Annotated[RequestInfo, Depends(get_request_info)]
+
+
+async def judged(ledger: Ledger, caller: Credential, tenant: str | None, use_case: UseCase,
+                 parse: Callable[[], T]) -> T:
+    """``parse()`` of something the client sent; if it is malformed, the refusal comes
+    once the caller is admitted for ``use_case``, in the order the core itself keeps."""
+    try:
+        return parse()
+    except LedgerError as error:
+        await ledger.refuse(caller, tenant, use_case, error)
+
+
+def rest_key(key: str) -> str:
+    """A key these paths can address: the ledger's rules, and a last segment that names no
+    sub-resource."""
+    rules.check_secret_key(key)
+    if key.rsplit("/", 1)[-1] in RESERVED_LAST_SEGMENTS:
+        raise InvalidRequest("the last segment of a secret key may not name a sub-resource")
+    return key
+
+
+def parse_precondition(if_match: str | None, if_none_match: str | None) -> Precondition | None:
+    if if_match is not None and if_none_match is not None:
+        raise InvalidRequest("send If-Match or If-None-Match, not both")
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise InvalidRequest('If-None-Match supports only "*"')
+        return Precondition("absent")
+    if if_match is None:
+        return None
+    if if_match.strip() == "*":
+        return Precondition("live")
+    match = _ETAG.fullmatch(if_match.strip())
+    if match is None:
+        raise InvalidRequest('If-Match is "*" or a quoted version number such as "3"')
+    return Precondition("version", int(match.group(1)))
+
+
+def if_version(value: int | None) -> Precondition | None:
+    if value is None:
+        return None
+    if value != 0:
+        rules.check_version(value)
+    return Precondition.at_version(value)
+
+
+def json_response(body: BaseModel, status: int = 200, etag: int | None = None) -> Response:
+    """The body as compact JSON, serialized by pydantic directly (the route declares the
+    model for /openapi.json; returning a response skips FastAPI re-validating it)."""
+    response = Response(body.__pydantic_serializer__.to_json(body), status_code=status,
+                        media_type="application/json")
+    if etag is not None:
+        response.headers["ETag"] = f'"{etag}"'
+    return response

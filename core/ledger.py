@@ -1,0 +1,65 @@
+"""The ledger's use cases, grouped by what they act on; every front end calls these and
+nothing below them.
+
+    ledger.tenants   open, list_all, rotate_key, shred
+    ledger.tokens    issue, revoke, bootstrap
+    ledger.secrets   write, put, delete, undelete, roll_back, destroy
+    ledger.imports   json_object
+    ledger.reads     value, keys, versions
+    ledger.history   audit, verify, verify_all
+    ledger.keys      rotate_master
+
+Each takes the caller's credential first and admits it for its ``policy.UseCase``; all
+are coroutines (the CLI runs each with ``asyncio.run``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn
+
+from secrets_ledger.core.door import Door
+from secrets_ledger.core.history import History
+from secrets_ledger.core.imports import Imports
+from secrets_ledger.core.keys import Keys
+from secrets_ledger.core.policy import UseCase
+from secrets_ledger.core.ports import Ports, ViewsFollower
+from secrets_ledger.core.principals import Credential, Principal
+from secrets_ledger.core.reads import Reads
+from secrets_ledger.core.secrets import Secrets
+from secrets_ledger.core.settings import Settings
+from secrets_ledger.core.tenants import Tenants
+from secrets_ledger.core.tokens import Tokens
+from secrets_ledger.domain.errors import LedgerError
+
+
+class Ledger:
+    def __init__(self, ports: Ports, follower: ViewsFollower, settings: Settings) -> None:
+        self.door = Door(ports, follower, settings)
+        self.tenants = Tenants(self.door)
+        self.tokens = Tokens(self.door)
+        self.secrets = Secrets(self.door)
+        self.imports = Imports(self.door, self.tenants, self.secrets)
+        self.reads = Reads(self.door)
+        self.history = History(self.door)
+        self.keys = Keys(self.door)
+
+    async def authenticate(self, credential: Credential) -> Principal:
+        """The principal a credential proves (Unauthorized if none)."""
+        if isinstance(credential, Principal):
+            return credential
+        return await self.door.in_thread(self.door.authenticate, credential)
+
+    async def refuse(self, credential: Credential, tenant: str | None, use_case: UseCase,
+                     error: LedgerError) -> NoReturn:
+        """For a front end that found the request malformed before it could call the use
+        case: raises ``error`` once the caller is admitted for ``use_case``, so that a
+        caller without the right is told that first, as the use case itself would."""
+        await self.door.refuse(credential, tenant, use_case, error)
+
+    def on_saved(self, hook: Callable[[], None]) -> None:
+        """Calls ``hook`` after every batch stored (a front end's metrics)."""
+        self.door.on_saved = hook
+
+    def close(self) -> None:
+        self.door.close()

@@ -1,0 +1,279 @@
+"""What the core needs from storage: small interfaces that the adapters implement, once per
+backend (``adapters/sqlite``, ``adapters/postgres``), and that tests can implement too.
+
+Rows cross these interfaces as plain tuples and named tuples: the core decides what they
+mean (a token's row proves a principal, a key row opens a value), the adapters only how
+they are stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+from uuid import UUID
+
+from secrets_ledger.domain.reads import ValueReads
+from secrets_ledger.domain.tenant import Tenant
+
+
+class ConcurrentAppend(Exception):
+    """Another process appended to one of the streams being saved; nothing was stored."""
+
+
+@dataclass(frozen=True)
+class WrappedDataKey:
+    """A new data key as stored: wrapped by its tenant key (``key`` is the unwrapped key,
+    kept only in memory to seal the value it was made for)."""
+
+    dek_id: str
+    tenant_id: str
+    key_version: int
+    wrapped: str
+    key: bytes
+
+    def __repr__(self) -> str:  # never key material in a log line
+        return f"WrappedDataKey({self.dek_id!r})"
+
+
+class StoredEvent(NamedTuple):
+    """One stored event as verification reads it: where it is, and how to decode it."""
+
+    position: int
+    stream_id: UUID
+    version: int
+    topic: str
+    decode: Callable[[], Any]
+
+
+class TenantStreams(Protocol):
+    """The event store of the tenant aggregates (and of the read records)."""
+
+    def load(self, tenant_id: UUID) -> Tenant | None:
+        """The tenant's aggregate as stored, or None when it has no stream."""
+
+    def newer_events(self, tenant: Tenant) -> list[Tenant.Event]:
+        """Events other processes appended after ``tenant.version``."""
+
+    def save(self, tenants: Sequence[Tenant], reads: Sequence[ValueReads],
+             data_keys: Sequence[WrappedDataKey]) -> None:
+        """Stores the tenants' pending events and the read records atomically, and the
+        data keys so that no stored event lacks its key; ConcurrentAppend if another
+        process appended to one of the streams first (then nothing is stored)."""
+
+    def head(self, tenant_id: UUID) -> int | None:
+        """The version of the stream's latest event, or None when there is no stream."""
+
+    def max_position(self) -> int:
+        """The position of the latest stored event (0 when there is none)."""
+
+    def stream(self, tenant_id: UUID) -> Iterable[StoredEvent]:
+        """Every stored event of one stream, in order."""
+
+    def stored_after(self, position: int, limit: int) -> Sequence[StoredEvent]:
+        """The next stored events of every stream after ``position``, in order."""
+
+
+class TenantKeyRow(NamedTuple):
+    tenant_id: str
+    key_version: int
+    wrapped: str  # base64 of the tenant key sealed by a master key
+    master_key_id: str  # the fingerprint of that master key
+
+
+class KeyRows(Protocol):
+    """The mutable key store: deleting its rows is what crypto-shreds values."""
+
+    def insert_tenant_key(self, row: TenantKeyRow, created_at: str) -> None:
+        """Inserts the row unless that tenant key exists (a retried command made it)."""
+
+    def tenant_key(self, tenant_id: str, key_version: int) -> TenantKeyRow | None: ...
+
+    def data_key(self, tenant_id: str, dek_id: str) -> tuple[str, TenantKeyRow] | None:
+        """A data key's wrapped form and the row of the tenant key that wraps it."""
+
+    def destroy_data_keys(self, tenant_id: str, dek_ids: Sequence[str]) -> None: ...
+
+    def shred_tenant(self, tenant_id: str) -> None:
+        """Deletes every tenant key and data key of the tenant."""
+
+    def rewrap_tenant_keys(self, master_key_id: str,
+                           rewrap: Callable[[TenantKeyRow], str]) -> int:
+        """In one transaction, replaces the wrapped form of every tenant key not wrapped by
+        ``master_key_id`` with ``rewrap(row)``; returns how many."""
+
+
+class MasterKeys(Protocol):
+    """The master keys, which live outside the database (environment or a 0600 file)."""
+
+    def current(self) -> bytes:
+        """The key that wraps new tenant keys."""
+
+    def by_fingerprint(self, fingerprint: str) -> bytes:
+        """The key with this fingerprint; Unavailable when it is not configured."""
+
+    def begin_rotation(self) -> bytes:
+        """The next master key (made or read where the backend keeps it)."""
+
+    def finish_rotation(self) -> None:
+        """Makes the next master key the only one, once every tenant key is under it."""
+
+
+TokenRow = tuple[str, str, str, str | None, str | None, str | None]
+"""``principals.TOKEN_COLUMNS``: token id, hash, role, tenant, expires at, revoked at."""
+
+
+class TokenRows(Protocol):
+    """API tokens, stored only as hashes."""
+
+    def insert(self, row: TokenRow, description: str, created_at: str) -> None: ...
+
+    def by_hashes(self, digests: Sequence[str]) -> dict[str, TokenRow]:
+        """The rows of the tokens with these hashes, by hash, in one statement."""
+
+    def revoke(self, tenant: str, token_id: str, at: str) -> bool:
+        """Revokes a live token of the tenant; False if there was none."""
+
+    def has_live_admin(self) -> bool: ...
+
+
+class AuditRow(NamedTuple):
+    position: int
+    at: str
+    action: str
+    key: str | None
+    version: int | None
+    actor: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    key: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: str | None = None  # stored time text, inclusive
+    until: str | None = None  # stored time text, exclusive
+
+
+class ViewQueries(Protocol):
+    """The projected views (current view, audit trail), as the core's queries read them."""
+
+    def tenant_state(self, tenant_id: str) -> tuple[str | None, int] | None:
+        """(shredded_at, the stream version the views hold) of a tenant, or None."""
+
+    def tenants(self) -> list[tuple[str, str, str | None]]:
+        """(name, created_at, shredded_at) of every tenant, by name."""
+
+    def idempotency_record(self, tenant_id: str, key: str) -> tuple[str | None, str] | None:
+        """(request hash, JSON outcome) of an idempotency key of the tenant."""
+
+    def key_state(self, tenant_id: str, key: str) -> tuple[int, bool] | None:
+        """(latest version, deleted) of a key."""
+
+    def version_row(self, tenant_id: str, key: str, version: int
+                    ) -> tuple[str | None, str | None, str | None] | None:
+        """(ciphertext, dek_id, metadata JSON) of one version of a key."""
+
+    def data_key_ids(self, tenant_id: str, key: str) -> dict[int, str | None]:
+        """Every version of the key with its data key id (None once destroyed)."""
+
+    def current_versions(self, tenant_id: str) -> dict[str, int]:
+        """The current version of every live key of the tenant."""
+
+    def versions(self, tenant_id: str, key: str) -> list[tuple[int, str, str, str]]:
+        """(version, created_at, created_by, state) of every version of a key."""
+
+    def keys_page(self, tenant_id: str, prefix: str, after: str, limit: int,
+                  at: str | None) -> list[tuple[str, int, str]]:
+        """(key, version, updated_at) of live keys after ``after`` in byte order, now or as
+        they were ``at``; at most ``limit`` rows."""
+
+    def audit_page(self, tenant_id: str, where: AuditFilter, after: int,
+                   limit: int) -> list[AuditRow]: ...
+
+
+class ValueLookup(NamedTuple):
+    """One value read of a batch: which tenant, key and version, and whose token."""
+
+    tenant_id: UUID
+    token_digest: str | None  # None when the caller is an established principal
+    key: str
+    version: int | None  # None: the version current now (or ``at``)
+    at: str | None  # stored time text: the version current then
+
+
+class ValueRow(NamedTuple):
+    """Everything one value read needs, read in the same statement as the batch's others:
+    the token's row, the stream's head against the views (read-your-writes), the key and
+    version rows, and the rows of the keys that open the value."""
+
+    token_id: str | None
+    token_hash: str | None
+    role: str | None
+    token_tenant: str | None
+    expires_at: str | None
+    revoked_at: str | None
+    head: int | None  # the stream's latest version, None when there is no stream
+    views_version: int | None  # the stream version the views hold
+    shredded_at: str | None
+    current_version: int | None  # None when the key never existed
+    deleted: bool | None
+    at_version: int | None  # the version current ``at`` (when asked)
+    at_live: bool | None
+    version: int | None  # the version found (None: no such version)
+    state: str | None
+    metadata: str | None
+    created_at: str | None
+    created_by: str | None
+    ciphertext: str | None
+    dek_id: str | None
+    data_key_wrapped: str | None
+    tenant_key_version: int | None
+    tenant_key_wrapped: str | None
+    master_key_id: str | None
+
+    @property
+    def token(self) -> tuple[Any, ...]:
+        return tuple(self[:6])
+
+
+class ValueLookups(Protocol):
+    def value_rows(self, lookups: Sequence[ValueLookup]) -> list[ValueRow]:
+        """One row per lookup, in order, in one statement."""
+
+
+class ViewsFollower(Protocol):
+    """The projector, as the core waits for it (read-your-writes)."""
+
+    def wait_until(self, caught_up: Callable[[], bool], timeout: float) -> bool:
+        """Blocks until ``caught_up()`` holds; False on timeout."""
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Blocks until every view has applied ``position``; False on timeout."""
+
+    def wake(self) -> None:
+        """New events were stored: follow them now rather than at the next poll."""
+
+
+class Ports(Protocol):
+    """Everything the core reads and writes, for one deployment. Which database holds a
+    tenant is the adapters' decision (``adapters.storage``), made in one place."""
+
+    @property
+    def streams(self) -> TenantStreams: ...
+
+    @property
+    def key_rows(self) -> KeyRows: ...
+
+    @property
+    def master_keys(self) -> MasterKeys: ...
+
+    @property
+    def token_rows(self) -> TokenRows: ...
+
+    @property
+    def views(self) -> ViewQueries: ...
+
+    @property
+    def value_lookups(self) -> ValueLookups: ...

@@ -1,0 +1,24 @@
+"""What a front end tells the core about a request, besides who sent it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from secrets_ledger.core.principals import Principal
+from secrets_ledger.domain.tenant import RequestContext
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """The request's id (recorded with every event and read it causes) and, for a request
+    that may be repeated, its idempotency key and a hash of everything the client sent
+    (how the front end hashes is its own business: the same request, the same hash)."""
+
+    request_id: str
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+    def context(self, principal: Principal) -> RequestContext:
+        """The domain's context: this request, acted on by ``principal``."""
+        return RequestContext(principal.token_id, self.request_id, self.idempotency_key,
+                              self.request_hash)

@@ -1,0 +1,25 @@
+"""Every setting of the ledger in one place, read from the environment (prefix LEDGER_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".ledger"), description="SQLite files and master key")
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql://… selects PostgreSQL instead of SQLite"
+    )
+    database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    master_key: SecretStr | None = Field(default=None, description="base64 of 32 bytes")
+    new_master_key: SecretStr | None = Field(default=None, description="for rotate-master")
+    bootstrap_token: SecretStr | None = None
+    pool_size: int = Field(default=8, ge=1, le=100)
+    read_your_writes_timeout: float = Field(default=5.0, gt=0)
+    projection_poll_interval: float = Field(default=0.05, gt=0)
+    readiness_max_lag: int = Field(default=1000, ge=0)

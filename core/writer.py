@@ -1,0 +1,343 @@
+"""Group commit: one writer thread turns many concurrent requests into one transaction.
+
+Every save on PostgreSQL locks the events table, so one commit per write caps the
+ledger at a few hundred writes per second however many callers there are. Here callers
+hand their job to the writer and await it on their event loop (no thread waits for a
+commit); the writer takes every waiting job and, for the whole batch:
+
+1. authenticates the callers' bearer tokens in one statement, and admits each caller
+   for its use case (``policy.authorize``);
+2. reads every value read's row (token, stream head, views, keys) in one statement and
+   has each judged and opened;
+3. runs every command against its tenant's aggregate (in arrival order, so two commands
+   on one tenant see each other), then saves all aggregates, the new data keys and the
+   batch's read records atomically, and only then answers each caller.
+
+Aggregates stay cached between batches. In this process they are always fresh (only
+this thread writes them); another process may have appended, which surfaces as a
+conflict on save: the batch is then re-run on reloaded aggregates, so every
+precondition is re-checked against fresh state. A refusal computed on a cached
+aggregate is confirmed against the store before it is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from secrets_ledger.core.jobs import Effects, Job
+from secrets_ledger.core.policy import authorize
+from secrets_ledger.core.ports import ConcurrentAppend, Ports
+from secrets_ledger.core.principals import Principal, principal_of
+from secrets_ledger.domain.errors import IdempotencyKeyReused, LedgerError, Unavailable
+from secrets_ledger.domain.outcomes import outcome_of
+from secrets_ledger.domain.reads import ValueReads
+from secrets_ledger.domain.tenant import RequestContext, Tenant
+from secrets_ledger.domain.times import utc_now
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_ATTEMPTS = 25
+MAX_BATCH = 256
+CACHE_SIZE = 2_000
+RECENT_IDEMPOTENCY_KEYS = 100_000
+GATHER_SECONDS = 0.001
+GATHER_POLL_SECONDS = 0.0001
+Outcome = tuple[str | None, dict[str, Any]]  # (request hash, outcome) of an idempotent job
+StoredOutcome = Callable[[UUID, RequestContext], dict[str, Any] | None]
+
+
+def _prepared(job: Job[Any], step: Callable[[Job[Any]], bool]) -> bool:
+    """Runs a job's preparing ``step`` (whether the job goes on); a refusal, or any other
+    failure, answers the job instead."""
+    try:
+        return step(job)
+    except LedgerError as error:
+        job.finish(error=error)
+    except Exception as error:
+        # The type only: a message could quote the input, which may be a value.
+        log.error("preparing a job failed: %s", type(error).__name__)
+        job.finish(error=Unavailable("the request failed; retry"))
+    return False
+
+
+class BatchWriter:
+    def __init__(self, ports: Ports, on_saved: Callable[[], None],
+                 stored_outcome: StoredOutcome) -> None:
+        self.streams = ports.streams
+        self.tokens = ports.token_rows
+        self.lookups = ports.value_lookups
+        self.on_saved = on_saved
+        # Looks an idempotency key up in the views: after a conflict, another process may
+        # have stored the same request first.
+        self.stored_outcome = stored_outcome
+        self._queue: queue.SimpleQueue[Job[Any] | None] = queue.SimpleQueue()
+        self._closing = threading.Lock()
+        self._closed = False
+        self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
+        # Outcomes of recent idempotent commands: closes the race between two identical
+        # requests that both missed the idempotency view before either was saved.
+        self._batch_outcomes: dict[tuple[UUID, str], Outcome] = {}
+        self._recent: OrderedDict[tuple[UUID, str], Outcome] = OrderedDict()
+        self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
+        self._thread.start()
+
+    async def run(self, job: Job[T]) -> T:
+        """Hands the job to the writer and awaits its answer."""
+        return await job.awaited(self._submit)
+
+    def close(self) -> None:
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _submit(self, job: Job[Any]) -> None:
+        with self._closing:  # a job is queued before the stop, or refused
+            if self._closed or not self._thread.is_alive():
+                raise Unavailable("the ledger is shutting down")
+            self._queue.put(job)
+
+    # ---- the writer thread --------------------------------------------------------------
+
+    def _loop(self) -> None:
+        previous = 0  # the size of the last batch: how many callers were writing together
+        while True:
+            first = self._queue.get()
+            if first is None:
+                self._refuse_queued()
+                return
+            batch = [first]
+            if previous > 1:
+                self._gather(previous)
+            while len(batch) < MAX_BATCH:
+                try:
+                    following = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if following is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(following)
+            previous = len(batch)
+            try:
+                self._commit(self._answer_reads(self._admit(batch)))
+            except BaseException as error:  # never leave a caller waiting
+                log.error("write batch failed: %s", type(error).__name__)
+                for job in batch:
+                    if not job.done:
+                        job.finish(error=Unavailable("the write could not be stored; retry"))
+
+    def _refuse_queued(self) -> None:
+        """Answers what is still queued behind the stop (a batch cut short by it)."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.finish(error=Unavailable("the ledger is shutting down"))
+
+    def _gather(self, expected: int) -> None:
+        """Gives the callers of the last batch a moment to send their next job.
+
+        The callers woken by a commit come back one at a time, so without waiting the
+        writer takes the first few, commits them, and the rest wait a whole commit:
+        concurrent callers settle into two half-size batches. Waiting until as many jobs
+        as the last batch had are queued, for at most ``GATHER_SECONDS``, keeps them in
+        one batch. A lone caller never waits, and the wait ends as soon as a pause of
+        ``GATHER_POLL_SECONDS`` brings no new job.
+        """
+        deadline = time.monotonic() + GATHER_SECONDS
+        queued = self._queue.qsize()
+        while queued + 1 < expected and time.monotonic() < deadline:
+            time.sleep(GATHER_POLL_SECONDS)  # releases the GIL to the callers
+            arrived, queued = self._queue.qsize() - queued, self._queue.qsize()
+            if arrived <= 0:
+                return
+
+    def _admit(self, batch: list[Job[Any]]) -> list[Job[Any]]:
+        """Authenticates the commands' callers (their tokens' rows read in one statement)
+        and admits each for its use case; those refused are answered here. Value reads
+        are admitted with their rows (``_answer_reads``). The jobs that go on, in order."""
+        digests = sorted({token.digest for job in batch
+                          if job.lookup is None and (token := job.token) is not None})
+        rows = self.tokens.by_hashes(digests) if digests else {}
+
+        def admit(job: Job[Any]) -> bool:
+            if job.lookup is None:
+                token = job.token
+                principal = (principal_of(token.digest, rows.get(token.digest))
+                             if token is not None else job.credential)
+                assert isinstance(principal, Principal)
+                authorize(principal, job.tenant, job.use_case)
+                job.admitted(principal)
+            return True
+
+        return [job for job in batch if _prepared(job, admit)]
+
+    def _answer_reads(self, batch: list[Job[Any]]) -> list[Job[Any]]:
+        """Reads the rows of the batch's value reads in one statement, admits each caller
+        and has each row judged; those refused (or with nothing to record) are answered
+        here. A read goes on with its result and the reads to record."""
+        reading = [job for job in batch if job.lookup is not None]
+        if not reading:
+            return batch
+        rows = iter(self.lookups.value_rows([job.lookup for job in reading
+                                             if job.lookup is not None]))
+
+        def answer(job: Job[Any]) -> bool:  # called for the reading jobs, in their order
+            if job.answer is None:
+                return True
+            row = next(rows)
+            token = job.token
+            principal = (principal_of(token.digest, row.token) if token is not None
+                         else job.credential)
+            assert isinstance(principal, Principal)
+            authorize(principal, job.tenant, job.use_case)
+            job.admitted(principal)
+            assert job.ctx is not None
+            job.result, job.reads = job.answer(row, job.ctx)
+            job.answer = None
+            if not job.reads:  # nothing to record: nothing is handed out yet
+                job.finish(job.result)
+            return bool(job.reads)
+
+        return [job for job in batch if _prepared(job, answer)]
+
+    def _commit(self, batch: list[Job[Any]]) -> None:
+        for attempt in range(MAX_ATTEMPTS):
+            aggregates: dict[UUID, Tenant] = {}
+            self._batch_outcomes = {}
+            effects = Effects()
+            staged: list[tuple[Job[Any], Any]] = []
+            for job in batch:
+                if job.command is None:  # a read: its result waits for its record
+                    staged.append((job, job.result))
+                    continue
+                try:
+                    staged.append((job, self._stage(job, aggregates, effects)))
+                except LedgerError as error:
+                    job.result, job.error = None, error
+                except Exception as error:
+                    # The type only: a message could quote the input, which may be a value.
+                    log.error("command failed: %s", type(error).__name__)
+                    job.result, job.error = None, Unavailable("the command failed; retry")
+            try:
+                self._save(aggregates, effects, [job for job, _ in staged])
+            except ConcurrentAppend:
+                # Another process appended to one of these tenants: reload and re-run all.
+                for tenant_id in aggregates:
+                    self._cache.pop(tenant_id, None)
+                for job in batch:
+                    job.error = None
+                time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
+                continue
+            except Exception:
+                for tenant_id in aggregates:
+                    self._cache.pop(tenant_id, None)
+                raise
+            for tenant in aggregates.values():
+                self._remember(tenant)
+            self._settle(batch, staged)
+            return
+        for job in batch:
+            job.finish(error=Unavailable("the tenant is too contended right now; retry"))
+
+    def _stage(self, job: Job[Any], aggregates: dict[UUID, Tenant], effects: Effects) -> Any:
+        assert job.tenant_id is not None
+        assert job.command is not None
+        assert job.ctx is not None
+        job.new_events = []
+        aggregate = aggregates.get(job.tenant_id)
+        if aggregate is None:
+            aggregate = self._cached_or_stored(job.tenant_id)
+            if aggregate is not None:
+                aggregates[job.tenant_id] = aggregate
+        # After loading: an identical request stored before the load is seen here, one
+        # stored after it makes this batch's save conflict and come back here.
+        replay = self._replayed(job)
+        if replay is not None:
+            return replay
+        before = len(aggregate.pending_events) if aggregate else 0
+        local = Effects()
+        try:
+            tenant, result = job.command(aggregate, local, job.ctx)
+        except LedgerError:
+            # A refusal computed on a cached aggregate may be stale: confirm it first.
+            if aggregate is None or aggregate.pending_events or not self._fast_forward(
+                    aggregate):
+                raise
+            tenant, result = job.command(aggregate, local, job.ctx)
+        aggregates[job.tenant_id] = tenant
+        job.new_events = list(tenant.pending_events[before:])
+        if job.idempotency is not None and job.new_events:
+            self._batch_outcomes[job.idempotency] = (job.ctx.request_hash,
+                                                     outcome_of(job.new_events[-1]))
+        effects.data_keys += local.data_keys
+        effects.before_save += local.before_save
+        return result
+
+    def _replayed(self, job: Job[Any]) -> Any:
+        key = job.idempotency
+        if key is None or job.replayed is None or job.ctx is None:
+            return None
+        remembered = self._batch_outcomes.get(key) or self._recent.get(key)
+        if remembered is None:
+            stored = self.stored_outcome(key[0], job.ctx)  # compares the request hashes
+            return None if stored is None else job.replayed(stored)
+        request_hash, outcome = remembered
+        if request_hash != job.ctx.request_hash:
+            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
+        return job.replayed(outcome)
+
+    def _save(self, aggregates: dict[UUID, Tenant], effects: Effects,
+              staged: list[Job[Any]]) -> None:
+        changed = [tenant for tenant in aggregates.values() if tenant.pending_events]
+        records = [read for job in staged for read in job.reads]
+        if not changed and not records:
+            return
+        # The batch's reads, one event: made for each attempt (a save empties its
+        # aggregate's pending events, and a retried batch must store them again).
+        reads = [ValueReads.record(records, utc_now())] if records else []
+        for effect in effects.before_save:
+            effect()
+        self.streams.save(changed, reads, effects.data_keys)
+        self.on_saved()
+
+    def _settle(self, batch: list[Job[Any]], staged: list[tuple[Job[Any], Any]]) -> None:
+        self._recent.update(self._batch_outcomes)
+        while len(self._recent) > RECENT_IDEMPOTENCY_KEYS:
+            self._recent.popitem(last=False)
+        for job, result in staged:
+            if job.error is None:
+                job.finish(result)
+        for job in batch:
+            if not job.done:
+                job.finish(error=job.error)
+
+    # ---- the aggregate cache ----------------------------------------------------------
+
+    def _cached_or_stored(self, tenant_id: UUID) -> Tenant | None:
+        cached = self._cache.pop(tenant_id, None)
+        return cached if cached is not None else self.streams.load(tenant_id)
+
+    def _fast_forward(self, tenant: Tenant) -> bool:
+        """Applies events other processes appended; True if there were any."""
+        newer = self.streams.newer_events(tenant)
+        for event in newer:
+            event.mutate(tenant)
+        return bool(newer)
+
+    def _remember(self, tenant: Tenant) -> None:
+        self._cache[tenant.id] = tenant
+        self._cache.move_to_end(tenant.id)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)

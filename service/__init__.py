@@ -1,1 +1,0 @@
-"""The application service: storage, key store and the ledger's use cases, free of HTTP."""
