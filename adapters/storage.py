@@ -7,10 +7,18 @@ event tables or databases) become one more choice here, behind the same ports.
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
+
 from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.postgres.storage import open_postgres
 from secrets_ledger.adapters.sqlite.storage import open_sqlite
 from secrets_ledger.core.settings import Settings
+
+STORAGE_ERRORS: tuple[type[Exception], ...] = (psycopg.OperationalError, sqlite3.Error, OSError)
+"""What a backend raises when its storage (a server, or the files of the data directory)
+cannot be reached or used: a command line verb reports it in one line."""
 
 
 def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:

@@ -271,7 +271,7 @@ class _FillSealer:
 
     def __call__(self, key: str, version: int, key_version: int) -> Any:
         from secrets_ledger.domain import crypto
-        from secrets_ledger.domain.tenant import SealedValue
+        from secrets_ledger.domain.changes import SealedValue
 
         tenant_key = self.tenant_keys.get(key_version)
         if tenant_key is None:
@@ -298,7 +298,8 @@ def create_filled_tenants(rt: Any, tenants: Sequence[str], events_per_tenant: in
     The ledger has never seen these tenants: its first command on one loads it from the
     store. Returns the number of events stored, ``Opened`` included.
     """
-    from secrets_ledger.domain.tenant import RequestContext, SetValue, Tenant
+    from secrets_ledger.domain.changes import RequestContext, SetValue
+    from secrets_ledger.domain.tenant import Tenant
     from secrets_ledger.service.clock import utc_now
 
     events, keys = rt.storage.events, rt.storage.keys

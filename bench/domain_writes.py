@@ -103,7 +103,7 @@ class LedgerSystem:
     name = "ledger"
 
     def __init__(self, space: Workspace, pool_size: int | None, follow: bool) -> None:
-        from secrets_ledger.domain.tenant import RequestContext
+        from secrets_ledger.domain.changes import RequestContext
 
         self.schema = space.schema("dw")
         self.rt = open_runtime(space, self.schema, pool_size=pool_size, follow=follow)

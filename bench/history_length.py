@@ -75,7 +75,7 @@ def main() -> int:
     tenants = {"short": "history-short", "long": "history-long"}
     keys = [f"app/key-{k:04d}" for k in range(args.keys)]
 
-    from secrets_ledger.domain.tenant import RequestContext
+    from secrets_ledger.domain.changes import RequestContext
 
     ctx = RequestContext(actor="bench", request_id="bench-history")
     warm: dict[str, list[dict[str, Any]]] = {"short": [], "long": []}

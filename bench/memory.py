@@ -85,7 +85,7 @@ def settings_for(space: Workspace, schema: str | None, master_key: str | None) -
 
 def fill(settings: Any, tenants: list[str]) -> dict[str, float]:
     """Opens the tenants and writes 100 secrets into each, through the ledger's API."""
-    from secrets_ledger.domain.tenant import RequestContext, SetValue
+    from secrets_ledger.domain.changes import RequestContext, SetValue
     from secrets_ledger.service.runtime import LedgerRuntime
 
     keys = secret_keys()

@@ -29,13 +29,14 @@ from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.core.writer import BatchWriter
 from secrets_ledger.domain import rules
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import (
     IdempotencyKeyReused,
     LedgerError,
     TenantNotFound,
     Unavailable,
 )
-from secrets_ledger.domain.tenant import RequestContext, Tenant, tenant_id_for
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 
 T = TypeVar("T")
 QUERY_THREADS = 32

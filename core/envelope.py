@@ -18,8 +18,8 @@ from functools import partial
 
 from secrets_ledger.core.ports import KeyRows, MasterKeys, TenantKeyRow, WrappedDataKey
 from secrets_ledger.domain import crypto
+from secrets_ledger.domain.changes import SealedValue
 from secrets_ledger.domain.errors import CannotOpen, Unavailable, VersionDestroyed
-from secrets_ledger.domain.tenant import SealedValue
 from secrets_ledger.domain.times import format_time, utc_now
 
 

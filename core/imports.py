@@ -16,6 +16,7 @@ from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.secrets import Secrets, WriteResult
 from secrets_ledger.core.tenants import Tenants
 from secrets_ledger.domain import rules
+from secrets_ledger.domain.changes import Change, Precondition, SetValue
 from secrets_ledger.domain.errors import (
     InvalidRequest,
     LedgerError,
@@ -23,7 +24,7 @@ from secrets_ledger.domain.errors import (
     TenantNotFound,
     Unavailable,
 )
-from secrets_ledger.domain.tenant import Change, Precondition, SetValue, tenant_id_for
+from secrets_ledger.domain.tenant import tenant_id_for
 
 MAX_ATTEMPTS = 25
 

@@ -5,6 +5,7 @@ the writer authenticates every caller of a batch in one statement."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from contextlib import suppress
@@ -16,9 +17,12 @@ from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.ports import ValueLookup, ValueRow, WrappedDataKey
 from secrets_ledger.core.principals import BearerToken, Credential, Principal
 from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.domain.changes import RequestContext
+from secrets_ledger.domain.errors import LedgerError, Unavailable
 from secrets_ledger.domain.reads import ReadRecord
-from secrets_ledger.domain.tenant import RequestContext, Tenant
+from secrets_ledger.domain.tenant import Tenant
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -77,6 +81,19 @@ class Job(Generic[T]):
 
     def admitted(self, principal: Principal) -> None:
         self.ctx = self.request.context(principal)
+
+    def prepared(self, step: Callable[[Job[T]], bool]) -> bool:
+        """Runs a preparing ``step`` (whether the job goes on to be committed); a refusal,
+        or any other failure, answers the job instead."""
+        try:
+            return step(self)
+        except LedgerError as error:
+            self.finish(error=error)
+        except Exception as error:
+            # The type only: a message could quote the input, which may be a value.
+            log.error("preparing a job failed: %s", type(error).__name__)
+            self.finish(error=Unavailable("the request failed; retry"))
+        return False
 
     def finish(self, result: Any = None, error: BaseException | None = None) -> None:
         if self.done:  # answered already: a caller is woken once

@@ -23,6 +23,7 @@ from secrets_ledger.core.ports import TenantKeyRow, ValueLookup, ValueRow
 from secrets_ledger.core.principals import BearerToken, Credential
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.domain import rules
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import (
     InvalidRequest,
     LedgerError,
@@ -35,7 +36,7 @@ from secrets_ledger.domain.errors import (
     VersionNotFound,
 )
 from secrets_ledger.domain.reads import ReadRecord
-from secrets_ledger.domain.tenant import RequestContext, tenant_id_for
+from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import stored_time
 
 READ_NOT_RECORDED = "the read could not be recorded; no value returned"

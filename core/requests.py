@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from secrets_ledger.core.principals import Principal
-from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.domain.changes import RequestContext
 
 
 @dataclass(frozen=True)

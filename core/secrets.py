@@ -19,6 +19,7 @@ from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.domain import rules
+from secrets_ledger.domain.changes import Change, Precondition, RequestContext, SetValue
 from secrets_ledger.domain.errors import (
     InvalidRequest,
     SecretDeleted,
@@ -26,14 +27,7 @@ from secrets_ledger.domain.errors import (
     TenantShredded,
     VersionNotFound,
 )
-from secrets_ledger.domain.tenant import (
-    Change,
-    Precondition,
-    RequestContext,
-    SetValue,
-    Tenant,
-    tenant_id_for,
-)
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
 
 

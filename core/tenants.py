@@ -9,8 +9,9 @@ from secrets_ledger.core.jobs import Effects
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import TenantExists
-from secrets_ledger.domain.tenant import RequestContext, Tenant
+from secrets_ledger.domain.tenant import Tenant
 from secrets_ledger.domain.times import format_time, utc_now
 
 

@@ -16,9 +16,10 @@ from secrets_ledger.core.jobs import Effects
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import Credential, Principal, Role, hash_token
 from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import InvalidRequest, TokenNotFound
 from secrets_ledger.domain.rules import check_text
-from secrets_ledger.domain.tenant import RequestContext, Tenant
+from secrets_ledger.domain.tenant import Tenant
 from secrets_ledger.domain.times import format_time, utc_now
 
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600

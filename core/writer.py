@@ -13,11 +13,9 @@ commit); the writer takes every waiting job and, for the whole batch:
    on one tenant see each other), then saves all aggregates, the new data keys and the
    batch's read records atomically, and only then answers each caller.
 
-Aggregates stay cached between batches. In this process they are always fresh (only
-this thread writes them); another process may have appended, which surfaces as a
-conflict on save: the batch is then re-run on reloaded aggregates, so every
-precondition is re-checked against fresh state. A refusal computed on a cached
-aggregate is confirmed against the store before it is reported.
+Aggregates stay cached between batches (``aggregates.AggregateCache``). Another process
+may have appended, which surfaces as a conflict on save: the batch is then re-run on
+reloaded aggregates, so every precondition is re-checked against fresh state.
 """
 
 from __future__ import annotations
@@ -27,45 +25,28 @@ import queue
 import random
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
+from secrets_ledger.core.aggregates import AggregateCache
+from secrets_ledger.core.idempotency import RecentOutcomes, StoredOutcome
 from secrets_ledger.core.jobs import Effects, Job
 from secrets_ledger.core.policy import authorize
 from secrets_ledger.core.ports import ConcurrentAppend, Ports
 from secrets_ledger.core.principals import Principal, principal_of
-from secrets_ledger.domain.errors import IdempotencyKeyReused, LedgerError, Unavailable
+from secrets_ledger.domain.errors import LedgerError, Unavailable
 from secrets_ledger.domain.outcomes import outcome_of
 from secrets_ledger.domain.reads import ValueReads
-from secrets_ledger.domain.tenant import RequestContext, Tenant
+from secrets_ledger.domain.tenant import Tenant
 from secrets_ledger.domain.times import utc_now
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ATTEMPTS = 25
 MAX_BATCH = 256
-CACHE_SIZE = 2_000
-RECENT_IDEMPOTENCY_KEYS = 100_000
 GATHER_SECONDS = 0.001
 GATHER_POLL_SECONDS = 0.0001
-Outcome = tuple[str | None, dict[str, Any]]  # (request hash, outcome) of an idempotent job
-StoredOutcome = Callable[[UUID, RequestContext], dict[str, Any] | None]
-
-
-def _prepared(job: Job[Any], step: Callable[[Job[Any]], bool]) -> bool:
-    """Runs a job's preparing ``step`` (whether the job goes on); a refusal, or any other
-    failure, answers the job instead."""
-    try:
-        return step(job)
-    except LedgerError as error:
-        job.finish(error=error)
-    except Exception as error:
-        # The type only: a message could quote the input, which may be a value.
-        log.error("preparing a job failed: %s", type(error).__name__)
-        job.finish(error=Unavailable("the request failed; retry"))
-    return False
 
 
 class BatchWriter:
@@ -75,17 +56,12 @@ class BatchWriter:
         self.tokens = ports.token_rows
         self.lookups = ports.value_lookups
         self.on_saved = on_saved
-        # Looks an idempotency key up in the views: after a conflict, another process may
-        # have stored the same request first.
-        self.stored_outcome = stored_outcome
         self._queue: queue.SimpleQueue[Job[Any] | None] = queue.SimpleQueue()
         self._closing = threading.Lock()
         self._closed = False
-        self._cache: OrderedDict[UUID, Tenant] = OrderedDict()
-        # Outcomes of recent idempotent commands: closes the race between two identical
-        # requests that both missed the idempotency view before either was saved.
-        self._batch_outcomes: dict[tuple[UUID, str], Outcome] = {}
-        self._recent: OrderedDict[tuple[UUID, str], Outcome] = OrderedDict()
+        self.aggregates = AggregateCache(ports.streams)
+        # After a conflict, another process may have stored the same request first.
+        self.outcomes = RecentOutcomes(stored_outcome)
         self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
         self._thread.start()
 
@@ -181,7 +157,7 @@ class BatchWriter:
                 job.admitted(principal)
             return True
 
-        return [job for job in batch if _prepared(job, admit)]
+        return [job for job in batch if job.prepared(admit)]
 
     def _answer_reads(self, batch: list[Job[Any]]) -> list[Job[Any]]:
         """Reads the rows of the batch's value reads in one statement, admits each caller
@@ -210,12 +186,12 @@ class BatchWriter:
                 job.finish(job.result)
             return bool(job.reads)
 
-        return [job for job in batch if _prepared(job, answer)]
+        return [job for job in batch if job.prepared(answer)]
 
     def _commit(self, batch: list[Job[Any]]) -> None:
         for attempt in range(MAX_ATTEMPTS):
             aggregates: dict[UUID, Tenant] = {}
-            self._batch_outcomes = {}
+            self.outcomes.batch = {}
             effects = Effects()
             staged: list[tuple[Job[Any], Any]] = []
             for job in batch:
@@ -235,17 +211,17 @@ class BatchWriter:
             except ConcurrentAppend:
                 # Another process appended to one of these tenants: reload and re-run all.
                 for tenant_id in aggregates:
-                    self._cache.pop(tenant_id, None)
+                    self.aggregates.drop(tenant_id)
                 for job in batch:
                     job.error = None
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
                 continue
             except Exception:
                 for tenant_id in aggregates:
-                    self._cache.pop(tenant_id, None)
+                    self.aggregates.drop(tenant_id)
                 raise
             for tenant in aggregates.values():
-                self._remember(tenant)
+                self.aggregates.keep(tenant)
             self._settle(batch, staged)
             return
         for job in batch:
@@ -258,7 +234,7 @@ class BatchWriter:
         job.new_events = []
         aggregate = aggregates.get(job.tenant_id)
         if aggregate is None:
-            aggregate = self._cached_or_stored(job.tenant_id)
+            aggregate = self.aggregates.take(job.tenant_id)
             if aggregate is not None:
                 aggregates[job.tenant_id] = aggregate
         # After loading: an identical request stored before the load is seen here, one
@@ -272,31 +248,24 @@ class BatchWriter:
             tenant, result = job.command(aggregate, local, job.ctx)
         except LedgerError:
             # A refusal computed on a cached aggregate may be stale: confirm it first.
-            if aggregate is None or aggregate.pending_events or not self._fast_forward(
+            if aggregate is None or aggregate.pending_events or not self.aggregates.fast_forward(
                     aggregate):
                 raise
             tenant, result = job.command(aggregate, local, job.ctx)
         aggregates[job.tenant_id] = tenant
         job.new_events = list(tenant.pending_events[before:])
         if job.idempotency is not None and job.new_events:
-            self._batch_outcomes[job.idempotency] = (job.ctx.request_hash,
+            self.outcomes.batch[job.idempotency] = (job.ctx.request_hash,
                                                      outcome_of(job.new_events[-1]))
         effects.data_keys += local.data_keys
         effects.before_save += local.before_save
         return result
 
     def _replayed(self, job: Job[Any]) -> Any:
-        key = job.idempotency
-        if key is None or job.replayed is None or job.ctx is None:
+        if job.idempotency is None or job.replayed is None or job.ctx is None:
             return None
-        remembered = self._batch_outcomes.get(key) or self._recent.get(key)
-        if remembered is None:
-            stored = self.stored_outcome(key[0], job.ctx)  # compares the request hashes
-            return None if stored is None else job.replayed(stored)
-        request_hash, outcome = remembered
-        if request_hash != job.ctx.request_hash:
-            raise IdempotencyKeyReused("this Idempotency-Key was used for another request")
-        return job.replayed(outcome)
+        outcome = self.outcomes.first_outcome(job.idempotency, job.ctx)
+        return None if outcome is None else job.replayed(outcome)
 
     def _save(self, aggregates: dict[UUID, Tenant], effects: Effects,
               staged: list[Job[Any]]) -> None:
@@ -313,31 +282,10 @@ class BatchWriter:
         self.on_saved()
 
     def _settle(self, batch: list[Job[Any]], staged: list[tuple[Job[Any], Any]]) -> None:
-        self._recent.update(self._batch_outcomes)
-        while len(self._recent) > RECENT_IDEMPOTENCY_KEYS:
-            self._recent.popitem(last=False)
+        self.outcomes.settle()
         for job, result in staged:
             if job.error is None:
                 job.finish(result)
         for job in batch:
             if not job.done:
                 job.finish(error=job.error)
-
-    # ---- the aggregate cache ----------------------------------------------------------
-
-    def _cached_or_stored(self, tenant_id: UUID) -> Tenant | None:
-        cached = self._cache.pop(tenant_id, None)
-        return cached if cached is not None else self.streams.load(tenant_id)
-
-    def _fast_forward(self, tenant: Tenant) -> bool:
-        """Applies events other processes appended; True if there were any."""
-        newer = self.streams.newer_events(tenant)
-        for event in newer:
-            event.mutate(tenant)
-        return bool(newer)
-
-    def _remember(self, tenant: Tenant) -> None:
-        self._cache[tenant.id] = tenant
-        self._cache.move_to_end(tenant.id)
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)

@@ -9,16 +9,22 @@ Plaintext never reaches the aggregate: writes receive a ``Sealer`` that turns
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal, TypedDict
+from typing import Any, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from secrets_ledger.domain.chain import GENESIS, link_hash
+from secrets_ledger.domain.changes import (
+    Change,
+    DeleteKey,
+    Precondition,
+    RequestContext,
+    Sealer,
+)
 from secrets_ledger.domain.errors import (
     InvalidRequest,
     SecretDeleted,
@@ -34,55 +40,6 @@ from secrets_ledger.domain.errors import (
 def tenant_id_for(name: str) -> UUID:
     # Cached: every command and query derives it (a SHA-1 and a UUID, ~5 µs), often twice.
     return uuid5(NAMESPACE_URL, f"/secrets-ledger/tenants/{name}")
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """Who asked, under which request id, and the idempotency key if one was given."""
-
-    actor: str
-    request_id: str
-    idempotency_key: str | None = None
-    request_hash: str | None = None
-
-
-@dataclass(frozen=True)
-class Precondition:
-    """What a conditional write expects of a key (If-Match / If-None-Match / if_version)."""
-
-    kind: Literal["version", "live", "absent"]
-    version: int | None = None
-
-    @classmethod
-    def at_version(cls, version: int) -> Precondition:
-        return cls("absent") if version == 0 else cls("version", version)
-
-
-@dataclass(frozen=True)
-class SealedValue:
-    ciphertext: str  # base64 of nonce || ciphertext || tag
-    dek_id: str  # the data key in the key store that opens it
-
-
-Sealer = Callable[[str, int, int], SealedValue]
-"""Seals the value of (key, version) with a data key wrapped by the given tenant key."""
-
-
-@dataclass(frozen=True)
-class SetValue:
-    key: str
-    metadata: dict[str, str] | None = None
-    precondition: Precondition | None = None
-    rollback_of: int | None = None
-
-
-@dataclass(frozen=True)
-class DeleteKey:
-    key: str
-    precondition: Precondition | None = None
-
-
-Change = SetValue | DeleteKey
 
 
 class KeyState(TypedDict):

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 
 from secrets_ledger.projections.ports import ViewStore
-from secrets_ledger.projections.views import View
+from secrets_ledger.projections.view import View
 
 
 def views_checksum(store: ViewStore, view_classes: Sequence[type[View]]) -> str:

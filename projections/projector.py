@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from secrets_ledger.projections.ports import EventSource, ViewStore
-from secrets_ledger.projections.views import ALL_VIEWS, View
+from secrets_ledger.projections.view import View
+from secrets_ledger.projections.views import ALL_VIEWS
 
 log = logging.getLogger(__name__)
 

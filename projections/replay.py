@@ -17,7 +17,7 @@ from typing import Any
 
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.ports import EventSource, TableClone, ViewStore, ViewWriter
-from secrets_ledger.projections.views import View
+from secrets_ledger.projections.view import View
 
 REBUILD_SUFFIX = "__rebuild"
 Progress = Callable[[int], None]

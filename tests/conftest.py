@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from secrets_ledger.core.settings import Settings
-from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import Blocking
 

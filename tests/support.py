@@ -27,7 +27,8 @@ from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.secrets import WriteResult
 from secrets_ledger.core.tenants import TenantInfo
 from secrets_ledger.core.tokens import IssuedToken
-from secrets_ledger.domain.tenant import Change, Precondition, RequestContext, tenant_id_for
+from secrets_ledger.domain.changes import Change, Precondition, RequestContext
+from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.verification import ChainCheck
 from secrets_ledger.runtime import LedgerRuntime
 

@@ -22,7 +22,7 @@ import pytest
 from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.core.ports import AuditFilter
 from secrets_ledger.core.reads import READ_NOT_RECORDED
-from secrets_ledger.domain.tenant import Change, DeleteKey, RequestContext
+from secrets_ledger.domain.changes import Change, DeleteKey, RequestContext
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import blocking
 

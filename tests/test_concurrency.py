@@ -18,8 +18,8 @@ import pytest
 from secrets_ledger.core.ports import AuditFilter, AuditRow
 from secrets_ledger.core.secrets import WriteResult
 from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.changes import Precondition, RequestContext
 from secrets_ledger.domain.errors import IdempotencyKeyReused, SecretNotFound, VersionConflict
-from secrets_ledger.domain.tenant import Precondition, RequestContext
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import Blocking
 

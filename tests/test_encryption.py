@@ -34,6 +34,7 @@ from secrets_ledger.core.ports import AuditFilter
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain import crypto
+from secrets_ledger.domain.changes import Precondition, RequestContext
 from secrets_ledger.domain.errors import (
     CannotOpen,
     InvalidRequest,
@@ -42,7 +43,7 @@ from secrets_ledger.domain.errors import (
     VersionConflict,
     VersionDestroyed,
 )
-from secrets_ledger.domain.tenant import Precondition, RequestContext, Tenant, tenant_id_for
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
 from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL

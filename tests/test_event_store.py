@@ -13,14 +13,9 @@ from uuid import uuid4
 import psycopg
 
 from secrets_ledger.adapters.eventstore import LedgerEvents
+from secrets_ledger.domain.changes import RequestContext, SealedValue, SetValue
 from secrets_ledger.domain.reads import ReadRecord, ValueReads
-from secrets_ledger.domain.tenant import (
-    RequestContext,
-    SealedValue,
-    SetValue,
-    Tenant,
-    tenant_id_for,
-)
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import utc_now
 from secrets_ledger.runtime import LedgerRuntime
 

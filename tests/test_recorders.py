@@ -19,7 +19,8 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from secrets_ledger.adapters.eventstore import LedgerEvents
 from secrets_ledger.adapters.postgres.recorder import LedgerPostgresRecorder
-from secrets_ledger.domain.tenant import RequestContext, Tenant, tenant_id_for
+from secrets_ledger.domain.changes import RequestContext
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import utc_now
 from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL, make_settings

@@ -31,29 +31,20 @@ from secrets_ledger.adapters.sqlite.database import SQLiteDatabase
 from secrets_ledger.adapters.sqlite.viewstore import SQLiteViewWriter
 from secrets_ledger.core.ports import AuditFilter
 from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.changes import DeleteKey, Precondition, RequestContext, SetValue
 from secrets_ledger.domain.reads import ReadRecord, ValueRead
-from secrets_ledger.domain.tenant import (
-    DeleteKey,
-    Precondition,
-    RequestContext,
-    SetValue,
-    Tenant,
-    tenant_id_for,
-)
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import utc_now
-from secrets_ledger.projections import views as views_module
+from secrets_ledger.projections import audit as audit_module
+from secrets_ledger.projections import current as current_module
+from secrets_ledger.projections.audit import AuditTrail, changes_of
 from secrets_ledger.projections.checksum import views_checksum
+from secrets_ledger.projections.current import CurrentSecretsView
 from secrets_ledger.projections.ports import ViewWriter
 from secrets_ledger.projections.projector import Projector
 from secrets_ledger.projections.replay import replay
-from secrets_ledger.projections.views import (
-    ALL_VIEWS,
-    AuditTrail,
-    CurrentSecretsView,
-    View,
-    changes_of,
-    views_named,
-)
+from secrets_ledger.projections.view import View
+from secrets_ledger.projections.views import ALL_VIEWS, views_named
 from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL
 from tests.support import Blocking, blocking, held_writer
@@ -167,8 +158,8 @@ def test_every_tenant_event_class_is_projected_and_named_in_the_audit_trail() ->
                      and cls not in (Tenant.Event, Tenant.Created)}  # (the library's own
     # Created class, which the ledger never triggers: Opened creates a tenant)
     assert len(event_classes) >= 9
-    assert event_classes <= set(views_module._GATHERERS)
-    assert event_classes <= set(views_module._CHANGES)
+    assert event_classes <= set(current_module._GATHERERS)
+    assert event_classes <= set(audit_module._CHANGES)
 
 
 def test_reads_recorded_one_per_event_by_earlier_versions_still_project(

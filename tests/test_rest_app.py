@@ -19,7 +19,7 @@ import pytest
 
 from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.core.settings import Settings
-from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import Blocking, blocking
 from tests.test_cli import cli_env

@@ -1,4 +1,4 @@
-from secrets_ledger.domain.tenant import RequestContext
+from secrets_ledger.domain.changes import RequestContext
 from tests.support import Blocking
 
 

@@ -19,8 +19,9 @@ import pytest
 from secrets_ledger.core.ports import AuditFilter
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.chain import recompute_hash
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import SecretDeleted, SecretNotFound
-from secrets_ledger.domain.tenant import RequestContext, tenant_id_for
+from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import format_time, parse_time
 from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL

@@ -18,6 +18,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from secrets_ledger.domain.chain import GENESIS, recompute_hash
+from secrets_ledger.domain.changes import (
+    Change,
+    DeleteKey,
+    Precondition,
+    RequestContext,
+    SealedValue,
+    SetValue,
+)
 from secrets_ledger.domain.errors import (
     InvalidRequest,
     LedgerError,
@@ -28,16 +36,7 @@ from secrets_ledger.domain.errors import (
     VersionDestroyed,
     VersionNotFound,
 )
-from secrets_ledger.domain.tenant import (
-    Change,
-    DeleteKey,
-    Precondition,
-    RequestContext,
-    SealedValue,
-    SetValue,
-    Tenant,
-    tenant_id_for,
-)
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 
 AT = datetime(2024, 1, 1, tzinfo=UTC)  # any time will do; no test looks at it
 KEYS = ("a", "b", "c/d")

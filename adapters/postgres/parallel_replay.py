@@ -23,7 +23,8 @@ from multiprocessing.sharedctypes import Synchronized
 from secrets_ledger.adapters.postgres.events import PostgresEventSource
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.projections.replay import Loader, Progress, load_views
-from secrets_ledger.projections.views import View, views_named
+from secrets_ledger.projections.view import View
+from secrets_ledger.projections.views import views_named
 
 POLL_SECONDS = 0.2
 MAX_WORKERS = 16

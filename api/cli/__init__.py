@@ -10,15 +10,14 @@ on stdout, once.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-import psycopg
 import pydantic
 
 from secrets_ledger.adapters.postgres.parallel_replay import AUTO_MIN_EVENTS, MAX_WORKERS
+from secrets_ledger.adapters.storage import STORAGE_ERRORS
 from secrets_ledger.api.cli import commands
 from secrets_ledger.api.cli.commands import CommandFailed
 from secrets_ledger.core.policy import TENANT_ROLES
@@ -120,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except pydantic.ValidationError as error:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
         return _fail(f"invalid configuration: {fields}")
-    except (psycopg.OperationalError, sqlite3.Error, OSError) as error:
+    except STORAGE_ERRORS as error:
         return _fail(f"storage unreachable: {type(error).__name__}")
     except ValueError as error:
         return _fail(f"invalid configuration: {error}")

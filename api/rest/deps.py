@@ -18,8 +18,8 @@ from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import BearerToken, Credential
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.domain import rules
+from secrets_ledger.domain.changes import Precondition
 from secrets_ledger.domain.errors import InvalidRequest, LedgerError
-from secrets_ledger.domain.tenant import Precondition
 
 T = TypeVar("T")
 RESERVED_LAST_SEGMENTS = frozenset({"versions", "undelete", "rollback", "destroy"})

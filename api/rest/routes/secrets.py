@@ -32,7 +32,7 @@ from secrets_ledger.api.rest.schemas import (
     WriteOut,
 )
 from secrets_ledger.core.policy import UseCase
-from secrets_ledger.domain.tenant import Change, DeleteKey, SetValue
+from secrets_ledger.domain.changes import Change, DeleteKey, SetValue
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["secrets"])
 # Routes are matched in order: the PUT and GET of one secret, which take nearly every

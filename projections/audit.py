@@ -1,0 +1,85 @@
+"""The audit trail: one row per change and per value read, in the order the event store
+recorded them; never a value."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from secrets_ledger.domain.reads import ValueRead, ValueReads
+from secrets_ledger.domain.tenant import Tenant
+from secrets_ledger.domain.times import format_time
+from secrets_ledger.projections.ports import Column, ViewWriter
+from secrets_ledger.projections.view import View, tenant_text
+
+AUDIT_SLOTS = 65_536
+"""Audit positions are ``notification id * AUDIT_SLOTS + n``: one event may hold many changes."""
+
+_AUDIT_COLUMNS: list[Column] = [
+    ("tenant_id", "text"), ("position", "bigint"), ("at", "text"), ("action", "text"),
+    ("key", "text"), ("version", "integer"), ("actor", "text"), ("request_id", "text")]
+
+class AuditTrail(View):
+    """One row per change and per value read, in the order the event store recorded them."""
+
+    name = "audit"
+    tables = ("audit_trail",)
+    order_by: ClassVar[Mapping[str, str]] = {"audit_trail": "tenant_id, position"}
+    append_only = frozenset({"audit_trail"})
+
+    def rows_of(self, batch: Sequence[tuple[int, Any]]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        add = rows.append
+        for position, event in batch:
+            slot = position * AUDIT_SLOTS
+            if type(event) is ValueReads.Recorded:  # a batch of reads, from many tenants
+                at = format_time(event.timestamp)
+                for n, read in enumerate(event.reads):
+                    add((read["tenant_id"], slot + n, at, "read", read["key"], read["version"],
+                         read["actor"], read["request_id"]))
+                continue
+            changes = changes_of(event)
+            if not changes:
+                continue
+            tenant_id = (str(event.tenant_id) if type(event) is ValueRead.Recorded
+                         else tenant_text(event.originator_id))
+            at, actor, request_id = format_time(event.timestamp), event.actor, event.request_id
+            for n, (action, key, version) in enumerate(changes):
+                add((tenant_id, slot + n, at, action, key, version, actor, request_id))
+        return rows
+
+    def write(self, tx: ViewWriter, rows: list[tuple[Any, ...]]) -> None:
+        tx.append(self.t["audit_trail"], _AUDIT_COLUMNS, rows)
+
+
+Change = tuple[str, str | None, int | None]
+
+
+def _written_changes(event: Any) -> list[Change]:
+    changes: list[Change] = [
+        ("rollback" if w["rollback_of"] is not None else "write", w["key"], w["version"])
+        for w in event.writes]
+    if event.deletions:
+        changes += [("delete", d["key"], d["version"]) for d in event.deletions]
+    return changes
+
+
+# (action, key, version) for each change, by exact event class.
+_CHANGES: dict[type[Any], Callable[[Any], list[Change]]] = {
+    ValueRead.Recorded: lambda e: [("read", e.key, e.version)],
+    Tenant.Opened: lambda e: [("tenant_opened", None, None)],
+    Tenant.SecretVersionsWritten: _written_changes,
+    Tenant.SecretDeleted: lambda e: [("delete", e.key, e.version)],
+    Tenant.SecretUndeleted: lambda e: [("undelete", e.key, e.version)],
+    Tenant.VersionsDestroyed: lambda e: [("destroy", e.key, v) for v in e.versions],
+    Tenant.TenantKeyRotated: lambda e: [("key_rotated", None, None)],
+    Tenant.TokenIssued: lambda e: [("token_created", None, None)],
+    Tenant.TokenRevoked: lambda e: [("token_revoked", None, None)],
+    Tenant.Shredded: lambda e: [("shredded", None, None)],
+}
+
+
+def changes_of(event: Any) -> list[Change]:
+    """(action, key, version) for each change an event made, as the audit trail names it."""
+    changes = _CHANGES.get(type(event))
+    return [] if changes is None else changes(event)

@@ -1,0 +1,174 @@
+"""Who may do what, asked of the core itself (no HTTP): every use case, called by every
+role with a real token, is admitted or refused as the policy table says; a tenant token
+never reaches another tenant; a refused call changes nothing.
+
+The policy is the same whatever stores the ledger: these run on SQLite only.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import pytest
+
+from secrets_ledger.core.ledger import Ledger
+from secrets_ledger.core.policy import GLOBAL_USE_CASES, NEEDS, POLICY, UseCase
+from secrets_ledger.core.principals import BearerToken, Credential, Role
+from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.changes import RequestContext, SetValue
+from secrets_ledger.domain.errors import Forbidden, LedgerError, TenantNotFound, Unauthorized
+from secrets_ledger.domain.tenant import tenant_id_for
+from secrets_ledger.runtime import LedgerRuntime
+from tests.support import blocking, run
+
+ROLES: tuple[Role, ...] = ("admin", "writer", "reader", "auditor")
+SETUP = RequestContext("tok_setup", "setup")
+Call = Callable[[Ledger, Credential, str], Coroutine[Any, Any, Any]]
+
+
+def _request() -> RequestInfo:
+    return RequestInfo(f"req-{uuid.uuid4().hex[:8]}")
+
+
+# How each use case is called with valid input: an admitted caller succeeds. Shredding
+# comes last (it ends the tenant's writes).
+CALLS: dict[str, tuple[UseCase, Call]] = {
+    "tenants.open": (UseCase.OPEN_TENANT,
+                     lambda ledger, who, t: ledger.tenants.open(who, f"t-{uuid.uuid4().hex[:8]}",
+                                                                _request())),
+    "tenants.list_all": (UseCase.LIST_TENANTS, lambda ledger, who, t: ledger.tenants.list_all(who)),
+    "tenants.rotate_key": (UseCase.ROTATE_TENANT_KEY,
+                           lambda ledger, who, t: ledger.tenants.rotate_key(who, t, _request())),
+    "tokens.issue": (UseCase.ISSUE_TOKEN,
+                     lambda ledger, who, t: ledger.tokens.issue(who, "reader", t, None, "",
+                                                                _request())),
+    "tokens.revoke": (UseCase.REVOKE_TOKEN,
+                      lambda ledger, who, t: _revoke_a_spare(ledger, who, t)),
+    "secrets.write": (UseCase.WRITE_SECRETS,
+                      lambda ledger, who, t: ledger.secrets.write(
+                          who, t, [_set("batch")], {"batch": 1}, _request())),
+    "secrets.put": (UseCase.WRITE_SECRETS,
+                    lambda ledger, who, t: ledger.secrets.put(who, t, "k", "v", None, None,
+                                                              _request())),
+    "secrets.delete": (UseCase.DELETE_SECRET,
+                       lambda ledger, who, t: ledger.secrets.delete(who, t, "to-delete", None,
+                                                                    _request())),
+    "secrets.undelete": (UseCase.UNDELETE_SECRET,
+                         lambda ledger, who, t: ledger.secrets.undelete(who, t, "to-delete",
+                                                                        _request())),
+    "secrets.roll_back": (UseCase.ROLL_BACK_SECRET,
+                          lambda ledger, who, t: ledger.secrets.roll_back(who, t, "rolled", 1,
+                                                                          _request())),
+    "secrets.destroy": (UseCase.DESTROY_VERSIONS,
+                        lambda ledger, who, t: ledger.secrets.destroy(who, t, "destroyed", [1],
+                                                                      _request())),
+    "imports.json_object": (UseCase.IMPORT_SECRETS,
+                            lambda ledger, who, t: ledger.imports.json_object(
+                                who, t, {"imported": 1}, _request())),
+    "reads.value": (UseCase.READ_VALUE,
+                    lambda ledger, who, t: ledger.reads.value(who, t, "rolled", _request())),
+    "reads.keys": (UseCase.LIST_KEYS, lambda ledger, who, t: ledger.reads.keys(who, t)),
+    "reads.versions": (UseCase.LIST_VERSIONS,
+                       lambda ledger, who, t: ledger.reads.versions(who, t, "rolled")),
+    "history.audit": (UseCase.READ_AUDIT_TRAIL,
+                      lambda ledger, who, t: ledger.history.audit(who, t)),
+    "history.verify": (UseCase.VERIFY_TENANT,
+                       lambda ledger, who, t: ledger.history.verify(who, t)),
+    "history.verify_all": (UseCase.VERIFY_ALL,
+                           lambda ledger, who, t: ledger.history.verify_all(who)),
+    "keys.rotate_master": (UseCase.ROTATE_MASTER_KEY,
+                           lambda ledger, who, t: ledger.keys.rotate_master(who)),
+    "tenants.shred": (UseCase.SHRED_TENANT,
+                      lambda ledger, who, t: ledger.tenants.shred(who, t, _request())),
+}
+OPERATOR_ONLY = {"tokens.bootstrap"}  # serve's start-up: no caller to admit
+
+
+def _set(key: str) -> SetValue:
+    return SetValue(key)
+
+
+SPARE_TOKENS: dict[str, str] = {}  # a live reader token id of each tenant, to revoke
+
+
+async def _revoke_a_spare(ledger: Ledger, who: Credential, tenant: str) -> None:
+    await ledger.tokens.revoke(who, tenant, SPARE_TOKENS[tenant], _request())
+
+
+def expected(role: Role, use_case: UseCase, own_tenant: bool) -> type[LedgerError] | None:
+    """The refusal the policy table gives (None: admitted)."""
+    if role == "admin":
+        return None
+    if use_case in GLOBAL_USE_CASES:
+        return Forbidden
+    if not own_tenant:
+        return TenantNotFound
+    return None if NEEDS[use_case] in POLICY[role] else Forbidden
+
+
+@pytest.fixture(params=ROLES)
+def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[LedgerRuntime,
+                                                                            Role, str]]:
+    """A ledger with tenants acme and other, and a token of the role (for acme)."""
+    role: Role = request.param
+    runtime = LedgerRuntime(Settings(data_dir=tmp_path / "data"))
+    ledger = blocking(runtime)
+    for name in ("acme", "other"):
+        ledger.open_tenant(name, SETUP)
+        for key in ("to-delete", "rolled", "destroyed"):
+            ledger.put_secret(name, key, f"{key} of {name}", None, None, SETUP)
+        SPARE_TOKENS[name] = ledger.issue_token("reader", name, SETUP).token_id
+    token = ledger.issue_token(role, None if role == "admin" else "acme", SETUP).token
+    try:
+        yield runtime, role, token
+    finally:
+        runtime.close()
+
+
+def head_of(runtime: LedgerRuntime, tenant: str) -> int | None:
+    return runtime.storage.streams.head(tenant_id_for(tenant))
+
+
+def test_every_use_case_admits_or_refuses_each_role_as_the_policy_says(
+        world: tuple[LedgerRuntime, Role, str]) -> None:
+    runtime, role, token = world
+    credential = BearerToken.of(token)
+    for tenant, own in (("other", False), ("acme", True)):
+        for name, (use_case, call) in CALLS.items():
+            refusal = expected(role, use_case, own)
+            before = head_of(runtime, tenant)
+            if refusal is None:
+                run(call(runtime.ledger, credential, tenant))
+                continue
+            with pytest.raises(refusal):
+                run(call(runtime.ledger, credential, tenant))
+            assert head_of(runtime, tenant) == before, (name, "a refused call wrote")
+
+
+def test_an_unknown_token_is_refused_by_every_use_case_and_changes_nothing(
+        world: tuple[LedgerRuntime, Role, str]) -> None:
+    runtime, _, _ = world
+    stranger = BearerToken.of("slt_unknown_" + "x" * 40)
+    before = head_of(runtime, "acme")
+    for name, (_, call) in CALLS.items():
+        with pytest.raises(Unauthorized):
+            run(call(runtime.ledger, stranger, "acme"))
+        assert head_of(runtime, "acme") == before, name
+
+
+def test_the_policy_table_covers_every_use_case_and_every_use_case_is_called() -> None:
+    assert set(NEEDS) == set(UseCase)
+    assert {use_case for use_case, _ in CALLS.values()} == set(UseCase)
+    groups = {"tenants": "Tenants", "tokens": "Tokens", "secrets": "Secrets",
+              "imports": "Imports", "reads": "Reads", "history": "History", "keys": "Keys"}
+    public = set()
+    for group in groups:
+        module = __import__(f"secrets_ledger.core.{group}", fromlist=[groups[group]])
+        cls = getattr(module, groups[group])
+        public |= {f"{group}.{name}" for name, member in inspect.getmembers(cls)
+                   if inspect.iscoroutinefunction(member) and not name.startswith("_")}
+    assert public == set(CALLS) | OPERATOR_ONLY
