@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,8 +230,8 @@ def workspace(backend: str) -> Iterator[Workspace]:
 
 def open_runtime(space: Workspace, schema: str, *, follow: bool = True,
                  pool_size: int | None = None) -> Any:
-    from secrets_ledger.service.runtime import LedgerRuntime
-    from secrets_ledger.service.settings import Settings
+    from secrets_ledger.core.settings import Settings
+    from secrets_ledger.runtime import LedgerRuntime
 
     options: dict[str, Any] = {"data_dir": space.data_dir / schema}
     if space.backend == "postgres":
@@ -245,7 +245,7 @@ def open_runtime(space: Workspace, schema: str, *, follow: bool = True,
 def wait_for_views(rt: Any, timeout: float = 3600.0) -> float:
     """Blocks until every view has applied everything stored; returns the seconds waited."""
     started = time.perf_counter()
-    target = rt.storage.source.max_position()
+    target = rt.storage.event_source.max_position()
     if not rt.projector.wait_for(target, timeout):
         raise RuntimeError(f"views did not reach position {target} in {timeout} s")
     return time.perf_counter() - started
@@ -253,6 +253,59 @@ def wait_for_views(rt: Any, timeout: float = 3600.0) -> float:
 
 def events_table(space: Workspace, schema: str) -> str:
     return f'"{schema}".ledger_events' if space.backend == "postgres" else "stored_events"
+
+
+class BlockingLedger:
+    """The core's use cases for the bench's worker threads, as the admin the context
+    names: each thread keeps one event loop (``asyncio.Runner``) and awaits one call at a
+    time on it, as a front end's request would."""
+
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self._local = threading.local()
+
+    def _run(self, coroutine: Any) -> Any:
+        import asyncio
+
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            runner = self._local.runner = asyncio.Runner()
+        return runner.run(coroutine)
+
+    @staticmethod
+    def _caller(ctx: Any) -> tuple[Any, Any]:
+        from secrets_ledger.core.principals import Principal
+        from secrets_ledger.core.requests import RequestInfo
+
+        return Principal(ctx.actor, "admin", None), RequestInfo(ctx.request_id)
+
+    def open_tenant(self, name: str, ctx: Any) -> str:
+        caller, request = self._caller(ctx)
+        return str(self._run(self.ledger.tenants.open(caller, name, request)))
+
+    def put_secret(self, name: str, key: str, value: Any, metadata: Any, precondition: Any,
+                   ctx: Any) -> Any:
+        caller, request = self._caller(ctx)
+        return self._run(self.ledger.secrets.put(caller, name, key, value, metadata,
+                                                 precondition, request))
+
+    def write_secrets(self, name: str, changes: Any, values: Any, ctx: Any) -> Any:
+        caller, request = self._caller(ctx)
+        return self._run(self.ledger.secrets.write(caller, name, changes, values, request))
+
+    def get_secret(self, name: str, key: str, ctx: Any) -> Any:
+        caller, request = self._caller(ctx)
+        return self._run(self.ledger.reads.value(caller, name, key, request))
+
+    def list_versions(self, name: str, key: str) -> Any:
+        from secrets_ledger.core.principals import Principal
+
+        return self._run(self.ledger.reads.versions(Principal.operator(), name, key))
+
+    def verify(self, name: str) -> Any:
+        from secrets_ledger.core.principals import Principal
+
+        return self._run(self.ledger.history.verify(Principal.operator(), name))
 
 
 # ---- filling a store fast ---------------------------------------------------------------
@@ -275,7 +328,7 @@ class _FillSealer:
 
         tenant_key = self.tenant_keys.get(key_version)
         if tenant_key is None:
-            tenant_key = self.tenant_keys[key_version] = self.keys.tenant_key(
+            tenant_key = self.tenant_keys[key_version] = self.keys.sealing_key(
                 self.tenant_id, key_version)
         data_key = self.keys.new_data_key(self.tenant_id, key_version, tenant_key)
         self.new_keys.append(data_key)
@@ -300,9 +353,9 @@ def create_filled_tenants(rt: Any, tenants: Sequence[str], events_per_tenant: in
     """
     from secrets_ledger.domain.changes import RequestContext, SetValue
     from secrets_ledger.domain.tenant import Tenant
-    from secrets_ledger.service.clock import utc_now
+    from secrets_ledger.domain.times import utc_now
 
-    events, keys = rt.storage.events, rt.storage.keys
+    events, streams, keys = rt.storage.events, rt.storage.streams, rt.ledger.door.envelope
     ctx = RequestContext(actor="bench-fill", request_id="fill")
     plaintext = json.dumps(PAYLOAD).encode()
     secret_keys = [f"app/key-{k:04d}" for k in range(max(1, keys_per_tenant))]
@@ -337,8 +390,7 @@ def create_filled_tenants(rt: Any, tenants: Sequence[str], events_per_tenant: in
             batch += count
             new_keys.extend(sealer.new_keys)
             sealer.new_keys.clear()
-        keys.store_data_keys(new_keys)
-        events.save(*(aggregates[name] for name in group))
+        streams.save([aggregates[name] for name in group], [], new_keys)
         stored += batch
         if progress is not None:
             progress(batch)
@@ -371,6 +423,44 @@ class TimedRun:
             "max_ms": max(self.latencies, default=math.nan) * 1000,
             "errors": self.errors,
         }
+
+
+def run_timed_async(tasks: int, duration: float,
+                    op: Callable[[int, int], Coroutine[Any, Any, None]]) -> TimedRun:
+    """``run_timed`` for a system awaited on an event loop (the ledger's core, as its HTTP
+    front end calls it): ``tasks`` concurrent tasks on one loop, each awaiting
+    ``op(task, n)`` in turn, for ``duration`` seconds."""
+    import asyncio
+
+    latencies: list[list[float]] = [[] for _ in range(tasks)]
+    ends = [0.0] * tasks
+    errors: dict[str, int] = {}
+    clock = time.perf_counter
+
+    async def worker(index: int, start: float) -> None:
+        mine, n = latencies[index], 0
+        while clock() < start + duration:
+            began = clock()
+            try:
+                await op(index, n)
+            except Exception as error:
+                name = type(error).__name__
+                errors[name] = errors.get(name, 0) + 1
+                if sum(errors.values()) > 1000:
+                    break
+            else:
+                mine.append(clock() - began)
+            n += 1
+        ends[index] = clock()
+
+    async def everyone() -> float:
+        start = clock()
+        await asyncio.gather(*(worker(i, start) for i in range(tasks)))
+        return start
+
+    start = asyncio.run(everyone())
+    flat = [value for chunk in latencies for value in chunk]
+    return TimedRun(tasks, duration, max(ends) - start, len(flat), flat, errors)
 
 
 def run_timed(threads: int, duration: float, op: Callable[[int, int], None]) -> TimedRun:

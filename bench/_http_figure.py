@@ -46,6 +46,7 @@ from _servers import (
 NAME = "http"
 OPS = ("GET", "PUT")
 TARGETS = ("ledger", "bare", "bare-async", "moto")
+BEFORE = "ledger-before"  # --compare-with: an earlier build, measured like "ledger"
 CONCURRENCY = 16
 TENANT = "bench"
 READ_KEY = "bench/read"
@@ -311,13 +312,13 @@ def thread_role_of(name: str) -> str:
 # Libraries, tested from the leaf upwards: the first frame that matches names the bucket.
 BUCKETS = (
     ("psycopg / psycopg_pool / sqlite3", ("psycopg", "sqlite3")),
-    ("crypto (AES-GCM, key store)", ("cryptography", "crypto.py", "keystore.py")),
+    ("crypto (AES-GCM, key store)", ("cryptography", "crypto.py", "envelope.py")),
     ("eventsourcing (save, mapper, repository)", ("eventsourcing/",)),
     ("pydantic", ("pydantic",)),
     ("json", ("json/",)),
     ("prometheus_client", ("prometheus_client",)),
-    ("ledger code (service, domain, projections)", ("service/", "domain/", "projector.py",
-                                                    "views.py", "projections/")),
+    ("ledger code (core, domain, adapters, projections)", ("core/", "domain/", "adapters/",
+                                                           "projections/")),
     ("ledger api code (routes, deps, middleware)", ("api/",)),
     ("fastapi / starlette", ("fastapi/", "starlette/")),
     ("anyio (thread pool hand-offs)", ("anyio/",)),
@@ -325,7 +326,7 @@ BUCKETS = (
                                        "selectors.py")),
     ("threading / queue", ("threading.py", "queue.py", "concurrent/")),
 )
-PROJECT = ("service/", "domain/", "api/", "projector.py", "views.py", "projections/")
+PROJECT = ("core/", "domain/", "adapters/", "api/", "projections/")
 
 
 def _shares(counter: Counter[str], total: int, top: int = 20) -> dict[str, float]:
@@ -383,7 +384,7 @@ def summarize_wall(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
         if not frames[0].partition("): ")[2].startswith("AnyIO worker"):
             continue
         project = [f for f in frames if any(mark in f for mark in PROJECT)
-                   and "service/database.py" not in f]
+                   and "sql/database.py" not in f]
         if not project:
             continue  # a worker waiting for work
         total += count
@@ -405,18 +406,27 @@ def summarize_wall(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
 # ---- the run ----------------------------------------------------------------------------
 
 
-def start_targets(space: Workspace, names: tuple[str, ...]) -> dict[str, Target]:
+def start_ledger(space: Workspace, name: str, cli: str | None = None) -> LedgerTarget:
+    """A ledger server on storage of its own (schema, data directory), set up over HTTP."""
+    bootstrap = new_bootstrap_token()
+    schema = space.schema(name.replace("-", "_")) if space.backend == "postgres" else None
+    server = ledger_server(space.data_dir / "servers", database_url=space.url if schema else None,
+                           schema=schema, data_dir=space.data_dir / name,
+                           master_key=new_master_key(), bootstrap_token=bootstrap, name=name,
+                           cli=cli)
+    target = LedgerTarget(name, server)
+    server.start("/healthz")
+    target.setup(bootstrap)
+    return target
+
+
+def start_targets(space: Workspace, names: tuple[str, ...],
+                  compare_with: str | None = None) -> dict[str, Target]:
     workdir = space.data_dir / "servers"
     targets: dict[str, Target] = {}
-    bootstrap = new_bootstrap_token()
-    schema = space.schema("http") if space.backend == "postgres" else None
-    server = ledger_server(workdir, database_url=space.url if schema else None, schema=schema,
-                           data_dir=space.data_dir / "ledger", master_key=new_master_key(),
-                           bootstrap_token=bootstrap)
-    ledger = LedgerTarget("ledger", server)
-    targets["ledger"] = ledger
-    server.start("/healthz")
-    ledger.setup(bootstrap)
+    ledger = targets["ledger"] = start_ledger(space, "ledger")
+    if compare_with is not None:
+        targets[BEFORE] = start_ledger(space, BEFORE, compare_with)
     sizes = ["--get-bytes", str(ledger.body_bytes["GET"]), "--put-bytes",
              str(ledger.body_bytes["PUT"])]
     for name in names:
@@ -452,14 +462,17 @@ def main() -> int:
                         help="load generator's HTTP client")
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help=f"comma-separated subset of {','.join(TARGETS)} (ledger always)")
+    parser.add_argument("--compare-with", default=None, metavar="SECRETS_LEDGER",
+                        help="another installation's secrets-ledger (an earlier build), "
+                             f"measured beside this one as the target {BEFORE!r}")
     parser.add_argument("--profile", type=Path, default=None,
                         help="after the measurements, one more GET and PUT run of the ledger "
                              "under py-spy; collapsed stacks and a summary go to this folder")
     args = parser.parse_args()
     duration = args.duration or (2.0 if args.quick else 5.0)
     warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
-    names = tuple(["ledger"] + [n for n in args.targets.split(",")
-                                if n in TARGETS and n != "ledger"])
+    names = tuple(["ledger"] + ([BEFORE] if args.compare_with else [])
+                  + [n for n in args.targets.split(",") if n in TARGETS and n != "ledger"])
 
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         op: {name: [] for name in names} for op in OPS}
@@ -472,7 +485,7 @@ def main() -> int:
                          else ""))
         targets: dict[str, Target] = {}
         try:
-            targets = start_targets(space, names)
+            targets = start_targets(space, names, args.compare_with)
             for rep in range(args.reps):
                 for op in OPS:
                     order = list(names[rep % len(names):] + names[:rep % len(names)])
@@ -550,6 +563,10 @@ def main() -> int:
             ratios[f"ledger/{base} req/s"] = ratio(led["ops_per_s"], other["ops_per_s"])
             ratios[f"ledger/{base} p50"] = ratio(led["p50_ms"], other["p50_ms"])
             ratios[f"ledger/{base} p99"] = ratio(led["p99_ms"], other["p99_ms"])
+        if BEFORE in names:  # the earlier build against the same baselines, same run
+            for base in names[2:]:
+                ratios[f"{BEFORE}/{base} req/s"] = ratio(medians[op][BEFORE]["ops_per_s"],
+                                                         medians[op][base]["ops_per_s"])
         medians[op]["ratios"] = ratios
         if "bare" in names:
             targets_met[op] = ratios["ledger/bare req/s"] >= TARGET_RATIOS[op]
@@ -562,6 +579,9 @@ def main() -> int:
             ratio_rows.append([op if base == names[1] else "", base, fmt_ratio(rps), goal,
                                fmt_ratio(ratios[f"ledger/{base} p50"]),
                                fmt_ratio(ratios[f"ledger/{base} p99"])])
+        for key, value in ratios.items():
+            if key.startswith(f"{BEFORE}/"):
+                ratio_rows.append(["", f"({key.split(' ')[0]})", fmt_ratio(value), "", "", ""])
 
     print_table(
         f"Figure 2 - HTTP, {args.concurrency} keep-alive clients ({args.backend}, "

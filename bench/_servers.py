@@ -257,8 +257,9 @@ def new_bootstrap_token() -> str:
 
 def ledger_server(workdir: Path, *, database_url: str | None, schema: str | None,
                   data_dir: Path, master_key: str | None, bootstrap_token: str,
-                  name: str = "ledger") -> Server:
-    """``secrets-ledger serve --host 127.0.0.1 --port P`` configured by the environment."""
+                  name: str = "ledger", cli: str | None = None) -> Server:
+    """``secrets-ledger serve --host 127.0.0.1 --port P`` configured by the environment
+    (``cli``: another installation's ``secrets-ledger``, to compare two builds)."""
     port = free_port()
     env = clean_env(LEDGER_DATA_DIR=str(data_dir), LEDGER_BOOTSTRAP_TOKEN=bootstrap_token)
     # libpq's PGAPPNAME names the server's connections, so that the CPU of its own
@@ -270,7 +271,7 @@ def ledger_server(workdir: Path, *, database_url: str | None, schema: str | None
             env["LEDGER_DATABASE_SCHEMA"] = schema
     if master_key is not None:
         env["LEDGER_MASTER_KEY"] = master_key
-    argv = [console_script("secrets-ledger"), "serve", "--host", "127.0.0.1", "--port",
+    argv = [cli or console_script("secrets-ledger"), "serve", "--host", "127.0.0.1", "--port",
             str(port)]
     pg = (database_url, env["PGAPPNAME"]) if database_url is not None else None
     return Server(name, argv, env, port, workdir, pg)

@@ -29,6 +29,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import psycopg
 from _common import (
     PAYLOAD,
+    BlockingLedger,
     TimedRun,
     Workspace,
     base_parser,
@@ -42,6 +43,7 @@ from _common import (
     ratio,
     run_benchmark,
     run_timed,
+    run_timed_async,
     verdict,
     wait_for_views,
     workspace,
@@ -101,13 +103,14 @@ def key_of(thread: int, n: int) -> str:
 
 class LedgerSystem:
     name = "ledger"
+    awaited = True  # the core's use cases are coroutines: writers are tasks on one loop
 
     def __init__(self, space: Workspace, pool_size: int | None, follow: bool) -> None:
         from secrets_ledger.domain.changes import RequestContext
 
         self.schema = space.schema("dw")
         self.rt = open_runtime(space, self.schema, pool_size=pool_size, follow=follow)
-        self.ledger = self.rt.ledger
+        self.ledger = BlockingLedger(self.rt.ledger)
         self.ctx = RequestContext(actor="bench", request_id="bench-write")
         self.acks: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
@@ -120,13 +123,17 @@ class LedgerSystem:
         return names
 
     def op(self, tenants: list[str]) -> Any:
-        put = self.ledger.put_secret
-        ctx, acks = self.ctx, self.acks
+        """A write as a front end awaits it (one event loop, a task per writer)."""
+        from secrets_ledger.core.principals import Principal
+        from secrets_ledger.core.requests import RequestInfo
 
-        def write(thread: int, n: int) -> None:
-            tenant, key = tenant_of(thread, n, tenants), key_of(thread, n)
-            result = put(tenant, key, PAYLOAD, None, None, ctx)
-            acks.append((tenant, key, result.version))  # list.append is atomic
+        put = self.rt.ledger.secrets.put
+        caller, request, acks = Principal("bench", "admin", None), RequestInfo("bench"), self.acks
+
+        async def write(writer: int, n: int) -> None:
+            tenant, key = tenant_of(writer, n, tenants), key_of(writer, n)
+            result = await put(caller, tenant, key, PAYLOAD, None, None, request)
+            acks.append((tenant, key, result.version))
 
         return write
 
@@ -155,6 +162,7 @@ class LedgerSystem:
 
 class BareInsertSystem:
     name = "bare-insert"
+    awaited = False
 
     def __init__(self, space: Workspace) -> None:
         self.space = space
@@ -250,12 +258,14 @@ class BareInsertSystem:
 
 class BareLibrarySystem:
     name = "bare-library"
+    awaited = False
 
     def __init__(self, space: Workspace, threads: int) -> None:
         if space.backend == "postgres":
-            from secrets_ledger.service.database import postgres_env
+            from secrets_ledger.adapters.postgres.database import event_store_env
+            from secrets_ledger.adapters.postgres.recorder import RECORDER_TOPIC
 
-            env = postgres_env(space.url, space.schema("dw_lib"), threads)
+            env = event_store_env(space.url, space.schema("dw_lib"), threads, RECORDER_TOPIC)
         else:
             env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                    "SQLITE_DBNAME": str(space.data_dir / "barelib.sqlite"),
@@ -351,7 +361,8 @@ def main() -> int:
                         tag = f"{scenario['id']}-r{rep}"
                         tenants = system.prepare(tag, scenario["tenants"])
                         op = system.op(tenants)
-                        run: TimedRun = run_timed(scenario["threads"], duration, op)
+                        timed = run_timed_async if system.awaited else run_timed
+                        run: TimedRun = timed(scenario["threads"], duration, op)
                         lag = system.settle()
                         summary = run.summary()
                         summary["projector_lag_after_s"] = lag

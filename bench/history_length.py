@@ -26,6 +26,7 @@ from typing import Any
 
 from _common import (
     PAYLOAD,
+    BlockingLedger,
     base_parser,
     console,
     create_filled_tenants,
@@ -98,7 +99,8 @@ def main() -> int:
             info["catch_up_s"] = wait_for_views(rt)
             console.print(f"filled: long in {info['fill_long_s']:.1f} s, views caught up "
                           f"{info['catch_up_s']:.1f} s later")
-            before = {w: current_versions(rt.ledger, tenants[w], keys) for w in tenants}
+            writer = BlockingLedger(rt.ledger)
+            before = {w: current_versions(writer, tenants[w], keys) for w in tenants}
             info["events_before"] = {w: sum(before[w].values()) + 1 for w in tenants}
 
             # Cold: a fresh runtime on the same store, nothing cached. Done before the
@@ -109,8 +111,8 @@ def main() -> int:
                     try:
                         started = time.perf_counter()
                         key = keys[rep % len(keys)]
-                        result = fresh.ledger.put_secret(tenants[which], key, PAYLOAD, None,
-                                                         None, ctx)
+                        result = BlockingLedger(fresh.ledger).put_secret(
+                            tenants[which], key, PAYLOAD, None, None, ctx)
                         cold[which].append(time.perf_counter() - started)
                         acks[which].append((key, result.version))
                     finally:
@@ -123,14 +125,14 @@ def main() -> int:
                     for n in range(WARMUP):
                         key = keys[n % len(keys)]
                         acks[which].append(
-                            (key, rt.ledger.put_secret(tenant, key, PAYLOAD, None, None,
-                                                       ctx).version))
+                            (key, writer.put_secret(tenant, key, PAYLOAD, None, None,
+                                                    ctx).version))
                     wait_for_views(rt)
                     latencies = []
                     for n in range(writes):
                         key = keys[n % len(keys)]
                         started = time.perf_counter()
-                        result = rt.ledger.put_secret(tenant, key, PAYLOAD, None, None, ctx)
+                        result = writer.put_secret(tenant, key, PAYLOAD, None, None, ctx)
                         latencies.append(time.perf_counter() - started)
                         acks[which].append((key, result.version))
                     lag = wait_for_views(rt)
@@ -145,7 +147,7 @@ def main() -> int:
                                   f"p99 {run['p99_ms']:6.2f} ms  max {run['max_ms']:7.2f} ms")
 
             # ---- correctness ----------------------------------------------------------
-            after = {w: current_versions(rt.ledger, tenants[w], keys) for w in tenants}
+            after = {w: current_versions(writer, tenants[w], keys) for w in tenants}
             checks: dict[str, Any] = {}
             for which in tenants:
                 last = dict(before[which])
@@ -156,7 +158,7 @@ def main() -> int:
                 grew = sum(after[which].values()) - sum(before[which].values())
                 chain: Any = None
                 try:
-                    chain = bool(rt.ledger.verify(tenants[which]).ok)
+                    chain = bool(BlockingLedger(rt.ledger).verify(tenants[which]).ok)
                 except Exception as error:
                     chain = f"verify failed: {type(error).__name__}"
                 checks[which] = {

@@ -37,6 +37,7 @@ import httpx  # noqa: E402
 import psycopg  # noqa: E402
 from _common import (  # noqa: E402
     PAYLOAD,
+    BlockingLedger,
     Workspace,
     base_parser,
     console,
@@ -75,7 +76,7 @@ def secret_keys() -> list[str]:
 
 
 def settings_for(space: Workspace, schema: str | None, master_key: str | None) -> Any:
-    from secrets_ledger.service.settings import Settings
+    from secrets_ledger.core.settings import Settings
 
     options: dict[str, Any] = {"data_dir": space.data_dir / "ledger"}
     if schema is not None:
@@ -86,14 +87,14 @@ def settings_for(space: Workspace, schema: str | None, master_key: str | None) -
 def fill(settings: Any, tenants: list[str]) -> dict[str, float]:
     """Opens the tenants and writes 100 secrets into each, through the ledger's API."""
     from secrets_ledger.domain.changes import RequestContext, SetValue
-    from secrets_ledger.service.runtime import LedgerRuntime
+    from secrets_ledger.runtime import LedgerRuntime
 
     keys = secret_keys()
     values = dict.fromkeys(keys, PAYLOAD)
     changes = [SetValue(key) for key in keys]
     timings: dict[str, float] = {}
     with LedgerRuntime(settings, follow=True) as rt:
-        ledger = rt.ledger
+        ledger = BlockingLedger(rt.ledger)
         ctx = RequestContext(actor="bench-fill", request_id="fill")
         started = time.perf_counter()
         with ThreadPoolExecutor(FILL_THREADS) as pool:

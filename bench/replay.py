@@ -7,15 +7,15 @@ The store is filled fast (one-key write events, thousands per transaction, see
 ``_common.create_filled_tenants``), the live projector catches up (timed once, for
 information), then each repetition times:
 
-- ledger replay: ``projections.replay.replay(db, source, ALL_VIEWS, loader=...)`` with the
-  loader ``secrets-ledger replay`` would choose (worker processes on PostgreSQL from
-  100,000 events on; ``--workers`` to choose), which rebuilds
+- ledger replay: ``projections.replay.replay(view_store, event_source, ALL_VIEWS,
+  loader=...)`` with the loader ``secrets-ledger replay`` would choose (worker processes
+  on PostgreSQL from 100,000 events on; ``--workers`` to choose), which rebuilds
   every view into fresh tables, swaps them in and returns their checksum (the checksum
   is part of the call; it is also timed alone, and replay without it is reported);
 - library decode: ``select_notifications`` in pages of 1,000 + ``mapper.to_domain_event``
   over every event (the read half of any replay);
-- ledger read: the same read through the ledger's ``StoreEventSource`` (pages of 10,000,
-  binary rows on PostgreSQL, ``EventDecoder``, which decodes with orjson and falls back to
+- ledger read: the same read through the ledger's event source (pages of 10,000, binary
+  rows on PostgreSQL, ``EventDecoder``, which decodes with orjson and falls back to
   the mapper; the cycle collector paused, as in replay), for the profile;
 - bare copy (PostgreSQL): ``COPY (SELECT * FROM <schema>.ledger_events) TO STDOUT`` into
   a file, and ``COPY ... FROM STDIN`` from it into a fresh table with the same indexes;
@@ -85,11 +85,11 @@ def decode_all(rt: Any) -> int:
 
 
 def read_all(rt: Any) -> int:
-    """The ledger's own read of every event (``StoreEventSource.read``, pages of 10,000,
+    """The ledger's own read of every event (its event source's ``read``, pages of 10,000,
     ``EventDecoder``) with the cycle collector paused, as replay runs it: the read half
     of its replay. (With the collector running, each page of 10,000 events held in a
     list is traversed again and again: about half the rate.)"""
-    source = rt.storage.source
+    source = rt.storage.event_source
     position, count = 0, 0
     gc.disable()
     try:
@@ -190,7 +190,6 @@ def main() -> int:
     from secrets_ledger.projections.checksum import views_checksum
     from secrets_ledger.projections.replay import replay
     from secrets_ledger.projections.views import ALL_VIEWS
-    from secrets_ledger.service.parallel_replay import loader_for
 
     reps: list[dict[str, Any]] = []
     info: dict[str, Any] = {}
@@ -202,7 +201,7 @@ def main() -> int:
         schema = space.schema("rp")
         rt = open_runtime(space, schema, follow=False)
         try:
-            db, source = rt.storage.db, rt.storage.source
+            store, source = rt.storage.view_store, rt.storage.event_source
             names = [f"tenant-{i:05d}" for i in range(n_tenants)]
             started = time.perf_counter()
             filled = [0]
@@ -231,21 +230,21 @@ def main() -> int:
             console.print(f"live projector caught up {n_events:,} events in "
                           f"{info['live_catch_up_s']:.1f} s")
             started = time.perf_counter()
-            live_checksum = views_checksum(db, ALL_VIEWS)
+            live_checksum = views_checksum(store, ALL_VIEWS)
             info["live_checksum_s"] = time.perf_counter() - started
             info["live_checksum"] = live_checksum
             info["view_rows"] = view_rows(rt, ALL_VIEWS)
 
-            # As ``secrets-ledger replay`` chooses (service.parallel_replay.loader_for).
-            loader = loader_for(rt.storage.settings, n_events, args.workers)
-            info["replay_workers"] = 1 if loader is None else loader.workers
+            # As ``secrets-ledger replay`` chooses (the storage's replay loader).
+            loader = rt.storage.replay_loader(n_events, args.workers)
+            info["replay_workers"] = getattr(loader, "workers", 1)
             for rep in range(args.reps):
                 r: dict[str, Any] = {}
                 started = time.perf_counter()
-                r["replay_checksum"] = replay(db, source, ALL_VIEWS, loader=loader)
+                r["replay_checksum"] = replay(store, source, ALL_VIEWS, loader=loader)
                 r["replay_s"] = time.perf_counter() - started
                 started = time.perf_counter()
-                again = views_checksum(db, ALL_VIEWS)
+                again = views_checksum(store, ALL_VIEWS)
                 r["checksum_s"] = time.perf_counter() - started
                 r["replay_without_checksum_s"] = r["replay_s"] - r["checksum_s"]
                 started = time.perf_counter()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -45,12 +44,6 @@ Answer = Callable[[ValueRow, RequestContext], tuple[T, list[ReadRecord]]]
 (none when there is nothing to hand out yet)."""
 
 
-def _held_lock() -> threading.Lock:
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
 @dataclass(eq=False)
 class Job(Generic[T]):
     credential: Credential
@@ -69,10 +62,7 @@ class Job(Generic[T]):
     result: Any = field(default=None, repr=False)  # may be a value
     error: BaseException | None = None
     done: bool = False  # read and set by the writer thread only
-    # Held until the job is finished. One lock per job, released once, costs less than
-    # an Event (a Condition and a lock per wait).
-    _finished: threading.Lock = field(default_factory=_held_lock, repr=False)
-    notify: Callable[[], None] | None = None  # wakes a caller awaiting on an event loop
+    notify: Callable[[], None] | None = None  # wakes the caller awaiting on its event loop
 
     @property
     def token(self) -> BearerToken | None:
@@ -100,12 +90,8 @@ class Job(Generic[T]):
             return
         self.result, self.error = result, error
         self.done = True
-        self._finished.release()
         if self.notify is not None:
             self.notify()
-
-    def wait(self) -> None:
-        self._finished.acquire()
 
     def outcome(self) -> Any:
         if self.error is not None:

@@ -12,9 +12,10 @@ from secrets_ledger.core.ports import ValueLookup, ValueRow
 class PostgresValueLookups:
     def __init__(self, db: Database, events_table: str) -> None:
         self.db = db
-        self.statement = value_statement(
-            "", "unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-            f" %s::text[]) WITH ORDINALITY AS r({LOOKUP_COLUMNS}, n)", events_table)
+        source = ("unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
+                  f" %s::text[]) WITH ORDINALITY AS r({LOOKUP_COLUMNS}, n)")
+        self.statements = {times: value_statement("", source, events_table, times=times)
+                           for times in (False, True)}
 
     def value_rows(self, lookups: Sequence[ValueLookup]) -> list[ValueRow]:
         columns = [[lookup.tenant_id for lookup in lookups],
@@ -23,4 +24,5 @@ class PostgresValueLookups:
                    [lookup.key for lookup in lookups],
                    [lookup.version for lookup in lookups],
                    [lookup.at for lookup in lookups]]
-        return value_rows(fetch_all(self.db, self.statement, columns), len(lookups))
+        statement = self.statements[any(lookup.at is not None for lookup in lookups)]
+        return value_rows(fetch_all(self.db, statement, columns), len(lookups))

@@ -17,7 +17,7 @@ _COLUMNS = (
     "k.token_id, k.token_hash, k.role, k.tenant, k.expires_at, k.revoked_at,"
     " (SELECT MAX(e.originator_version) FROM {events} e"
     " WHERE e.originator_id = r.tenant_uuid),"
-    " t.version, t.shredded_at, c.version, c.deleted, a.version, a.live,"
+    " t.version, t.shredded_at, c.version, c.deleted, {at_version}, {at_live},"
     " v.version, v.state, v.metadata, v.created_at, v.created_by, v.ciphertext, v.dek_id,"
     " d.wrapped, tk.key_version, tk.wrapped, tk.master_key_id"
 )
@@ -25,24 +25,33 @@ _JOINS = (
     " LEFT JOIN tokens k ON k.token_hash = r.token_hash"
     " LEFT JOIN tenants t ON t.tenant_id = r.tenant_id"
     " LEFT JOIN current_secrets c ON c.tenant_id = r.tenant_id AND c.key = r.key"
-    # The version current at the time asked: the key's last change up to then.
-    " LEFT JOIN key_timeline a ON r.at IS NOT NULL AND a.tenant_id = r.tenant_id"
-    " AND a.key = r.key AND a.position = (SELECT MAX(l.position) FROM key_timeline l"
-    " WHERE l.tenant_id = r.tenant_id AND l.key = r.key AND l.at <= r.at)"
+    "{timeline}"
     " LEFT JOIN secret_versions v ON v.tenant_id = c.tenant_id AND v.key = c.key"
-    " AND v.version = COALESCE(r.version, a.version, c.version)"
+    " AND v.version = {version}"
     " LEFT JOIN data_keys d ON d.dek_id = v.dek_id AND d.tenant_id = v.tenant_id"
     " LEFT JOIN tenant_keys tk ON tk.tenant_id = d.tenant_id"
     " AND tk.key_version = d.key_version"
 )
+# The version current at the time asked: the key's last change up to then.
+_TIMELINE = (
+    " LEFT JOIN key_timeline a ON r.at IS NOT NULL AND a.tenant_id = r.tenant_id"
+    " AND a.key = r.key AND a.position = (SELECT MAX(l.position) FROM key_timeline l"
+    " WHERE l.tenant_id = r.tenant_id AND l.key = r.key AND l.at <= r.at)"
+)
 LOOKUP_COLUMNS = "tenant_uuid, tenant_id, token_hash, key, version, at"
 
 
-def value_statement(with_clause: str, source: str, events_table: str) -> str:
+def value_statement(with_clause: str, source: str, events_table: str, *, times: bool) -> str:
     """The statement, given the lookups as a row source ``r`` (``LOOKUP_COLUMNS`` and an
-    ordinal ``n``), defined by ``with_clause`` and named in ``source``."""
-    return (f"{with_clause}SELECT {_COLUMNS.format(events=events_table)} FROM {source}{_JOINS}"
-            " ORDER BY r.n")
+    ordinal ``n``), defined by ``with_clause`` and named in ``source``. Without ``times``
+    (no lookup of the batch asks for a time: nearly always) the key timeline is not
+    joined at all."""
+    columns = _COLUMNS.format(events=events_table, at_version="a.version" if times else "NULL",
+                              at_live="a.live" if times else "NULL")
+    joins = _JOINS.format(timeline=_TIMELINE if times else "",
+                          version="COALESCE(r.version, a.version, c.version)" if times
+                          else "COALESCE(r.version, c.version)")
+    return f"{with_clause}SELECT {columns} FROM {source}{joins} ORDER BY r.n"
 
 
 def value_rows(rows: Sequence[Sequence[Any]], asked: int) -> list[ValueRow]:

@@ -36,7 +36,8 @@ class SQLiteValueLookups:
     def value_rows(self, lookups: Sequence[ValueLookup]) -> list[ValueRow]:
         marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(lookups))
         statement = value_statement(f"WITH r(n, {LOOKUP_COLUMNS}) AS (VALUES {marks}) ", "r",
-                                    "ev.stored_events")
+                                    "ev.stored_events",
+                                    times=any(lookup.at is not None for lookup in lookups))
         params = [value for n, lookup in enumerate(lookups)
                   for value in (n, lookup.tenant_id.hex, str(lookup.tenant_id),
                                 lookup.token_digest, lookup.key, lookup.version, lookup.at)]

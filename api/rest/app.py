@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 
+from secrets_ledger.api.rest.plain import PlainRoutes
 from secrets_ledger.api.rest.problems import install_problem_handlers, problem
 from secrets_ledger.api.rest.routes import audit, ops, secrets, tenants
 from secrets_ledger.core.ledger import Ledger
@@ -156,9 +158,14 @@ def create_app(ledger: Ledger, projection_lag: Callable[[], int],
     install_problem_handlers(app)
     # The secrets' routes first: the router tries routes in order, and they take nearly
     # every request.
-    for module in (secrets, audit, tenants, ops):
-        app.include_router(module.router)
-    # Added first, so it runs inside the request-id middleware: its 413 gets the header too.
+    routers = [module.router for module in (secrets, audit, tenants, ops)]
+    for router in routers:
+        app.include_router(router)
+    # Innermost: the plain routes are served straight from the same route table.
+    app.add_middleware(PlainRoutes, plain=secrets.PLAIN,
+                       routes=[r for router in routers for r in router.routes
+                               if isinstance(r, APIRoute)])
+    # Added next, so it runs inside the request-id middleware: its 413 gets the header too.
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestIdAndMetrics, telemetry=telemetry)
     return app

@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
 
 from secrets_ledger.core.ledger import Ledger
@@ -39,12 +40,17 @@ async def get_ledger(request: Request) -> Ledger:
 _bearer = HTTPBearer(auto_error=False, description="a token from `token create` or the API")
 
 
-async def get_caller(request: Request, credentials: Annotated[
-        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Credential:
+def credential_of(request: Request) -> Credential:
     """The bearer token the client sent (the core authenticates it); 401 without one."""
-    credential = BearerToken.of(credentials.credentials if credentials is not None else "")
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    credential = BearerToken.of(token if scheme.lower() == "bearer" else "")
     request.state.credential = credential  # for an error found before the core ran
     return credential
+
+
+async def get_caller(request: Request, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Credential:
+    return credential_of(request)
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
@@ -52,6 +58,10 @@ Caller = Annotated[Credential, Depends(get_caller)]
 
 
 async def get_request_info(request: Request, caller: Caller, ledger: LedgerDep) -> RequestInfo:
+    return await request_info_of(request, caller, ledger)
+
+
+async def request_info_of(request: Request, caller: Credential, ledger: Ledger) -> RequestInfo:
     """The request's id and, when the client sent one, its idempotency key with a hash of
     everything that makes the request (method, path, query, body)."""
     key = request.headers.get("idempotency-key")
@@ -82,10 +92,10 @@ async def judged(ledger: Ledger, caller: Credential, tenant: str | None, use_cas
 
 
 def rest_key(key: str) -> str:
-    """A key these paths can address: the ledger's rules, and a last segment that names no
-    sub-resource."""
-    rules.check_secret_key(key)
+    """A key these paths can address: its last segment names no sub-resource. (The core
+    judges the ledger's own rules for keys; a key that breaks them is told that first.)"""
     if key.rsplit("/", 1)[-1] in RESERVED_LAST_SEGMENTS:
+        rules.check_secret_key(key)
         raise InvalidRequest("the last segment of a secret key may not name a sub-resource")
     return key
 

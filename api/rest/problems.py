@@ -4,6 +4,7 @@ codes to HTTP statuses."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,12 +57,13 @@ def problem_of(error: LedgerError) -> JSONResponse:
     return problem(STATUS_OF.get(error.code, 500), error.code, error.detail, **error.extra)
 
 
-def _describe(error: RequestValidationError) -> str:
-    # Names the fields, never their input: the input may be a secret value.
-    if any(e.get("type") == "json_invalid" for e in error.errors()):
+def describe(errors: Sequence[Any]) -> str:
+    """A validation failure, naming the fields and never their input (which may be a
+    secret value)."""
+    if any(e.get("type") == "json_invalid" for e in errors):
         return "the body is not valid JSON"
     places = sorted({".".join(str(p) for p in e.get("loc", ()) if p != "body")
-                     for e in error.errors()})
+                     for e in errors})
     return "invalid request: check " + (", ".join(p for p in places if p) or "the body")
 
 
@@ -80,7 +82,7 @@ def install_problem_handlers(app: FastAPI) -> None:
                 await request.app.state.ledger.authenticate(credential)
             except Unauthorized as refused:
                 return problem_of(refused)
-        return problem(400, "invalid_request", _describe(error))
+        return problem(400, "invalid_request", describe(error.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from secrets_ledger.api.rest.deps import (
     Caller,
     Info,
     LedgerDep,
+    credential_of,
     if_version,
     json_response,
     judged,
     parse_precondition,
+    request_info_of,
     rest_key,
+)
+from secrets_ledger.api.rest.plain import (
+    BEARER,
+    body_of,
+    json_body,
+    parameter,
+    path_parameters,
+    positive_int,
 )
 from secrets_ledger.api.rest.schemas import (
     DestroyOut,
@@ -31,6 +41,7 @@ from secrets_ledger.api.rest.schemas import (
     VersionsOut,
     WriteOut,
 )
+from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.domain.changes import Change, DeleteKey, SetValue
 
@@ -42,12 +53,26 @@ IfMatch = Annotated[str | None, Header()]
 
 
 @router.put("/secrets/{key:path}", status_code=200, response_model=WriteOut,
-            responses={201: {"model": WriteOut, "description": "version 1 was created"}})
-async def put_secret(tenant: str, key: str, body: SecretPut, caller: Caller, info: Info,
-                     ledger: LedgerDep, if_match: IfMatch = None,
-                     if_none_match: IfMatch = None) -> Response:
-    precondition = await judged(ledger, caller, tenant, UseCase.WRITE_SECRETS,
-                                lambda: parse_precondition(if_match, if_none_match))
+            responses={201: {"model": WriteOut, "description": "version 1 was created"}},
+            openapi_extra={"security": BEARER, "requestBody": json_body(SecretPut),
+                           "parameters": [
+                               *path_parameters("tenant", "key"),
+                               parameter("header", "If-Match", {"type": "string"},
+                                         'write only if the key is at this version ("3"),'
+                                         " or live (*)"),
+                               parameter("header", "If-None-Match", {"type": "string"},
+                                         "* : write only if the key is absent or deleted"),
+                               parameter("header", "Idempotency-Key", {"type": "string"})]})
+async def put_secret(request: Request) -> Response:
+    # A plain route (plain.py): the request's parts are read here, not by FastAPI.
+    tenant, key = request.path_params["tenant"], request.path_params["key"]
+    ledger: Ledger = request.app.state.ledger
+    caller = credential_of(request)
+    body = await body_of(request, SecretPut, caller, ledger)
+    info = await request_info_of(request, caller, ledger)
+    headers = request.headers
+    precondition = await judged(ledger, caller, tenant, UseCase.WRITE_SECRETS, lambda: (
+        parse_precondition(headers.get("if-match"), headers.get("if-none-match"))))
     await judged(ledger, caller, tenant, UseCase.WRITE_SECRETS, lambda: rest_key(key))
     written = await ledger.secrets.put(caller, tenant, key, body.value, body.metadata,
                                        precondition, info)
@@ -67,10 +92,23 @@ async def list_versions(tenant: str, key: str, caller: Caller, ledger: LedgerDep
         for i in items]))
 
 
-@router.get("/secrets/{key:path}", response_model=SecretOut)
-async def get_secret(tenant: str, key: str, caller: Caller, info: Info, ledger: LedgerDep,
-                     version: Annotated[int | None, Query(ge=1)] = None,
-                     at: str | None = None) -> Response:
+@router.get("/secrets/{key:path}", response_model=SecretOut,
+            openapi_extra={"security": BEARER, "parameters": [
+                *path_parameters("tenant", "key"),
+                parameter("query", "version", {"type": "integer", "minimum": 1},
+                          "this version rather than the current one"),
+                parameter("query", "at", {"type": "string"},
+                          "the version current at this RFC 3339 time")]})
+async def get_secret(request: Request) -> Response:
+    # A plain route (plain.py): the request's parts are read here, not by FastAPI.
+    tenant, key = request.path_params["tenant"], request.path_params["key"]
+    ledger: Ledger = request.app.state.ledger
+    caller = credential_of(request)
+    info = await request_info_of(request, caller, ledger)
+    version = at = None
+    if request.scope["query_string"]:
+        version = await positive_int(request, "version", caller, ledger)
+        at = request.query_params.get("at")
     await judged(ledger, caller, tenant, UseCase.READ_VALUE, lambda: rest_key(key))
     secret = await ledger.reads.value(caller, tenant, key, info, version=version, at=at)
     return json_response(SecretOut(key=secret.key, version=secret.version, value=secret.value,
@@ -145,3 +183,7 @@ async def transaction(tenant: str, body: TransactionRequest, caller: Caller, inf
     results = await ledger.secrets.write(caller, tenant, changes, values, info)
     return json_response(TransactionOut(results=[KeyVersion(key=r.key, version=r.version)
                                                  for r in results]))
+
+
+PLAIN = (put_secret, get_secret)
+"""The plain routes of this router (``plain.PlainRoutes`` serves them)."""
