@@ -44,7 +44,7 @@ Answer = Callable[[ValueRow, RequestContext], tuple[T, list[ReadRecord]]]
 (none when there is nothing to hand out yet)."""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job(Generic[T]):
     credential: Credential
     use_case: UseCase

@@ -148,16 +148,15 @@ class BatchWriter:
         rows = self.tokens.by_hashes(digests) if digests else {}
 
         def admit(job: Job[Any]) -> bool:
-            if job.lookup is None:
-                token = job.token
-                principal = (principal_of(token.digest, rows.get(token.digest))
-                             if token is not None else job.credential)
-                assert isinstance(principal, Principal)
-                authorize(principal, job.tenant, job.use_case)
-                job.admitted(principal)
+            token = job.token
+            principal = (principal_of(token.digest, rows.get(token.digest))
+                         if token is not None else job.credential)
+            assert isinstance(principal, Principal)
+            authorize(principal, job.tenant, job.use_case)
+            job.admitted(principal)
             return True
 
-        return [job for job in batch if job.prepared(admit)]
+        return [job for job in batch if job.lookup is not None or job.prepared(admit)]
 
     def _answer_reads(self, batch: list[Job[Any]]) -> list[Job[Any]]:
         """Reads the rows of the batch's value reads in one statement, admits each caller

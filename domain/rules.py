@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from secrets_ledger.domain.errors import InvalidRequest, ValueTooLarge
@@ -26,7 +27,7 @@ _KEY_RE = re.compile(r"[A-Za-z0-9._/-]{1,256}")
 
 
 def check_tenant_name(name: object) -> str:
-    if not isinstance(name, str) or not _TENANT_RE.fullmatch(name):
+    if not isinstance(name, str) or not _valid_tenant_name(name):
         raise InvalidRequest("tenant names match ^[a-z0-9][a-z0-9-]{0,62}$")
     return name
 
@@ -34,10 +35,20 @@ def check_tenant_name(name: object) -> str:
 def check_secret_key(key: object) -> str:
     if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
         raise InvalidRequest("secret keys are 1-256 characters of [A-Za-z0-9._/-]")
-    segments = key.split("/")
-    if any(segment in ("", ".", "..") for segment in segments):
+    if not _segments_valid(key):
         raise InvalidRequest("secret keys have no empty, '.' or '..' segment")
     return key
+
+
+# Cached (bounded): a busy server checks the same few names and keys on every request.
+@lru_cache(maxsize=4096)
+def _valid_tenant_name(name: str) -> bool:
+    return _TENANT_RE.fullmatch(name) is not None
+
+
+@lru_cache(maxsize=4096)
+def _segments_valid(key: str) -> bool:
+    return not any(segment in ("", ".", "..") for segment in key.split("/"))
 
 
 def check_unicode(text: str, what: str) -> str:

@@ -628,3 +628,14 @@ def test_editing_an_event_field_breaks_its_hash() -> None:
     assert recompute_hash(event) == event.hash
     event.writes[0]["ciphertext"] = "y"
     assert recompute_hash(event) != event.hash
+
+
+def test_a_batch_of_read_records_keeps_every_field_of_each_read() -> None:
+    from dataclasses import asdict
+
+    from secrets_ledger.domain.reads import ReadRecord, ValueReads
+
+    reads = [ReadRecord("t1", "k", 3, "tok_a", "req-1"), ReadRecord("t2", "a/b", 1, "tok_b",
+                                                                   "req-2")]
+    recorded = ValueReads.record(reads, datetime.now(UTC))
+    assert recorded.reads == [asdict(read) for read in reads]

@@ -36,6 +36,16 @@ ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
                     Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
 
 
+def header(scope: dict[str, Any], name: bytes) -> bytes | None:
+    """The last value of a header (as a dict of the headers would hold), without building
+    one per request."""
+    found = None
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            found = value
+    return found
+
+
 @dataclass
 class Telemetry:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
@@ -63,7 +73,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers", [])).get(b"content-length")
+        length = header(scope, b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             status = 413 if length.isdigit() else 400
             response = problem(status, "value_too_large" if status == 413 else "invalid_request",
@@ -107,7 +117,7 @@ class RequestIdAndMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given_raw = dict(scope.get("headers", [])).get(b"x-request-id")
+        given_raw = header(scope, b"x-request-id")
         given = given_raw.decode("latin-1") if given_raw is not None else None
         request_id = given if given and _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
