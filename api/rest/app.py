@@ -16,6 +16,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 
+from secrets_ledger.api.rest.deps import header
 from secrets_ledger.api.rest.plain import PlainRoutes
 from secrets_ledger.api.rest.problems import install_problem_handlers, problem
 from secrets_ledger.api.rest.routes import audit, ops, secrets, tenants
@@ -34,16 +35,6 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]],
                     Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
-
-
-def header(scope: dict[str, Any], name: bytes) -> bytes | None:
-    """The last value of a header (as a dict of the headers would hold), without building
-    one per request."""
-    found = None
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            found = value
-    return found
 
 
 @dataclass
@@ -73,7 +64,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = header(scope, b"content-length")
+        length = header(scope, b"content-length", last=True)
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             status = 413 if length.isdigit() else 400
             response = problem(status, "value_too_large" if status == 413 else "invalid_request",
@@ -117,7 +108,7 @@ class RequestIdAndMetrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given_raw = header(scope, b"x-request-id")
+        given_raw = header(scope, b"x-request-id", last=True)
         given = given_raw.decode("latin-1") if given_raw is not None else None
         request_id = given if given and _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id

@@ -11,8 +11,8 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel
+from starlette.types import Scope
 
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.policy import UseCase
@@ -40,17 +40,35 @@ async def get_ledger(request: Request) -> Ledger:
 _bearer = HTTPBearer(auto_error=False, description="a token from `token create` or the API")
 
 
+def header(scope: Scope, name: bytes, *, last: bool = False) -> bytes | None:
+    """A header's first value (as Starlette's ``headers.get``), or its last (as a dict of
+    the headers holds), without building either per request."""
+    found = None
+    for key, value in scope["headers"]:
+        if key == name:
+            if not last:
+                return bytes(value)
+            found = bytes(value)
+    return found
+
+
+def text_header(scope: Scope, name: bytes) -> str | None:
+    """A header's first value as text (latin-1, as HTTP and Starlette have it)."""
+    raw = header(scope, name)
+    return None if raw is None else raw.decode("latin-1")
+
+
 def credential_of(request: Request) -> Credential:
     """The bearer token the client sent (the core authenticates it); 401 without one."""
-    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-    credential = BearerToken.of(token if scheme.lower() == "bearer" else "")
-    request.state.credential = credential  # for an error found before the core ran
-    return credential
+    scheme, _, token = (text_header(request.scope, b"authorization") or "").partition(" ")
+    return BearerToken.of(token if scheme.lower() == "bearer" else "")
 
 
 async def get_caller(request: Request, credentials: Annotated[
         HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Credential:
-    return credential_of(request)
+    credential = credential_of(request)
+    request.state.credential = credential  # for an error FastAPI finds before the core
+    return credential
 
 
 LedgerDep = Annotated[Ledger, Depends(get_ledger)]
@@ -64,7 +82,7 @@ async def get_request_info(request: Request, caller: Caller, ledger: LedgerDep) 
 async def request_info_of(request: Request, caller: Credential, ledger: Ledger) -> RequestInfo:
     """The request's id and, when the client sent one, its idempotency key with a hash of
     everything that makes the request (method, path, query, body)."""
-    key = request.headers.get("idempotency-key")
+    key = text_header(request.scope, b"idempotency-key")
     request_hash = None
     if key is not None:
         if not _PRINTABLE.fullmatch(key):
@@ -75,7 +93,7 @@ async def request_info_of(request: Request, caller: Credential, ledger: Ledger) 
             digest.update(part.encode() + b"\0")
         digest.update(await request.body())
         request_hash = digest.hexdigest()
-    return RequestInfo(request.state.request_id, key, request_hash)
+    return RequestInfo(request.scope["state"]["request_id"], key, request_hash)
 
 
 Info = Annotated[RequestInfo, Depends(get_request_info)]

@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from secrets_ledger.api.rest.deps import text_header
 from secrets_ledger.api.rest.problems import describe, problem_of
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.principals import Credential
@@ -44,7 +45,7 @@ async def body_of(request: Request, model: type[M], caller: Credential, ledger: 
     raw = await request.body()
     data: Any = None
     if raw:
-        content_type = request.headers.get("content-type")
+        content_type = text_header(request.scope, b"content-type")
         if content_type is not None and _is_json(content_type):
             try:
                 data = json.loads(raw)

@@ -17,6 +17,7 @@ from secrets_ledger.api.rest.deps import (
     parse_precondition,
     request_info_of,
     rest_key,
+    text_header,
 )
 from secrets_ledger.api.rest.plain import (
     BEARER,
@@ -70,9 +71,12 @@ async def put_secret(request: Request) -> Response:
     caller = credential_of(request)
     body = await body_of(request, SecretPut, caller, ledger)
     info = await request_info_of(request, caller, ledger)
-    headers = request.headers
-    precondition = await judged(ledger, caller, tenant, UseCase.WRITE_SECRETS, lambda: (
-        parse_precondition(headers.get("if-match"), headers.get("if-none-match"))))
+    if_match, if_none_match = (text_header(request.scope, b"if-match"),
+                               text_header(request.scope, b"if-none-match"))
+    precondition = None
+    if if_match is not None or if_none_match is not None:
+        precondition = await judged(ledger, caller, tenant, UseCase.WRITE_SECRETS,
+                                    lambda: parse_precondition(if_match, if_none_match))
     await judged(ledger, caller, tenant, UseCase.WRITE_SECRETS, lambda: rest_key(key))
     written = await ledger.secrets.put(caller, tenant, key, body.value, body.metadata,
                                        precondition, info)
