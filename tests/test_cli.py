@@ -91,11 +91,10 @@ def test_an_import_into_a_missing_tenant_exits_2_and_writes_nothing(
     assert "absent" not in run(settings, "tenant", "list").stdout
 
 
-@pytest.mark.parametrize("key", ["k/versions", "undelete", "a/b/rollback", "destroy"])
 def test_an_import_of_a_key_the_rest_api_cannot_address_writes_nothing(
-        settings: Settings, tmp_path: Path, key: str) -> None:
+        settings: Settings, tmp_path: Path) -> None:
     result = run(settings, "import", "--tenant", "legacy", "--create-tenant",
-                 str(write_json(tmp_path / "blob.json", {"fine": 1, key: 2})))
+                 str(write_json(tmp_path / "blob.json", {"fine": 1, "a/b/versions": 2})))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "legacy" not in run(settings, "tenant", "list").stdout

@@ -9,8 +9,10 @@ import json
 import sqlite3
 import subprocess
 import sys
+import uuid
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +20,12 @@ import psycopg
 import pytest
 
 from secrets_ledger.api.rest.app import create_app
+from secrets_ledger.api.rest.paths import rest_key
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.changes import RequestContext
+from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.runtime import LedgerRuntime
+from tests.conftest import BACKENDS, PG_URL, make_settings
 from tests.support import Blocking, blocking
 from tests.test_cli import cli_env
 
@@ -41,8 +46,8 @@ class App:
     writer_id: str
 
 
-@pytest.fixture
-def app(runtime: LedgerRuntime, settings: Settings) -> Iterator[App]:
+@contextmanager
+def serving(runtime: LedgerRuntime, settings: Settings) -> Iterator[App]:
     ledger = blocking(runtime)
     tokens = {"admin": ledger.issue_token("admin", None, ADMIN_CTX).token}
     for tenant in ("acme", "other", "shredded"):
@@ -61,6 +66,31 @@ def app(runtime: LedgerRuntime, settings: Settings) -> Iterator[App]:
     ledger.shred_tenant("shredded", ADMIN_CTX)
     with TestClient(create_app(runtime.ledger, runtime.projector.lag, 1000)) as client:
         yield App(client, ledger, settings, tokens, issued["writer"].token_id)
+
+
+@pytest.fixture
+def app(runtime: LedgerRuntime, settings: Settings) -> Iterator[App]:
+    with serving(runtime, settings) as served:
+        yield served
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def refusing_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[App]:
+    """One app per backend for the error cases: each is refused, so none changes what
+    the next one finds."""
+    backend = str(request.param)
+    schema = f"t_{uuid.uuid4().hex[:12]}" if backend == "postgres" else None
+    settings = make_settings(backend, tmp_path_factory.mktemp("refusals") / "data", schema)
+    runtime = LedgerRuntime(settings)
+    try:
+        with serving(runtime, settings) as served:
+            yield served
+    finally:
+        runtime.close()
+        if schema is not None:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def bearer(token: str, **more: str) -> dict[str, str]:
@@ -140,9 +170,10 @@ CASES: list[tuple[str, str, str | None, bytes | None, dict[str, str], int, str]]
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
-def test_each_error_is_the_contracts_answer_in_the_contracts_order(app: App, case: int) -> None:
+def test_each_error_is_the_contracts_answer_in_the_contracts_order(refusing_app: App,
+                                                                   case: int) -> None:
     method, path, token, body, headers, status, code = CASES[case]
-    answer = send(app, method, path, token, body, **headers)
+    answer = send(refusing_app, method, path, token, body, **headers)
     assert (answer.status_code, answer.json()["code"]) == (status, code), answer.text
     assert answer.headers["content-type"] == "application/problem+json"
 
@@ -199,3 +230,15 @@ def test_openapi_documents_the_paths_that_answer(app: App) -> None:
     secret = paths["/v1/tenants/{tenant}/secrets/{key}"]
     assert {"get", "put", "delete"} <= set(secret)
     assert "SecretOut" in json.dumps(secret["get"]["responses"]["200"])
+
+
+@pytest.mark.parametrize("key", ["versions", "k/versions", "a/b/undelete", "rollback",
+                                 "x/destroy"])
+def test_a_key_ending_with_a_sub_resource_name_cannot_be_addressed(key: str) -> None:
+    with pytest.raises(InvalidRequest, match="sub-resource"):
+        rest_key(key)
+
+
+@pytest.mark.parametrize("key", ["versions/k", "a/versionsx", "undeleted", "k"])
+def test_other_keys_can_be_addressed(key: str) -> None:
+    assert rest_key(key) == key

@@ -47,8 +47,10 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtual environment, outside the checkout, with only the wheel and its
     dependencies; its ``bin`` folder."""
     venv = tmp_path_factory.mktemp("venv")
-    _run(sys.base_prefix + "/bin/python3", "-m", "venv", venv, cwd=venv)
-    _run(venv / "bin" / "python", "-m", "pip", "install", "-q", wheel, cwd=venv)
+    _run(sys.base_prefix + "/bin/python3", "-m", "venv", "--without-pip", venv, cwd=venv)
+    # This environment's pip installs into the new one (no pip of its own to set up).
+    _run(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "-q",
+         "--no-compile", wheel, cwd=venv)
     return venv / "bin"
 
 

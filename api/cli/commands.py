@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from secrets_ledger.api.rest.deps import rest_key
+from secrets_ledger.api.rest.paths import rest_key
 from secrets_ledger.core.imports import check_import
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.requests import RequestInfo

@@ -23,8 +23,6 @@ from secrets_ledger.domain.changes import Precondition
 from secrets_ledger.domain.errors import InvalidRequest, LedgerError
 
 T = TypeVar("T")
-RESERVED_LAST_SEGMENTS = frozenset({"versions", "undelete", "rollback", "destroy"})
-"""The sub-resources of a secret's path: a key may not end with one (contract v1)."""
 _PRINTABLE = re.compile(r"[\x21-\x7e]{1,255}")
 _ETAG = re.compile(r'"([1-9][0-9]{0,17})"')
 
@@ -107,15 +105,6 @@ async def judged(ledger: Ledger, caller: Credential, tenant: str | None, use_cas
         return parse()
     except LedgerError as error:
         await ledger.refuse(caller, tenant, use_case, error)
-
-
-def rest_key(key: str) -> str:
-    """A key these paths can address: its last segment names no sub-resource. (The core
-    judges the ledger's own rules for keys; a key that breaks them is told that first.)"""
-    if key.rsplit("/", 1)[-1] in RESERVED_LAST_SEGMENTS:
-        rules.check_secret_key(key)
-        raise InvalidRequest("the last segment of a secret key may not name a sub-resource")
-    return key
 
 
 def parse_precondition(if_match: str | None, if_none_match: str | None) -> Precondition | None:

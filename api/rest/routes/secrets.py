@@ -16,9 +16,9 @@ from secrets_ledger.api.rest.deps import (
     judged,
     parse_precondition,
     request_info_of,
-    rest_key,
     text_header,
 )
+from secrets_ledger.api.rest.paths import rest_key
 from secrets_ledger.api.rest.plain import (
     BEARER,
     body_of,
