@@ -18,7 +18,7 @@ import pytest
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.runtime import LedgerRuntime
-from tests.support import Blocking
+from tests.support import RUNNERS, Blocking
 
 PG_URL = os.environ.get(
     "LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -30,6 +30,14 @@ def make_settings(backend: str, data_dir: Path, schema: str | None = None) -> Se
     if backend == "sqlite":
         return Settings(data_dir=data_dir)
     return Settings(data_dir=data_dir, database_url=PG_URL, database_schema=schema)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _event_loops() -> Iterator[None]:
+    """The event loops ``tests.support.run`` kept, one per thread, closed at the end."""
+    yield
+    for runner in RUNNERS:
+        runner.close()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -35,8 +35,18 @@ from secrets_ledger.runtime import LedgerRuntime
 T = TypeVar("T")
 
 
+_threads = threading.local()
+RUNNERS: list[asyncio.Runner] = []  # closed at the end of the session (conftest.py)
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coroutine)
+    """Runs the coroutine to its end on this thread's event loop (one loop per thread, kept:
+    a new loop per call costs a millisecond, and the storage tests make thousands)."""
+    runner: asyncio.Runner | None = getattr(_threads, "runner", None)
+    if runner is None:
+        runner = _threads.runner = asyncio.Runner()
+        RUNNERS.append(runner)
+    return runner.run(coroutine)
 
 
 def caller_of(ctx: RequestContext) -> tuple[Credential, RequestInfo]:
