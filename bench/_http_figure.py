@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import json
 import math
@@ -409,7 +410,8 @@ def summarize_wall(stacks: list[tuple[list[str], int]]) -> dict[str, Any]:
 def start_ledger(space: Workspace, name: str, cli: str | None = None) -> LedgerTarget:
     """A ledger server on storage of its own (schema, data directory), set up over HTTP."""
     bootstrap = new_bootstrap_token()
-    schema = space.schema(name.replace("-", "_")) if space.backend == "postgres" else None
+    schema = (space.schema(f"http_{name}".replace("-", "_")) if space.backend == "postgres"
+              else None)
     server = ledger_server(space.data_dir / "servers", database_url=space.url if schema else None,
                            schema=schema, data_dir=space.data_dir / name,
                            master_key=new_master_key(), bootstrap_token=bootstrap, name=name,
@@ -418,6 +420,25 @@ def start_ledger(space: Workspace, name: str, cli: str | None = None) -> LedgerT
     server.start("/healthz")
     target.setup(bootstrap)
     return target
+
+
+def installation(path: str) -> str:
+    """``--compare-with``: an absolute path, since the servers run in a folder of their own;
+    checked here so that a typo fails before the other targets are started."""
+    found = os.path.abspath(path)
+    if not (os.path.isfile(found) and os.access(found, os.X_OK)):
+        raise argparse.ArgumentTypeError(f"{path} is not an executable file")
+    return found
+
+
+def ratios_against(of_op: dict[str, dict[str, float]], who: str,
+                   bases: tuple[str, ...]) -> dict[str, float]:
+    """``who``'s req/s, p50 and p99 as multiples of each base's (the medians of one op)."""
+    out: dict[str, float] = {}
+    for base in bases:
+        for metric, label in (("ops_per_s", "req/s"), ("p50_ms", "p50"), ("p99_ms", "p99")):
+            out[f"{who}/{base} {label}"] = ratio(of_op[who][metric], of_op[base][metric])
+    return out
 
 
 def start_targets(space: Workspace, names: tuple[str, ...],
@@ -462,9 +483,11 @@ def main() -> int:
                         help="load generator's HTTP client")
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help=f"comma-separated subset of {','.join(TARGETS)} (ledger always)")
-    parser.add_argument("--compare-with", default=None, metavar="SECRETS_LEDGER",
-                        help="another installation's secrets-ledger (an earlier build), "
-                             f"measured beside this one as the target {BEFORE!r}")
+    parser.add_argument("--compare-with", type=installation, default=None,
+                        metavar="SECRETS_LEDGER",
+                        help="another installation's secrets-ledger console script (an "
+                             "earlier build), set up, measured and checked like the ledger, "
+                             f"as the target {BEFORE!r}")
     parser.add_argument("--profile", type=Path, default=None,
                         help="after the measurements, one more GET and PUT run of the ledger "
                              "under py-spy; collapsed stacks and a summary go to this folder")
@@ -474,6 +497,7 @@ def main() -> int:
     names = tuple(["ledger"] + ([BEFORE] if args.compare_with else [])
                   + [n for n in args.targets.split(",") if n in TARGETS and n != "ledger"])
 
+    width = max(11, *(len(name) + 1 for name in names))
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         op: {name: [] for name in names} for op in OPS}
     profiles: dict[str, Any] = {}
@@ -504,7 +528,8 @@ def main() -> int:
                         bad = {s: n for s, n in result["statuses"].items()
                                if not s.startswith("2")}
                         console.print(
-                            f"rep {rep + 1} {op:<4}{name:<11}{result['ops_per_s']:9,.0f} req/s"
+                            f"rep {rep + 1} {op:<4}{name:<{width}}"
+                            f"{result['ops_per_s']:9,.0f} req/s"
                             f"  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms"
                             f"  cpu server {result.get('server_cpu_pct', 0):4.0f}%"
                             f" pg {result.get('postgres_cpu_pct', 0):4.0f}%"
@@ -556,42 +581,40 @@ def main() -> int:
                 fmt(m["loadgen_cpu_pct"]), fmt(m["machine_busy_pct"]),
                 str(body_bytes.get(name, {}).get(op, "-")),
             ])
-        led = medians[op]["ledger"]
-        ratios: dict[str, float] = {}
-        for base in names[1:]:
-            other = medians[op][base]
-            ratios[f"ledger/{base} req/s"] = ratio(led["ops_per_s"], other["ops_per_s"])
-            ratios[f"ledger/{base} p50"] = ratio(led["p50_ms"], other["p50_ms"])
-            ratios[f"ledger/{base} p99"] = ratio(led["p99_ms"], other["p99_ms"])
-        if BEFORE in names:  # the earlier build against the same baselines, same run
-            for base in names[2:]:
-                ratios[f"{BEFORE}/{base} req/s"] = ratio(medians[op][BEFORE]["ops_per_s"],
-                                                         medians[op][base]["ops_per_s"])
+        # The earlier build is one more baseline of the ledger (ledger/ledger-before) and
+        # is itself measured against the others: both builds' distance to bare, one run.
+        builds = ("ledger", BEFORE) if BEFORE in names else ("ledger",)
+        baselines = tuple(name for name in names if name not in builds)
+        pairs = [("ledger", base) for base in names[1:]]
+        ratios = ratios_against(medians[op], "ledger", names[1:])
+        if BEFORE in names:
+            pairs += [(BEFORE, base) for base in baselines]
+            ratios.update(ratios_against(medians[op], BEFORE, baselines))
         medians[op]["ratios"] = ratios
         if "bare" in names:
             targets_met[op] = ratios["ledger/bare req/s"] >= TARGET_RATIOS[op]
-        for base in names[1:]:
-            rps = ratios[f"ledger/{base} req/s"]
+        for i, (who, base) in enumerate(pairs):
+            key = f"{who}/{base}"
             goal = ""
-            if base == "bare":
-                goal = (f">= {TARGET_RATIOS[op]}: "
-                        + ("met" if targets_met[op] else "[red]NOT met[/red]"))
-            ratio_rows.append([op if base == names[1] else "", base, fmt_ratio(rps), goal,
-                               fmt_ratio(ratios[f"ledger/{base} p50"]),
-                               fmt_ratio(ratios[f"ledger/{base} p99"])])
-        for key, value in ratios.items():
-            if key.startswith(f"{BEFORE}/"):
-                ratio_rows.append(["", f"({key.split(' ')[0]})", fmt_ratio(value), "", "", ""])
+            if base == "bare":  # the goal is the ledger's; the earlier build's is only shown
+                met = ratios[f"{key} req/s"] >= TARGET_RATIOS[op]
+                goal = f">= {TARGET_RATIOS[op]}: " + ("met" if met else "NOT met" if who == BEFORE
+                                                      else "[red]NOT met[/red]")
+            ratio_rows.append([op if i == 0 else "", key if len(builds) > 1 else base,
+                               fmt_ratio(ratios[f"{key} req/s"]), goal,
+                               fmt_ratio(ratios[f"{key} p50"]), fmt_ratio(ratios[f"{key} p99"])])
 
     print_table(
         f"Figure 2 - HTTP, {args.concurrency} keep-alive clients ({args.backend}, "
         f"{duration:g} s each after {warmup:g} s warm-up, median of {args.reps})",
         ["op", "target", "req/s", "each run", "p50 ms", "p99 ms", "server cpu%", "pg cpu%",
          "loadgen cpu%", "machine busy%", "resp bytes"], rows,
-        caption="cpu% = % of one core while the window was open (pg: the ledger's own"
+        caption="cpu% = % of one core while the window was open (pg: that ledger's own"
                 " PostgreSQL backends); machine busy% = both cores, everything on the machine",
     )
-    print_table("Figure 2 - the ledger as a multiple of each baseline (medians)",
+    print_table(f"Figure 2 - {' and '.join(builds)} as multiples of each baseline (medians)"
+                if len(builds) > 1 else
+                "Figure 2 - the ledger as a multiple of each baseline (medians)",
                 ["op", "baseline", "req/s ratio", "target", "p50 ratio", "p99 ratio"],
                 ratio_rows)
     for key, prof in profiles.items():
@@ -609,7 +632,8 @@ def main() -> int:
                    "reps": args.reps, "concurrency": args.concurrency, "client": args.client,
                    "targets": names, "payload_bytes": len(PAYLOAD), "quick": args.quick,
                    "target_ratios_vs_bare": TARGET_RATIOS, "response_bytes": body_bytes,
-                   "versions": versions()},
+                   "versions": versions(),
+                   **({"compare_with": args.compare_with} if args.compare_with else {})},
         "runs": runs, "medians": medians, "targets_met": targets_met, "checks": checks,
         "profiles": profiles, "ok": all_ok,
         "baselines_ok": all(check["ok"] for check in checks.values()),

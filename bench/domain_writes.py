@@ -1,10 +1,12 @@
-"""Figure 1: acknowledged writes/s and p50/p99 latency through the application service.
+"""Figure 1: acknowledged writes/s and p50/p99 latency through the application core.
 
     /tmp/venv/bin/python bench/domain_writes.py [--quick] [--backend sqlite]
 
-1 and 16 concurrent writer threads, (a) spread over 16 tenants, (b) all on one tenant
-(each thread its own keys). Each write is one ``Ledger.put_secret`` of a 300-byte value,
-in-process, with the runtime's projector thread following as in production.
+1 and 16 concurrent writers, (a) spread over 16 tenants, (b) all on one tenant (each
+writer its own keys). Each write is one ``ledger.secrets.put`` of a 300-byte value,
+in-process, awaited by a task on one event loop (as the HTTP front end awaits it), with
+the runtime's projector thread following as in production; the baselines' writers are
+threads.
 Baselines in the same run, same payload, same concurrency:
 
 - bare-insert: one row per write, INSERT + COMMIT, one connection per thread (psycopg on

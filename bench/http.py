@@ -1,12 +1,13 @@
 """Figure 2: HTTP requests/s and p50/p99 latency, reading one secret (GET) and writing one (PUT).
 
     /tmp/venv/bin/python bench/http.py [--quick] [--backend sqlite] [--profile DIR]
+        [--compare-with OTHER/bin/secrets-ledger]
 
 16 concurrent keep-alive clients in a separate load-generator process
 (``bench/_loadgen.py``: a minimal asyncio HTTP/1.1 client on uvloop; ``--client httpx``
 for ``httpx.AsyncClient``), each with one request in flight, for a fixed window (5 s,
 ``--quick`` 2 s) after a warm-up (1 s, ``--quick`` 0.5 s); every request carries the same
-300-byte value (PUT) or asks for it (GET). Three targets, all separate processes on
+300-byte value (PUT) or asks for it (GET). The targets, all separate processes on
 127.0.0.1, measured interleaved (rep 1 of every target, then rep 2 ...):
 
 - ledger: ``secrets-ledger serve`` configured as README's "Running in production"
@@ -18,15 +19,22 @@ for ``httpx.AsyncClient``), each with one request in flight, for a fixed window 
   JSON protocol on a secret made with CreateSecret.
 - bare / bare-async: ``bench/_bare_app.py``, the same two routes in FastAPI answering
   a constant JSON body of the ledger's answer size, served by uvicorn exactly as
-  ``serve`` serves the ledger; ``def`` handlers as the ledger's (bare) or ``async def``
-  (bare-async).
+  ``serve`` serves the ledger; ``def`` handlers (bare: the baseline the targets were set
+  against) or ``async def`` (bare-async).
+- ledger-before (only with ``--compare-with PATH``): another installation's
+  ``secrets-ledger`` console script (an earlier build, in a venv of its own), started,
+  set up and checked exactly as ledger (its own schema and data directory, same
+  environment), so that two builds are compared in one run on one machine. It is one
+  more baseline of the ledger (``ledger/ledger-before``) and gets its own ratios against
+  the others (``ledger-before/bare`` ...); the goal against bare stays the ledger's.
 
 Before each ledger measurement the views catch up (``/readyz`` lag 0). Each row also
 shows the CPU used while its window was open: the server process, every PostgreSQL
 process, the load generator (% of one core) and the whole machine (%, 2 cores = 100).
 Correctness at the end: every response was 2xx; the ledger's version count of the
 written key equals its acknowledged PUTs; its audit trail holds one ``read`` row per
-acknowledged GET; moto's secret holds the value. The schema is dropped at the end.
+acknowledged GET (each ledger target its own); moto's secret holds the value. The
+schemas are dropped at the end.
 
 The code is in ``_http_figure.py``: this file is named like the standard library's
 ``http`` package, and bench/ is first on sys.path when a script in it runs, so this file
