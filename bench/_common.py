@@ -115,6 +115,10 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     console.print(table)
 
 
+LEDGER_SOURCES = ("domain", "core", "adapters", "projections", "api", "secrets_ledger")
+"""The folders of the ledger's code (the digest in every result names what was measured)."""
+
+
 def environment() -> dict[str, Any]:
     """What the numbers were measured on: they mean nothing without it."""
     info: dict[str, Any] = {
@@ -137,17 +141,16 @@ def environment() -> dict[str, Any]:
             capture_output=True, text=True, check=False,
         ).stdout.strip()
         info["git_dirty"] = bool(subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "domain", "service",
-             "projections"],
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", *LEDGER_SOURCES],
             capture_output=True, text=True, check=False,
         ).stdout.strip())
     except OSError:  # pragma: no cover
         pass
     # The code measured, even when uncommitted: a digest of the ledger's sources.
     digest = hashlib.sha256()
-    for folder in ("domain", "service", "projections"):
-        for path in sorted((ROOT / folder).glob("*.py")):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for folder in LEDGER_SOURCES:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     info["source_sha256"] = digest.hexdigest()[:16]
     return info
 

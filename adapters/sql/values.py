@@ -39,18 +39,22 @@ _TIMELINE = (
     " WHERE l.tenant_id = r.tenant_id AND l.key = r.key AND l.at <= r.at)"
 )
 LOOKUP_COLUMNS = "tenant_uuid, tenant_id, token_hash, key, version, at"
+PLAIN_LOOKUP_COLUMNS = "tenant_uuid, tenant_id, token_hash, key"
+"""The columns of a batch in which no lookup names a version or a time (nearly always:
+a client reads the current value)."""
 
 
-def value_statement(with_clause: str, source: str, events_table: str, *, times: bool) -> str:
-    """The statement, given the lookups as a row source ``r`` (``LOOKUP_COLUMNS`` and an
-    ordinal ``n``), defined by ``with_clause`` and named in ``source``. Without ``times``
-    (no lookup of the batch asks for a time: nearly always) the key timeline is not
-    joined at all."""
+def value_statement(with_clause: str, source: str, events_table: str, *, versions: bool,
+                    times: bool) -> str:
+    """The statement, given the lookups as a row source ``r`` (``LOOKUP_COLUMNS``, or
+    ``PLAIN_LOOKUP_COLUMNS`` when neither ``versions`` nor ``times`` are asked for, and an
+    ordinal ``n``), defined by ``with_clause`` and named in ``source``. The key timeline is
+    joined only when a lookup asks for a time."""
     columns = _COLUMNS.format(events=events_table, at_version="a.version" if times else "NULL",
                               at_live="a.live" if times else "NULL")
-    joins = _JOINS.format(timeline=_TIMELINE if times else "",
-                          version="COALESCE(r.version, a.version, c.version)" if times
-                          else "COALESCE(r.version, c.version)")
+    version = ("COALESCE(r.version, a.version, c.version)" if times else
+               "COALESCE(r.version, c.version)" if versions else "c.version")
+    joins = _JOINS.format(timeline=_TIMELINE if times else "", version=version)
     return f"{with_clause}SELECT {columns} FROM {source}{joins} ORDER BY r.n"
 
 

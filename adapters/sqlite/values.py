@@ -5,11 +5,11 @@ locks either file), and the lookups arrive as a ``VALUES`` list."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from secrets_ledger.adapters.sql.values import LOOKUP_COLUMNS, value_rows, value_statement
+from secrets_ledger.adapters.sqlite.database import ThreadConnections
 from secrets_ledger.core.ports import ValueLookup, ValueRow
 
 
@@ -17,38 +17,28 @@ class SQLiteValueLookups:
     def __init__(self, views_file: Path, events_file: Path) -> None:
         self.views_file = views_file
         self.events_file = events_file
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self._open)
 
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.views_file, timeout=30.0, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("ATTACH DATABASE ? AS ev", (str(self.events_file),))
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.views_file, timeout=30.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("ATTACH DATABASE ? AS ev", (str(self.events_file),))
         return conn
 
     def value_rows(self, lookups: Sequence[ValueLookup]) -> list[ValueRow]:
         marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(lookups))
-        statement = value_statement(f"WITH r(n, {LOOKUP_COLUMNS}) AS (VALUES {marks}) ", "r",
-                                    "ev.stored_events",
-                                    times=any(lookup.at is not None for lookup in lookups))
+        statement = value_statement(
+            f"WITH r(n, {LOOKUP_COLUMNS}) AS (VALUES {marks}) ", "r", "ev.stored_events",
+            versions=any(lookup.version is not None for lookup in lookups),
+            times=any(lookup.at is not None for lookup in lookups))
         params = [value for n, lookup in enumerate(lookups)
                   for value in (n, lookup.tenant_id.hex, str(lookup.tenant_id),
                                 lookup.token_digest, lookup.key, lookup.version, lookup.at)]
         # One read transaction across both files: the head and the views are read from
         # snapshots taken while the statement runs.
-        rows = self._connection().execute(statement, params).fetchall()
+        rows = self._connections.get().execute(statement, params).fetchall()
         return value_rows(rows, len(lookups))
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+        self._connections.close()

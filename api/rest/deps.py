@@ -134,7 +134,8 @@ def if_version(value: int | None) -> Precondition | None:
 
 def json_response(body: BaseModel, status: int = 200, etag: int | None = None) -> Response:
     """The body as compact JSON, serialized by pydantic directly (the route declares the
-    model for /openapi.json; returning a response skips FastAPI re-validating it)."""
+    model for /openapi.json; returning a response skips FastAPI re-validating it; a body
+    built from the core's own answer may be made with ``model_construct``)."""
     response = Response(body.__pydantic_serializer__.to_json(body), status_code=status,
                         media_type="application/json")
     if etag is not None:

@@ -110,15 +110,21 @@ class PlainRoutes:
     def __init__(self, app: ASGIApp, routes: Sequence[APIRoute],
                  plain: Collection[Endpoint]) -> None:
         self.app = app
-        self.routes = list(routes)
         self.plain = set(plain)
+        # By method, in order: the first route of a request's method whose path matches
+        # is the one the router picks (a route of another method only ever matches
+        # partly, and the router goes on past it).
+        self.routes: dict[str, list[APIRoute]] = {}
+        for route in routes:
+            for method in route.methods or ():
+                self.routes.setdefault(method, []).append(route)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):  # mounted: FastAPI's
             path = scope["path"]
-            for route in self.routes:
+            for route in self.routes.get(scope["method"], ()):
                 match = route.path_regex.match(path)
-                if match is None or (route.methods and scope["method"] not in route.methods):
+                if match is None:
                     continue
                 if route.endpoint in self.plain:
                     await self._serve(route, match.groupdict(), scope, receive, send)

@@ -80,8 +80,8 @@ async def put_secret(request: Request) -> Response:
     await judged(ledger, caller, tenant, UseCase.WRITE_SECRETS, lambda: rest_key(key))
     written = await ledger.secrets.put(caller, tenant, key, body.value, body.metadata,
                                        precondition, info)
-    return json_response(WriteOut(key=key, version=written.version,
-                                  created_at=written.created_at),
+    return json_response(WriteOut.model_construct(key=key, version=written.version,
+                                                  created_at=written.created_at),
                          status=201 if written.created else 200, etag=written.version)
 
 
@@ -115,9 +115,9 @@ async def get_secret(request: Request) -> Response:
         at = request.query_params.get("at")
     await judged(ledger, caller, tenant, UseCase.READ_VALUE, lambda: rest_key(key))
     secret = await ledger.reads.value(caller, tenant, key, info, version=version, at=at)
-    return json_response(SecretOut(key=secret.key, version=secret.version, value=secret.value,
-                                   metadata=secret.metadata, created_at=secret.created_at,
-                                   created_by=secret.created_by), etag=secret.version)
+    return json_response(SecretOut.model_construct(
+        key=secret.key, version=secret.version, value=secret.value, metadata=secret.metadata,
+        created_at=secret.created_at, created_by=secret.created_by), etag=secret.version)
 
 
 @router.post("/secrets/{key:path}/undelete", response_model=KeyVersion)
