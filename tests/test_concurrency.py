@@ -362,3 +362,11 @@ def test_concurrent_idempotent_requests_on_two_runtimes_write_once(
         assert len(results[round_]) == per_round
         assert len(set(results[round_])) == 1, f"round {round_}: {results[round_]}"
         assert ledgers[0].list_versions(tenant, f"idem/{round_}")[0] == 1
+
+
+def test_a_key_rotation_repeated_with_its_idempotency_key_answers_the_first_version(
+        ledger: Blocking, tenant: str) -> None:
+    ctx = RequestContext("tok_test", "req-rotate", "rotate-once", "hash-of-the-request")
+    first = ledger.rotate_tenant_key(tenant, ctx)
+    assert ledger.rotate_tenant_key(tenant, ctx) == first == 2
+    assert ledger.rotate_tenant_key(tenant, RequestContext("tok_test", "req-other")) == 3
