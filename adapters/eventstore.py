@@ -8,6 +8,7 @@ binary reads on PostgreSQL).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import partial
@@ -90,7 +91,7 @@ class LedgerEvents(Application):  # type: ignore[type-arg]
             self.snapshots.put(snapshots)
 
 
-class StoredStreams:
+class StoredStreams(ABC):
     """``ports.TenantStreams`` over the application; ``save_batch`` is the backend's."""
 
     def __init__(self, events: LedgerEvents) -> None:
@@ -115,9 +116,10 @@ class StoredStreams:
         except IntegrityError:
             raise ConcurrentAppend from None
 
+    @abstractmethod
     def save_batch(self, aggregates: Sequence[Any], data_keys: Sequence[tuple[str, str, int, str]]
                    ) -> None:
-        raise NotImplementedError  # each backend stores the data keys its own way
+        """Saves the aggregates' events, storing the data keys the backend's way."""
 
     def head(self, tenant_id: UUID) -> int | None:
         latest = self.recorder.select_events(tenant_id, desc=True, limit=1)

@@ -4,6 +4,7 @@ both backends share. Bulk writes, row dumps and table copies are each backend's 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -38,12 +39,13 @@ class SqlViewWriter:
                          (position, view_name))
 
 
-class SqlViewStore:
+class SqlViewStore(ABC):
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    @abstractmethod
     def writer(self, cur: Cursor) -> ViewWriter:
-        raise NotImplementedError  # each backend's store makes its own writer
+        """A transaction's writer, with the backend's bulk writes and row dumps."""
 
     @contextmanager
     def transaction(self) -> Iterator[ViewWriter]:
