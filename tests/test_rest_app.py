@@ -242,3 +242,12 @@ def test_a_key_ending_with_a_sub_resource_name_cannot_be_addressed(key: str) -> 
 @pytest.mark.parametrize("key", ["versions/k", "a/versionsx", "undeleted", "k"])
 def test_other_keys_can_be_addressed(key: str) -> None:
     assert rest_key(key) == key
+
+
+def test_every_code_of_the_core_has_a_status_in_the_rest_api() -> None:
+    from secrets_ledger.api.rest.problems import STATUS_OF
+    from secrets_ledger.domain import errors
+
+    codes = {cls.code for cls in vars(errors).values()
+             if isinstance(cls, type) and issubclass(cls, errors.LedgerError)}
+    assert codes - set(STATUS_OF) == set()
