@@ -428,6 +428,17 @@ class TimedRun:
         }
 
 
+MAX_FAILURES = 1000
+
+
+def _too_many_failures(errors: dict[str, int], error: Exception) -> bool:
+    """Counts a failed operation by its type; True once a run has failed too often to go
+    on measuring."""
+    name = type(error).__name__
+    errors[name] = errors.get(name, 0) + 1
+    return sum(errors.values()) > MAX_FAILURES
+
+
 def run_timed_async(tasks: int, duration: float,
                     op: Callable[[int, int], Coroutine[Any, Any, None]]) -> TimedRun:
     """``run_timed`` for a system awaited on an event loop (the ledger's core, as its HTTP
@@ -447,9 +458,7 @@ def run_timed_async(tasks: int, duration: float,
             try:
                 await op(index, n)
             except Exception as error:
-                name = type(error).__name__
-                errors[name] = errors.get(name, 0) + 1
-                if sum(errors.values()) > 1000:
+                if _too_many_failures(errors, error):
                     break
             else:
                 mine.append(clock() - began)
@@ -491,9 +500,8 @@ def run_timed(threads: int, duration: float, op: Callable[[int, int], None]) -> 
                 op(index, n)
             except Exception as error:
                 with guard:
-                    name = type(error).__name__
-                    errors[name] = errors.get(name, 0) + 1
-                if sum(errors.values()) > 1000:
+                    give_up = _too_many_failures(errors, error)
+                if give_up:
                     break
             else:
                 mine.append(clock() - began)
