@@ -9,11 +9,14 @@ from secrets_ledger.adapters.eventstore import LedgerEvents
 from secrets_ledger.adapters.masterkeys import MasterKeyring
 from secrets_ledger.adapters.sql.database import Database
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
+from secrets_ledger.adapters.sql.masterkeycheck import check_master_key
 from secrets_ledger.adapters.sql.migrations import migrate
+from secrets_ledger.adapters.sql.processes import SqlProcesses
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
 from secrets_ledger.core.ports import TenantStreams, ValueLookups
 from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.crypto import key_fingerprint
 from secrets_ledger.projections.ports import EventSource, ViewStore
 from secrets_ledger.projections.replay import Loader
 
@@ -41,8 +44,20 @@ class Storage:
     replay_loader: ReplayLoader
     closers: list[Callable[[], None]] = field(default_factory=list)
 
+    @property
+    def processes(self) -> SqlProcesses:
+        return self.key_rows.processes
+
     def migrate(self) -> list[str]:
         return migrate(self.db)
+
+    def check_master_key(self, *, joining: bool = False) -> str:
+        """The master key in force, which this process must hold (else Unavailable, one
+        line for the operator); ``joining``: this process is a server, recorded as live
+        in the same transaction."""
+        keyring = self.master_keys
+        return check_master_key(self.db, keyring.held(), key_fingerprint(keyring.primary()),
+                                keyring.source, self.processes if joining else None)
 
     def close(self) -> None:
         for close in self.closers:

@@ -4,7 +4,8 @@ the embedded default a file ``master.key`` (mode 0600) in the data directory, ge
 on first use.
 
 A rotation in the embedded mode writes ``master.key.next`` first; while it exists both
-files are loaded, so that a crash between re-wrapping and renaming loses nothing.
+files are loaded (running servers notice it within a heartbeat), so that a crash between
+re-wrapping and renaming loses nothing.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def read_key_file(path: Path) -> bytes:
 
 
 class MasterKeyring:
-    """The master keys this process can use, by fingerprint; new wraps use ``current``."""
+    """The master keys this process holds, by fingerprint. Which one wraps new tenant keys
+    is the store's to say (the key in force), not this process's."""
 
     def __init__(self, data_dir: Path, env_key: str | None, env_new_key: str | None) -> None:
         self._data_dir = data_dir
@@ -65,8 +67,8 @@ class MasterKeyring:
         self._env_new_key = env_new_key
         self._lock = threading.Lock()
         self._keys: dict[str, bytes] = {}
-        self._current = b""
-        self._saw_next = False
+        self._primary = b""
+        self._files_seen: tuple[object, ...] = ()
         self.reload()
 
     @classmethod
@@ -80,11 +82,35 @@ class MasterKeyring:
     def uses_env(self) -> bool:
         return self._env_key is not None
 
-    def current(self) -> bytes:
-        """The key new wraps use: the incoming one as soon as a rotation has begun."""
-        if not self.uses_env and (self._data_dir / NEXT_MASTER_KEY_FILE).exists() != self._saw_next:
+    @property
+    def source(self) -> str:
+        """Where the operator configures the master key (for messages)."""
+        return "LEDGER_MASTER_KEY" if self.uses_env else str(self._data_dir / MASTER_KEY_FILE)
+
+    def primary(self) -> bytes:
+        """The key configured as the master key (``LEDGER_MASTER_KEY``, or ``master.key``),
+        not the incoming one."""
+        return self._primary
+
+    def held(self) -> dict[str, bytes]:
+        """Every master key this process holds, by fingerprint: one snapshot."""
+        return dict(self._keys)
+
+    def _files_signature(self) -> tuple[object, ...]:
+        def signature(name: str) -> object:
+            try:
+                found = (self._data_dir / name).stat()
+            except FileNotFoundError:
+                return None
+            return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+        return (signature(MASTER_KEY_FILE), signature(NEXT_MASTER_KEY_FILE))
+
+    def refresh(self) -> None:
+        """Embedded mode: loads the key files again if a rotation changed them (a running
+        server sees a rotation's next key within a heartbeat)."""
+        if not self.uses_env and self._files_signature() != self._files_seen:
             self.reload()
-        return self._current
 
     def reload(self) -> None:
         with self._lock:
@@ -92,25 +118,25 @@ class MasterKeyring:
             if self._env_key is not None:
                 keys.append(crypto.decode_master_key(self._env_key))
                 if self._env_new_key is not None:
-                    keys.insert(0, crypto.decode_master_key(self._env_new_key))
+                    keys.append(crypto.decode_master_key(self._env_new_key))
             else:
                 path = self._data_dir / MASTER_KEY_FILE
                 if not path.exists():
                     # Another process may generate it first: then use theirs.
                     with contextlib.suppress(FileExistsError):
                         write_key_file(path, crypto.generate_key())
+                self._files_seen = self._files_signature()
                 keys.append(read_key_file(path))
                 following = self._data_dir / NEXT_MASTER_KEY_FILE
-                self._saw_next = following.exists()
-                if self._saw_next:
-                    keys.insert(0, read_key_file(following))
-            self._current = keys[0]
+                with contextlib.suppress(FileNotFoundError):  # a rotation just finished
+                    keys.append(read_key_file(following))
+            self._primary = keys[0]
             self._keys = {crypto.key_fingerprint(key): key for key in keys}
 
     def by_fingerprint(self, fingerprint: str) -> bytes:
         key = self._keys.get(fingerprint)
         if key is None:
-            self.reload()  # another process may have rotated the master key
+            self.refresh()  # a rotation may have begun since the last heartbeat
             key = self._keys.get(fingerprint)
         if key is None:
             # Not a destroyed key: a configuration error, and it must not read as one.
@@ -123,22 +149,18 @@ class MasterKeyring:
         if self.uses_env:
             if self._env_new_key is None:
                 raise InvalidRequest("set LEDGER_NEW_MASTER_KEY to the new master key")
-            self.reload()
             return crypto.decode_master_key(self._env_new_key)
         following = self._data_dir / NEXT_MASTER_KEY_FILE
-        if following.exists():
-            new_key = read_key_file(following)  # resume a rotation that was interrupted
-        else:
-            new_key = crypto.generate_key()
+        if not following.exists():
             with contextlib.suppress(FileExistsError):  # another rotation began: join it
-                write_key_file(following, new_key)
-            new_key = read_key_file(following)
+                write_key_file(following, crypto.generate_key())
         self.reload()
-        return new_key
+        return read_key_file(following)
 
     def finish_rotation(self) -> None:
-        """Embedded mode: the next key file replaces the old one (nothing to do where the
-        keys come from the environment: the operator swaps the variables)."""
-        if not self.uses_env:
-            os.replace(self._data_dir / NEXT_MASTER_KEY_FILE, self._data_dir / MASTER_KEY_FILE)
+        """Embedded mode: the next key file replaces the old one, whose key is retired (in
+        the environment mode the operator swaps the variables). Idempotent."""
+        following = self._data_dir / NEXT_MASTER_KEY_FILE
+        if not self.uses_env and following.exists():
+            os.replace(following, self._data_dir / MASTER_KEY_FILE)
             self.reload()

@@ -22,10 +22,19 @@ cannot be reached or used: a command line verb reports it in one line."""
 
 
 def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:
-    """Connects to the configured backend, applying migrations first unless told not to."""
+    """Connects to the configured backend, applying migrations first unless told not to,
+    and refuses (Unavailable) a master key that does not open the store."""
     # 0700: the master key may live here, and nobody else needs to list the stores.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if settings.database_url is not None:
-        return open_postgres(settings, settings.database_url.get_secret_value(),
-                             run_migrations=run_migrations)
-    return open_sqlite(settings, run_migrations=run_migrations)
+        storage = open_postgres(settings, settings.database_url.get_secret_value(),
+                                run_migrations=run_migrations)
+    else:
+        storage = open_sqlite(settings, run_migrations=run_migrations)
+    if run_migrations:  # else the schema may predate the check (``migrate`` wraps nothing)
+        try:
+            storage.check_master_key()
+        except BaseException:
+            storage.close()
+            raise
+    return storage

@@ -18,7 +18,7 @@ from secrets_ledger.runtime import LedgerRuntime
 
 
 def serve(settings: Settings, host: str, port: int, *, follow: bool = True) -> int:
-    with LedgerRuntime(settings, follow=follow) as runtime:
+    with LedgerRuntime(settings, follow=follow, serving=True) as runtime:
         configured = settings.bootstrap_token
         first_token = asyncio.run(runtime.ledger.tokens.bootstrap(
             configured.get_secret_value() if configured is not None else None))

@@ -52,7 +52,7 @@ class Door:
         self.follower = follower
         self.settings = settings
         self.envelope = Envelope(ports.key_rows, ports.master_keys)
-        self.cursors = CursorCodec(ports.master_keys.current())
+        self.cursors = CursorCodec(ports.master_keys.primary())
         self.on_saved: Callable[[], None] = lambda: None  # a front end's metrics hook
         self.writer = BatchWriter(ports, self._saved, self.stored_outcome)
         self._threads = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="ledger-query")

@@ -16,7 +16,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 
-from secrets_ledger.core.ports import KeyRows, MasterKeys, TenantKeyRow, WrappedDataKey
+from secrets_ledger.core.ports import (
+    KeyRows,
+    MasterKeys,
+    MasterKeySwitch,
+    TenantKeyRow,
+    WrappedDataKey,
+)
 from secrets_ledger.domain import crypto
 from secrets_ledger.domain.changes import SealedValue
 from secrets_ledger.domain.errors import CannotOpen, Unavailable, VersionDestroyed
@@ -34,13 +40,15 @@ class Envelope:
     # ---- tenant keys ------------------------------------------------------------------
 
     def create_tenant_key(self, tenant_id: str, key_version: int) -> None:
-        """Creates the tenant key of that version unless a retried command already did."""
-        master = self.master.current()
-        wrapped = crypto.seal(master, crypto.generate_key(),
-                              crypto.tenant_key_aad(tenant_id, key_version))
-        row = TenantKeyRow(tenant_id, key_version, crypto.to_text(wrapped),
-                           crypto.key_fingerprint(master))
-        self.rows.insert_tenant_key(row, format_time(utc_now()))
+        """Creates the tenant key of that version unless a retried command already did.
+        It is wrapped under every master key held (one snapshot of them); the store keeps
+        the wrap under the key in force when the row commits, so that a rotation running
+        at the same moment can neither miss the row nor find it under a retired key."""
+        key = crypto.generate_key()
+        aad = crypto.tenant_key_aad(tenant_id, key_version)
+        wraps = {key_id: crypto.to_text(crypto.seal(master, key, aad))
+                 for key_id, master in self.master.held().items()}
+        self.rows.insert_tenant_key(tenant_id, key_version, wraps, format_time(utc_now()))
 
     def _open_tenant_key(self, row: TenantKeyRow) -> bytes:
         master = self.master.by_fingerprint(row.master_key_id)
@@ -107,14 +115,14 @@ class Envelope:
 
     # ---- master key rotation ----------------------------------------------------------
 
-    def rewrap_tenant_keys(self, new_master: bytes) -> int:
-        """Re-wraps, in one transaction, every tenant key not yet wrapped by ``new_master``."""
+    def switch_master_key(self, new_master: bytes) -> MasterKeySwitch:
+        """Re-wraps every tenant key under ``new_master`` and puts that key in force."""
         def rewrap(row: TenantKeyRow) -> str:
             key = self._open_tenant_key(row)
             return crypto.to_text(crypto.seal(new_master, key, crypto.tenant_key_aad(
                 row.tenant_id, row.key_version)))
 
-        return self.rows.rewrap_tenant_keys(crypto.key_fingerprint(new_master), rewrap)
+        return self.rows.switch_master_key(crypto.key_fingerprint(new_master), rewrap)
 
 
 class ValueSealer:

@@ -1,29 +1,49 @@
-"""Master key rotation: every tenant key re-wrapped under the next master key; no event is
-touched (the chains' heads stay the same)."""
+"""Master key rotation: every tenant key re-wrapped under the next master key, which then
+is the key in force; no event is touched (the chains' heads stay the same).
+
+The protocol, for any number of servers and either key source:
+1. every server is given the new key beside the old one (the embedded mode's servers
+   read ``master.key.next`` within a heartbeat; environment-mode servers are restarted
+   with ``LEDGER_NEW_MASTER_KEY``); they can then open keys wrapped under either;
+2. once every live server holds it, one transaction re-wraps every tenant key, puts the
+   new key in force and retires the old one; new tenant keys wait for that transaction
+   and are then wrapped under the new key;
+3. the old key may then be removed from every server (the embedded mode does it).
+A rerun finds nothing left to do and says so.
+"""
 
 from __future__ import annotations
 
+import time
+
 from secrets_ledger.core.door import Door
 from secrets_ledger.core.policy import UseCase
+from secrets_ledger.core.ports import MasterKeySwitch
 from secrets_ledger.core.principals import Credential
+from secrets_ledger.domain.crypto import key_fingerprint
+
+POLL_SECONDS = 0.25
 
 
 class Keys:
     def __init__(self, door: Door) -> None:
         self.door = door
 
-    async def rotate_master(self, caller: Credential) -> int:
-        """Returns how many tenant keys were re-wrapped (a key re-wrapped twice counts
-        twice)."""
+    async def rotate_master(self, caller: Credential) -> MasterKeySwitch:
         return await self.door.in_thread(self._rotate_master, caller)
 
-    def _rotate_master(self, caller: Credential) -> int:
+    def _rotate_master(self, caller: Credential) -> MasterKeySwitch:
         self.door.admit(caller, None, UseCase.ROTATE_MASTER_KEY)
         master = self.door.ports.master_keys
         new_key = master.begin_rotation()
-        count = self.door.envelope.rewrap_tenant_keys(new_key)
-        # A second pass catches a tenant key another process wrapped with the old master
-        # key just before it noticed the rotation; the old key still opens it.
-        count += self.door.envelope.rewrap_tenant_keys(new_key)
+        self._wait_for_every_server(key_fingerprint(new_key))
+        switched = self.door.envelope.switch_master_key(new_key)
         master.finish_rotation()
-        return count
+        return switched
+
+    def _wait_for_every_server(self, key_id: str) -> None:
+        """Gives running servers the time to notice the new key; the switch checks again
+        under its lock and refuses if one still lacks it."""
+        deadline = time.monotonic() + self.door.settings.master_rotation_wait
+        while self.door.ports.processes.lacking(key_id) and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)

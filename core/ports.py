@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
+from secrets_ledger.core.key_ports import KeyRows as KeyRows
+from secrets_ledger.core.key_ports import LiveProcesses as LiveProcesses
+from secrets_ledger.core.key_ports import MasterKeys as MasterKeys
+from secrets_ledger.core.key_ports import MasterKeySwitch as MasterKeySwitch
+from secrets_ledger.core.key_ports import TenantKeyRow as TenantKeyRow
 from secrets_ledger.domain.reads import ValueReads
 from secrets_ledger.domain.tenant import Tenant
 
@@ -72,51 +77,6 @@ class TenantStreams(Protocol):
 
     def stored_after(self, position: int, limit: int) -> Sequence[StoredEvent]:
         """The next stored events of every stream after ``position``, in order."""
-
-
-class TenantKeyRow(NamedTuple):
-    tenant_id: str
-    key_version: int
-    wrapped: str  # base64 of the tenant key sealed by a master key
-    master_key_id: str  # the fingerprint of that master key
-
-
-class KeyRows(Protocol):
-    """The mutable key store: deleting its rows is what crypto-shreds values."""
-
-    def insert_tenant_key(self, row: TenantKeyRow, created_at: str) -> None:
-        """Inserts the row unless that tenant key exists (a retried command made it)."""
-
-    def tenant_key(self, tenant_id: str, key_version: int) -> TenantKeyRow | None: ...
-
-    def data_key(self, tenant_id: str, dek_id: str) -> tuple[str, TenantKeyRow] | None:
-        """A data key's wrapped form and the row of the tenant key that wraps it."""
-
-    def destroy_data_keys(self, tenant_id: str, dek_ids: Sequence[str]) -> None: ...
-
-    def shred_tenant(self, tenant_id: str) -> None:
-        """Deletes every tenant key and data key of the tenant."""
-
-    def rewrap_tenant_keys(self, master_key_id: str,
-                           rewrap: Callable[[TenantKeyRow], str]) -> int:
-        """In one transaction, replaces the wrapped form of every tenant key not wrapped by
-        ``master_key_id`` with ``rewrap(row)``; returns how many."""
-
-
-class MasterKeys(Protocol):
-    """The master keys, which live outside the database (environment or a 0600 file)."""
-
-    def current(self) -> bytes:
-        """The key that wraps new tenant keys."""
-
-    def by_fingerprint(self, fingerprint: str) -> bytes:
-        """The key with this fingerprint; Unavailable when it is not configured."""
-
-    def begin_rotation(self) -> bytes:
-        """The next master key (made or read where the backend keeps it)."""
-
-    def finish_rotation(self) -> None:
-        """Makes the next master key the only one, once every tenant key is under it."""
 
 
 TokenRow = tuple[str, str, str, str | None, str | None, str | None]
@@ -268,6 +228,9 @@ class Ports(Protocol):
 
     @property
     def master_keys(self) -> MasterKeys: ...
+
+    @property
+    def processes(self) -> LiveProcesses: ...
 
     @property
     def token_rows(self) -> TokenRows: ...

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     master_key: SecretStr | None = Field(default=None, description="base64 of 32 bytes")
     new_master_key: SecretStr | None = Field(default=None, description="for rotate-master")
+    master_rotation_wait: float = Field(
+        default=15.0, ge=0, description="how long rotate-master waits for every running"
+        " server to hold the new master key before it gives up, changing nothing")
     bootstrap_token: SecretStr | None = None
     pool_size: int = Field(default=8, ge=1, le=100)
     read_your_writes_timeout: float = Field(default=5.0, gt=0)

@@ -4,35 +4,69 @@ wires the layers together; ``serve`` and every command line verb start from here
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from secrets_ledger.adapters.backend import Storage
+from secrets_ledger.adapters.sql.processes import BEAT_SECONDS
 from secrets_ledger.adapters.storage import open_storage
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.projections.projector import Projector
 
+logger = logging.getLogger(__name__)
+
 
 class LedgerRuntime:
-    def __init__(self, settings: Settings, *, follow: bool = True) -> None:
+    """``serving``: a server, which says every second which master keys it holds (and
+    notices a rotation's next key file), so that a rotation waits for it."""
+
+    def __init__(self, settings: Settings, *, follow: bool = True,
+                 serving: bool = False) -> None:
         self.settings = settings
         self.storage: Storage = open_storage(settings)
-        self.projector = Projector(self.storage.view_store, self.storage.event_source)
-        self.ledger = Ledger(self.storage, self.projector, settings)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._serving = serving
+        try:
+            if serving:
+                self.storage.check_master_key(joining=True)
+                self._start(self._beat, "heartbeat")
+            self.projector = Projector(self.storage.view_store, self.storage.event_source)
+            self.ledger = Ledger(self.storage, self.projector, settings)
+        except BaseException:
+            self._stop.set()
+            self.storage.close()
+            raise
         if follow:
-            self._thread = threading.Thread(
-                target=self.projector.run, args=(self._stop, settings.projection_poll_interval),
-                name="projector", daemon=True)
-            self._thread.start()
+            self._start(self.projector.run, "projector", settings.projection_poll_interval)
+
+    def _start(self, target: Callable[..., None], name: str, *args: object) -> None:
+        thread = threading.Thread(target=target, args=(self._stop, *args), name=name,
+                                  daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _beat(self, stop: threading.Event) -> None:
+        keyring, processes = self.storage.master_keys, self.storage.processes
+        while not stop.wait(BEAT_SECONDS):
+            try:
+                keyring.refresh()
+                processes.beat(keyring.held())
+            except Exception:  # storage away for a moment: the next beat tries again
+                logger.warning("heartbeat failed; retrying")
 
     def close(self) -> None:
         self._stop.set()
         self.projector.wake()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._serving:
+            with contextlib.suppress(Exception):
+                self.storage.processes.leave()
         self.ledger.close()
         self.storage.close()
 

@@ -10,15 +10,18 @@ from typing import Any
 import pytest
 
 from secrets_ledger.adapters.backend import Storage
+from secrets_ledger.adapters.sql.processes import SqlProcesses
 from secrets_ledger.core.ports import (
     AuditFilter,
     ConcurrentAppend,
+    MasterKeySwitch,
     TenantKeyRow,
     ValueLookup,
     WrappedDataKey,
 )
 from secrets_ledger.core.principals import hash_token
 from secrets_ledger.domain.changes import RequestContext, SealedValue, SetValue
+from secrets_ledger.domain.errors import Unavailable
 from secrets_ledger.domain.reads import ReadRecord, ValueReads
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import utc_now
@@ -92,21 +95,28 @@ def test_a_concurrent_append_stores_nothing_and_says_so(storage: Storage) -> Non
 
 def test_data_keys_saved_with_events_are_in_the_key_store(storage: Storage) -> None:
     acme = opened("keyed", writes=1)
-    storage.key_rows.insert_tenant_key(TenantKeyRow(str(acme.id), 1, "tk", "master"), "now")
+    in_force = in_force_key(storage)
+    storage.key_rows.insert_tenant_key(str(acme.id), 1, {in_force: "tk"}, "now")
     storage.streams.save([acme], [], [data_key(acme)])
     assert storage.key_rows.data_key(str(acme.id), "dek-keyed-0") == (
-        "wrapped-0", TenantKeyRow(str(acme.id), 1, "tk", "master"))
+        "wrapped-0", TenantKeyRow(str(acme.id), 1, "tk", in_force))
 
 
 # ---- KeyRows -------------------------------------------------------------------------------
 
 
+def in_force_key(storage: Storage) -> str:
+    in_force = storage.key_rows.master_key_in_force()
+    assert in_force is not None  # opening the storage put the configured key in force
+    return in_force
+
+
 def test_key_rows_keep_the_first_tenant_key_and_shred_only_one_tenant(storage: Storage) -> None:
-    rows = storage.key_rows
+    rows, m1 = storage.key_rows, in_force_key(storage)
     for tenant in ("t1", "t2"):
-        rows.insert_tenant_key(TenantKeyRow(tenant, 1, f"first-{tenant}", "m1"), "now")
-        rows.insert_tenant_key(TenantKeyRow(tenant, 1, "second", "m1"), "now")  # a retry
-    assert rows.tenant_key("t1", 1) == TenantKeyRow("t1", 1, "first-t1", "m1")
+        rows.insert_tenant_key(tenant, 1, {m1: f"first-{tenant}"}, "now")
+        rows.insert_tenant_key(tenant, 1, {m1: "second"}, "now")  # a retry
+    assert rows.tenant_key("t1", 1) == TenantKeyRow("t1", 1, "first-t1", m1)
     assert rows.tenant_key("t1", 2) is None
     with storage.db.transaction() as cur:
         cur.executemany("INSERT INTO data_keys (dek_id, tenant_id, key_version, wrapped)"
@@ -121,20 +131,51 @@ def test_key_rows_keep_the_first_tenant_key_and_shred_only_one_tenant(storage: S
     assert rows.tenant_key("t2", 1) is not None
 
 
-def test_key_rows_rewrap_only_the_keys_of_other_master_keys(storage: Storage) -> None:
-    rows = storage.key_rows
-    rows.insert_tenant_key(TenantKeyRow("t1", 1, "under-old", "old"), "now")
-    rows.insert_tenant_key(TenantKeyRow("t2", 1, "under-new", "new"), "now")
+def test_a_tenant_key_is_stored_under_the_master_key_in_force_only(storage: Storage) -> None:
+    rows, old = storage.key_rows, in_force_key(storage)
+    rows.insert_tenant_key("t1", 1, {old: "under-old", "other": "under-other"}, "now")
+    assert rows.tenant_key("t1", 1) == TenantKeyRow("t1", 1, "under-old", old)
+
+
+def test_a_tenant_key_is_refused_by_a_process_without_the_master_key_in_force(
+        storage: Storage) -> None:
+    with pytest.raises(Unavailable):
+        storage.key_rows.insert_tenant_key("t1", 1, {"not-in-force": "w"}, "now")
+    assert storage.key_rows.tenant_key("t1", 1) is None
+
+
+def test_switching_the_master_key_rewraps_every_tenant_key_and_retires_the_old_key(
+        storage: Storage) -> None:
+    rows, old = storage.key_rows, in_force_key(storage)
+    rows.insert_tenant_key("t1", 1, {old: "under-old"}, "now")
     seen: list[TenantKeyRow] = []
 
     def rewrap(row: TenantKeyRow) -> str:
         seen.append(row)
         return f"rewrapped-{row.tenant_id}"
 
-    assert rows.rewrap_tenant_keys("new", rewrap) == 1
-    assert seen == [TenantKeyRow("t1", 1, "under-old", "old")]
+    assert rows.switch_master_key("new", rewrap) == MasterKeySwitch(1, "new", old)
+    assert seen == [TenantKeyRow("t1", 1, "under-old", old)]
     assert rows.tenant_key("t1", 1) == TenantKeyRow("t1", 1, "rewrapped-t1", "new")
-    assert rows.rewrap_tenant_keys("new", rewrap) == 0
+    assert rows.master_key_in_force() == "new"
+    assert rows.switch_master_key("new", rewrap) == MasterKeySwitch(0, "new", None)
+    rows.insert_tenant_key("t2", 1, {old: "under-old", "new": "under-new"}, "now")
+    assert rows.tenant_key("t2", 1) == TenantKeyRow("t2", 1, "under-new", "new")
+
+
+def test_the_master_key_is_not_switched_while_a_live_server_lacks_the_new_key(
+        storage: Storage) -> None:
+    rows, old = storage.key_rows, in_force_key(storage)
+    rows.insert_tenant_key("t1", 1, {old: "under-old"}, "now")
+    server = SqlProcesses(storage.db)
+    server.beat([old])
+    with pytest.raises(Unavailable, match="1 running server"):
+        rows.switch_master_key("new", lambda row: "rewrapped")
+    assert (rows.master_key_in_force(), rows.tenant_key("t1", 1)) == (
+        old, TenantKeyRow("t1", 1, "under-old", old))
+    server.beat([old, "new"])
+    assert rows.switch_master_key("new", lambda row: "rewrapped").retired == old
+    server.leave()
 
 
 # ---- TokenRows -----------------------------------------------------------------------------

@@ -45,6 +45,9 @@ class PostgresDatabase:
     def lock_for_migrations(self, cur: Cursor) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
 
+    def row_lock(self, *, exclusive: bool) -> str:
+        return " FOR UPDATE" if exclusive else " FOR SHARE"
+
     def close(self) -> None:
         self.pool.close()
 

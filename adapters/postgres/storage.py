@@ -22,6 +22,7 @@ from secrets_ledger.adapters.postgres.values import PostgresValueLookups
 from secrets_ledger.adapters.postgres.viewstore import PostgresViewStore
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.migrations import migrate
+from secrets_ledger.adapters.sql.processes import SqlProcesses
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
 from secrets_ledger.core.settings import Settings
@@ -54,7 +55,8 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
         db.close()
         raise
     source = PostgresEventSource(events)
-    return Storage(settings, db, events, PostgresStreams(events), SqlKeyRows(db), master,
+    key_rows = SqlKeyRows(db, SqlProcesses(db))
+    return Storage(settings, db, events, PostgresStreams(events), key_rows, master,
                    SqlTokenRows(db), SqlViewQueries(db, key_order='key COLLATE "C"'),
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
                    replay_loader=lambda events, workers: loader_for(settings, events, workers))

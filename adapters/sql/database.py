@@ -43,6 +43,11 @@ class Database(Protocol):
     def lock_for_migrations(self, cur: Cursor) -> None:
         """Makes a second process that migrates at the same moment wait for this one."""
 
+    def row_lock(self, *, exclusive: bool) -> str:
+        """The clause that locks the rows a SELECT reads until the transaction ends
+        (``FOR SHARE``/``FOR UPDATE``; nothing where a write transaction already excludes
+        every other writer)."""
+
     def close(self) -> None: ...
 
 

@@ -3,21 +3,41 @@ wrapped by a tenant key. Deleting rows here is what crypto-shreds values."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from secrets_ledger.adapters.sql.database import Database, fetch_one
-from secrets_ledger.core.ports import TenantKeyRow
+from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_one
+from secrets_ledger.adapters.sql.processes import SqlProcesses
+from secrets_ledger.core.ports import MasterKeySwitch, TenantKeyRow
+from secrets_ledger.domain.errors import Unavailable
+from secrets_ledger.domain.times import format_time, utc_now
 
 
 class SqlKeyRows:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, processes: SqlProcesses) -> None:
         self.db = db
+        self.processes = processes
 
-    def insert_tenant_key(self, row: TenantKeyRow, created_at: str) -> None:
+    def _key_in_force(self, cur: Cursor, *, exclusive: bool) -> str:
+        cur.execute("SELECT key_id FROM master_key_in_force WHERE singleton = 1"
+                    + self.db.row_lock(exclusive=exclusive))
+        row = cur.fetchone()
+        if row is None:
+            raise Unavailable("the store has no master key in force: start it once first")
+        return str(row[0])
+
+    def insert_tenant_key(self, tenant_id: str, key_version: int, wraps: Mapping[str, str],
+                          created_at: str) -> None:
         with self.db.transaction() as cur:
+            # The share lock holds a rotation back until this row is in: the rotation
+            # then re-wraps it, or this insert sees the new key in force.
+            in_force = self._key_in_force(cur, exclusive=False)
+            wrapped = wraps.get(in_force)
+            if wrapped is None:
+                raise Unavailable("this process does not hold the master key in force:"
+                                  " restart it with that key")
             cur.execute("INSERT INTO tenant_keys (tenant_id, key_version, wrapped, master_key_id,"
                         " created_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                        (*row, created_at))
+                        (tenant_id, key_version, wrapped, in_force, created_at))
 
     def tenant_key(self, tenant_id: str, key_version: int) -> TenantKeyRow | None:
         row = fetch_one(self.db, "SELECT wrapped, master_key_id FROM tenant_keys"
@@ -51,14 +71,33 @@ class SqlKeyRows:
             cur.execute("DELETE FROM data_keys WHERE tenant_id = %s", (tenant_id,))
             cur.execute("DELETE FROM tenant_keys WHERE tenant_id = %s", (tenant_id,))
 
-    def rewrap_tenant_keys(self, master_key_id: str,
-                           rewrap: Callable[[TenantKeyRow], str]) -> int:
+    def master_key_in_force(self) -> str | None:
+        row = fetch_one(self.db, "SELECT key_id FROM master_key_in_force WHERE singleton = 1")
+        return None if row is None else str(row[0])
+
+    def switch_master_key(self, new_key_id: str,
+                          rewrap: Callable[[TenantKeyRow], str]) -> MasterKeySwitch:
         with self.db.transaction() as cur:
+            old_key_id = self._key_in_force(cur, exclusive=True)  # new tenant keys wait
+            # Checked under the lock: a server starting now waits, then sees the new key.
+            lacking = self.processes.lacking_in(cur, new_key_id)
+            if lacking:
+                raise Unavailable(
+                    f"{len(lacking)} running server(s) do not hold the new master key yet"
+                    f" ({', '.join(lacking)}): give each the new key and restart it, then"
+                    " run the rotation again; nothing was changed")
             cur.execute("SELECT tenant_id, key_version, wrapped, master_key_id FROM tenant_keys"
-                        " WHERE master_key_id <> %s", (master_key_id,))
+                        " WHERE master_key_id <> %s", (new_key_id,))
             rows = [TenantKeyRow(*row) for row in cur.fetchall()]
             cur.executemany("UPDATE tenant_keys SET wrapped = %s, master_key_id = %s"
                             " WHERE tenant_id = %s AND key_version = %s",
-                            [(rewrap(row), master_key_id, row.tenant_id, row.key_version)
+                            [(rewrap(row), new_key_id, row.tenant_id, row.key_version)
                              for row in rows])
-        return len(rows)
+            if old_key_id == new_key_id:
+                return MasterKeySwitch(len(rows), new_key_id, None)
+            now = format_time(utc_now())
+            cur.execute("UPDATE master_key_in_force SET key_id = %s, since = %s"
+                        " WHERE singleton = 1", (new_key_id, now))
+            cur.execute("INSERT INTO retired_master_keys (key_id, retired_at) VALUES (%s, %s)"
+                        " ON CONFLICT DO NOTHING", (old_key_id, now))
+            return MasterKeySwitch(len(rows), new_key_id, old_key_id)

@@ -125,5 +125,8 @@ class SQLiteDatabase:
     def lock_for_migrations(self, cur: Cursor) -> None:
         """Nothing to add: ``BEGIN IMMEDIATE`` already makes a second writer wait."""
 
+    def row_lock(self, *, exclusive: bool) -> str:
+        return ""  # ``BEGIN IMMEDIATE``: one writer at a time already
+
     def close(self) -> None:
         self._connections.close()

@@ -12,6 +12,7 @@ from secrets_ledger.adapters.eventstore import LedgerEvents, LibraryEventSource,
 from secrets_ledger.adapters.masterkeys import MasterKeyring
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.migrations import migrate
+from secrets_ledger.adapters.sql.processes import SqlProcesses
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
 from secrets_ledger.adapters.sqlite.database import SQLiteDatabase, use_wal
@@ -57,7 +58,7 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
     except BaseException:
         db.close()
         raise
-    key_rows = SqlKeyRows(db)
+    key_rows = SqlKeyRows(db, SqlProcesses(db))
     lookups = SQLiteValueLookups(views_file, events_file)
     return Storage(settings, db, events, SQLiteStreams(events, key_rows), key_rows, master,
                    SqlTokenRows(db), SqlViewQueries(db, key_order="key"), lookups,

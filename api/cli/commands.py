@@ -179,8 +179,13 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
     with _runtime() as runtime:
-        count = asyncio.run(runtime.ledger.keys.rotate_master(OPERATOR))
-    print(f"re-wrapped {count} tenant keys under the new master key; no event was touched")
+        switched = asyncio.run(runtime.ledger.keys.rotate_master(OPERATOR))
+    if switched.retired is None:
+        print(f"master key {switched.in_force} was in force already; re-wrapped"
+              f" {switched.rewrapped} tenant keys; nothing retired")
+    else:
+        print(f"re-wrapped {switched.rewrapped} tenant keys under master key"
+              f" {switched.in_force}, now in force; retired master key {switched.retired}")
     return 0
 
 

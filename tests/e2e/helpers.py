@@ -67,6 +67,7 @@ class Server:
     schema: str | None = None
     proc: subprocess.Popen[bytes] | None = None
     cli: Path = CLI  # the installed ``secrets-ledger`` that serves
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. master keys
     _log: IO[bytes] | None = None
 
     @property
@@ -84,6 +85,7 @@ class Server:
         if self.backend == "postgres":
             assert self.schema is not None
             env.update(LEDGER_DATABASE_URL=PG_URL, LEDGER_DATABASE_SCHEMA=self.schema)
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:
