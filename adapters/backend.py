@@ -43,10 +43,16 @@ class Storage:
     event_source: EventSource
     replay_loader: ReplayLoader
     closers: list[Callable[[], None]] = field(default_factory=list)
+    maintenance: list[Callable[[], None]] = field(default_factory=list)
+    """What a server runs every second (e.g. keeping WAL files within their limit)."""
 
     @property
     def processes(self) -> SqlProcesses:
         return self.key_rows.processes
+
+    def maintain(self) -> None:
+        for task in self.maintenance:
+            task()
 
     def migrate(self) -> list[str]:
         return migrate(self.db)

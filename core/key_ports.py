@@ -33,6 +33,10 @@ class KeyRows(Protocol):
     def shred_tenant(self, tenant_id: str) -> None:
         """Deletes every tenant key and data key of the tenant."""
 
+    def erase_deleted(self) -> None:
+        """Returns once no key deleted so far can be read from the database's files by
+        any path (stale pages, WAL frames, dead tuples)."""
+
     def master_key_in_force(self) -> str | None:
         """The id of the master key that wraps new tenant keys (the store's check value)."""
 

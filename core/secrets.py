@@ -179,6 +179,8 @@ class Secrets:
 
         await self.door.command(principal, UseCase.DESTROY_VERSIONS, tenant, request, run,
                                 lambda outcome: list(versions))
+        # Answer only once no copy of those keys is left in the database's files.
+        await self.door.in_thread(envelope.rows.erase_deleted)
         return sorted(set(versions))
 
     def _data_keys(self, tenant: str, key: str, versions: Sequence[int]

@@ -84,4 +84,7 @@ class Tenants:
             effects.before_save.append(destroy_keys)
             return shredded, format_time(at)
 
-        return await self.door.command(caller, UseCase.SHRED_TENANT, tenant, request, run)
+        when = await self.door.command(caller, UseCase.SHRED_TENANT, tenant, request, run)
+        # Answer only once no copy of its keys is left in the database's files.
+        await self.door.in_thread(envelope.rows.erase_deleted)
+        return when

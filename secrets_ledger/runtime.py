@@ -56,6 +56,7 @@ class LedgerRuntime:
             try:
                 keyring.refresh()
                 processes.beat(keyring.held())
+                self.storage.maintain()
             except Exception:  # storage away for a moment: the next beat tries again
                 logger.warning("heartbeat failed; retrying")
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from secrets_ledger.adapters.sql.database import Cursor
@@ -44,6 +45,18 @@ class PostgresDatabase:
 
     def lock_for_migrations(self, cur: Cursor) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+
+    def erase_deleted(self, tables: Sequence[str]) -> None:
+        # A deleted row stays in its page as a dead tuple, and neither VACUUM nor page
+        # pruning zeroes it; VACUUM FULL writes the table's live rows to new files and
+        # unlinks the old ones. (The WAL keeps copies until its segments are recycled.)
+        with self.pool.connection() as conn:
+            conn.autocommit = True  # VACUUM runs outside a transaction
+            try:
+                for table in tables:
+                    conn.execute(sql.SQL("VACUUM FULL {}").format(sql.Identifier(table)))
+            finally:
+                conn.autocommit = False
 
     def row_lock(self, *, exclusive: bool) -> str:
         return " FOR UPDATE" if exclusive else " FOR SHARE"

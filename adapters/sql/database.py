@@ -43,6 +43,10 @@ class Database(Protocol):
     def lock_for_migrations(self, cur: Cursor) -> None:
         """Makes a second process that migrates at the same moment wait for this one."""
 
+    def erase_deleted(self, tables: Sequence[str]) -> None:
+        """Makes the rows deleted from ``tables`` so far unreadable from the database's
+        files by any path (not only by SQL): no stale page, WAL frame or dead tuple."""
+
     def row_lock(self, *, exclusive: bool) -> str:
         """The clause that locks the rows a SELECT reads until the transaction ends
         (``FOR SHARE``/``FOR UPDATE``; nothing where a write transaction already excludes

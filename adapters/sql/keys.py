@@ -3,6 +3,7 @@ wrapped by a tenant key. Deleting rows here is what crypto-shreds values."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_one
@@ -11,11 +12,16 @@ from secrets_ledger.core.ports import MasterKeySwitch, TenantKeyRow
 from secrets_ledger.domain.errors import Unavailable
 from secrets_ledger.domain.times import format_time, utc_now
 
+KEY_TABLES = ("data_keys", "tenant_keys")
+
 
 class SqlKeyRows:
     def __init__(self, db: Database, processes: SqlProcesses) -> None:
         self.db = db
         self.processes = processes
+        self._erasing = threading.Lock()
+        self._deletions = 0  # deletions committed by this process ...
+        self._erased = 0  # ... and how many of them an erasure has covered
 
     def _key_in_force(self, cur: Cursor, *, exclusive: bool) -> str:
         cur.execute("SELECT key_id FROM master_key_in_force WHERE singleton = 1"
@@ -65,11 +71,24 @@ class SqlKeyRows:
         with self.db.transaction() as cur:
             cur.executemany("DELETE FROM data_keys WHERE tenant_id = %s AND dek_id = %s",
                             [(tenant_id, dek_id) for dek_id in dek_ids])
+        self._deletions += 1
 
     def shred_tenant(self, tenant_id: str) -> None:
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM data_keys WHERE tenant_id = %s", (tenant_id,))
             cur.execute("DELETE FROM tenant_keys WHERE tenant_id = %s", (tenant_id,))
+        self._deletions += 1
+
+    def erase_deleted(self) -> None:
+        """Erasures are costly (PostgreSQL rewrites the key tables): callers that wait
+        together share one, which covers every deletion committed before it began."""
+        wanted = self._deletions
+        with self._erasing:
+            if self._erased >= wanted:
+                return
+            covered = self._deletions
+            self.db.erase_deleted(KEY_TABLES)
+            self._erased = covered
 
     def master_key_in_force(self) -> str | None:
         row = fetch_one(self.db, "SELECT key_id FROM master_key_in_force WHERE singleton = 1")

@@ -54,6 +54,22 @@ def use_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.05)
 
 
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""Bytes a WAL file keeps after a checkpoint resets it (it grows past this under load)."""
+
+
+def checkpoint_truncating(conn: sqlite3.Connection, attempts: int = 600) -> None:
+    """Copies every WAL frame into the database file and truncates the WAL to zero bytes.
+    SQLite waits for readers (the busy timeout) and reports "busy" if one still holds an
+    old snapshot: try again until it completes."""
+    for _ in range(attempts):
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return
+        time.sleep(0.05)
+    raise sqlite3.OperationalError("the WAL could not be checkpointed: readers held it")
+
+
 class ThreadConnections:
     """One connection per thread (a sqlite3 connection is not for sharing), opened by
     ``connect`` on first use in each thread; all closed together."""
@@ -94,6 +110,9 @@ class SQLiteDatabase:
         # FULL: a data key must be as durable as the event that needs it.
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
+        # A deleted key's bytes are zeroed in its page, not left in free space.
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         return conn
 
     def _connection(self) -> sqlite3.Connection:
@@ -124,6 +143,11 @@ class SQLiteDatabase:
 
     def lock_for_migrations(self, cur: Cursor) -> None:
         """Nothing to add: ``BEGIN IMMEDIATE`` already makes a second writer wait."""
+
+    def erase_deleted(self, tables: Sequence[str]) -> None:
+        # secure_delete zeroed the rows in their pages; the WAL still holds the frames
+        # written before. Checkpoint every frame into the file, then truncate the WAL.
+        checkpoint_truncating(self._connection())
 
     def row_lock(self, *, exclusive: bool) -> str:
         return ""  # ``BEGIN IMMEDIATE``: one writer at a time already

@@ -16,6 +16,7 @@ from secrets_ledger.adapters.sql.processes import SqlProcesses
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
 from secrets_ledger.adapters.sqlite.database import SQLiteDatabase, use_wal
+from secrets_ledger.adapters.sqlite.files import WalLimit, make_private
 from secrets_ledger.adapters.sqlite.values import SQLiteValueLookups
 from secrets_ledger.adapters.sqlite.viewstore import SQLiteViewStore
 from secrets_ledger.core.settings import Settings
@@ -40,6 +41,8 @@ class SQLiteStreams(StoredStreams):
 
 def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
     events_file, views_file = settings.data_dir / EVENTS_FILE, settings.data_dir / VIEWS_FILE
+    for database in (events_file, views_file):
+        make_private(database)
     db = SQLiteDatabase(views_file)
     try:
         if run_migrations:
@@ -63,4 +66,5 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
     return Storage(settings, db, events, SQLiteStreams(events, key_rows), key_rows, master,
                    SqlTokenRows(db), SqlViewQueries(db, key_order="key"), lookups,
                    SQLiteViewStore(db), LibraryEventSource(events),
-                   replay_loader=lambda events, workers: None, closers=[lookups.close])
+                   replay_loader=lambda events, workers: None, closers=[lookups.close],
+                   maintenance=[WalLimit(events_file), WalLimit(views_file)])
