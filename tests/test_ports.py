@@ -21,7 +21,7 @@ from secrets_ledger.core.ports import (
 )
 from secrets_ledger.core.principals import hash_token
 from secrets_ledger.domain.changes import RequestContext, SealedValue, SetValue
-from secrets_ledger.domain.errors import Unavailable
+from secrets_ledger.domain.errors import InvalidRequest, Unavailable
 from secrets_ledger.domain.reads import ReadRecord, ValueReads
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import utc_now
@@ -161,6 +161,14 @@ def test_switching_the_master_key_rewraps_every_tenant_key_and_retires_the_old_k
     assert rows.switch_master_key("new", rewrap) == MasterKeySwitch(0, "new", None)
     rows.insert_tenant_key("t2", 1, {old: "under-old", "new": "under-new"}, "now")
     assert rows.tenant_key("t2", 1) == TenantKeyRow("t2", 1, "under-new", "new")
+
+
+def test_a_retired_master_key_is_never_put_in_force_again(storage: Storage) -> None:
+    rows, old = storage.key_rows, in_force_key(storage)
+    rows.switch_master_key("new", lambda row: "rewrapped")
+    with pytest.raises(InvalidRequest, match="retired"):
+        rows.switch_master_key(old, lambda row: "back")
+    assert rows.master_key_in_force() == "new"
 
 
 def test_the_master_key_is_not_switched_while_a_live_server_lacks_the_new_key(

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_one
 from secrets_ledger.adapters.sql.processes import SqlProcesses
 from secrets_ledger.core.ports import MasterKeySwitch, TenantKeyRow
-from secrets_ledger.domain.errors import Unavailable
+from secrets_ledger.domain.errors import InvalidRequest, Unavailable
 from secrets_ledger.domain.times import format_time, utc_now
 
 KEY_TABLES = ("data_keys", "tenant_keys")
@@ -98,6 +98,10 @@ class SqlKeyRows:
                           rewrap: Callable[[TenantKeyRow], str]) -> MasterKeySwitch:
         with self.db.transaction() as cur:
             old_key_id = self._key_in_force(cur, exclusive=True)  # new tenant keys wait
+            cur.execute("SELECT 1 FROM retired_master_keys WHERE key_id = %s", (new_key_id,))
+            if cur.fetchone() is not None:
+                raise InvalidRequest("that master key was retired by an earlier rotation:"
+                                     " a retired key never comes back; use a new one")
             # Checked under the lock: a server starting now waits, then sees the new key.
             lacking = self.processes.lacking_in(cur, new_key_id)
             if lacking:
