@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
+from secrets_ledger.core.principals import TokenRecord
 from secrets_ledger.domain.reads import ValueReads
 from secrets_ledger.domain.tenant import Tenant
 
@@ -124,15 +125,25 @@ TokenRow = tuple[str, str, str, str | None, str | None, str | None]
 
 
 class TokenRows(Protocol):
-    """API tokens, stored only as hashes."""
+    """API tokens, stored only as hashes; each change names its actor."""
 
-    def insert(self, row: TokenRow, description: str, created_at: str) -> None: ...
+    def insert(self, row: TokenRow, description: str, created_at: str, created_by: str
+               ) -> bool:
+        """False (and nothing stored) when a token with this hash exists already."""
 
     def by_hashes(self, digests: Sequence[str]) -> dict[str, TokenRow]:
         """The rows of the tokens with these hashes, by hash, in one statement."""
 
-    def revoke(self, tenant: str, token_id: str, at: str) -> bool:
-        """Revokes a live token of the tenant; False if there was none."""
+    def by_id(self, token_id: str) -> TokenRow | None: ...
+
+    def revoke(self, token_ids: Sequence[str], at: str, by: str) -> list[str]:
+        """Revokes those of these tokens that are live; returns their ids."""
+
+    def live_bootstrap_ids(self) -> list[str]:
+        """The live tokens whose id starts ``principals.BOOTSTRAP_ID_PREFIX``."""
+
+    def listing(self, tenant: str | None) -> list[TokenRecord]:
+        """Every token (or those of one tenant) by creation, never a hash."""
 
     def has_live_admin(self) -> bool: ...
 
