@@ -14,7 +14,9 @@ from secrets_ledger.api.rest.schemas import (
     TenantList,
     TenantOut,
     TokenCreate,
+    TokenList,
     TokenOut,
+    TokenRecordOut,
 )
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.domain.errors import InvalidRequest
@@ -44,6 +46,12 @@ async def create_token(tenant: str, body: TokenCreate, caller: Caller, info: Inf
     return json_response(TokenOut(token=issued.token, token_id=issued.token_id,
                                   role=issued.role, tenant=issued.tenant,
                                   expires_at=issued.expires_at), status=201)
+
+
+@router.get("/{tenant}/tokens", response_model=TokenList)
+async def list_tokens(tenant: str, caller: Caller, ledger: LedgerDep) -> Response:
+    records = await ledger.tokens.list_tenant(caller, tenant)
+    return json_response(TokenList(items=[TokenRecordOut(**r._asdict()) for r in records]))
 
 
 @router.delete("/{tenant}/tokens/{token_id}", status_code=204)
