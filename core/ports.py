@@ -140,7 +140,7 @@ class TokenRows(Protocol):
         """Revokes those of these tokens that are live; returns their ids."""
 
     def live_bootstrap_ids(self) -> list[str]:
-        """The live tokens whose id starts ``principals.BOOTSTRAP_ID_PREFIX``."""
+        """The live tokens whose id starts ``principals.BOOTSTRAP_ID_PREFIX``, oldest first."""
 
     def listing(self, tenant: str | None) -> list[TokenRecord]:
         """Every token (or those of one tenant) by creation, never a hash."""

@@ -183,8 +183,18 @@ class Tokens:
         if revoked_at is not None or (expires_at is not None and expires_at <= now):
             raise InvalidRequest(f"{BOOTSTRAP_DESCRIPTION} was revoked or has expired:"
                                  " configure a new one")
-        previous = [other for other in self.rows.live_bootstrap_ids() if other != token_id]
-        self.rows.revoke(previous, now, SERVE.token_id)
+        # Only those made before it: two processes started with two new tokens at once
+        # leave the later one live, not neither.
+        live = self.rows.live_bootstrap_ids()
+        self.rows.revoke(live[:live.index(token_id)] if token_id in live else live, now,
+                         SERVE.token_id)
+
+
+def check_token_id(text: str) -> str:
+    """For front ends that take only ids (a URL path ends up in logs: never a token)."""
+    if not TOKEN_ID.fullmatch(text):
+        raise TokenNotFound("name the token by its id (tok_...), never by the token")
+    return text
 
 
 def estimated_bits(token: str) -> float:

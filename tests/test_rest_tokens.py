@@ -81,3 +81,14 @@ def test_tenant_tokens_may_neither_list_nor_revoke_tokens(app: App, role: str) -
                                  ("DELETE", f"/v1/tokens/{app.writer_id}", 403)):
         assert send(app, method, path, role).status_code == status, (method, path)
     assert send(app, "GET", "/v1/tenants/acme/secrets", "writer").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/tokens/{}", "/v1/tenants/acme/tokens/{}"])
+def test_a_path_naming_a_token_by_the_token_itself_is_404_and_revokes_nothing(
+        app: App, path: str) -> None:
+    answer = send(app, "DELETE", path.format(app.tokens["writer"]), "admin")
+    assert (answer.status_code, answer.json()["code"]) == (404, "token_not_found")
+    assert app.tokens["writer"] not in answer.text
+    assert send(app, "GET", "/v1/tenants/acme/secrets", "writer").status_code == 200
+    refused = send(app, "DELETE", path.format(app.tokens["writer"]), "writer")
+    assert refused.status_code in (403, 404) and refused.json()["code"] != "token_not_found"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from secrets_ledger.core.principals import BearerToken, Principal
+from secrets_ledger.core.principals import BearerToken, Principal, hash_token
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import InvalidRequest, TokenNotFound, Unauthorized
@@ -175,3 +175,16 @@ def test_a_tenant_token_cannot_be_the_bootstrap_token(
     reader = ledger.issue_token("reader", tenant, ctx)
     with pytest.raises(InvalidRequest, match="admin"):
         bootstrap(runtime, reader.token)
+
+
+def test_a_bootstrap_token_made_later_elsewhere_is_left_live(runtime: LedgerRuntime) -> None:
+    first, second = STRONG, STRONG[::-1]
+    bootstrap(runtime, first)
+    # Another process, started at once with another new token, has stored it meanwhile.
+    rows = runtime.storage.token_rows
+    rows.insert(("tok_bootlater", hash_token(second), "admin", None, None, None),
+                "LEDGER_BOOTSTRAP_TOKEN", "9999-01-01T00:00:00.000000Z", "serve")
+    bootstrap(runtime, first)  # this process's start, going on
+    assert not refused(runtime, second) and not refused(runtime, first)
+    bootstrap(runtime, second)  # the other process's start, going on
+    assert refused(runtime, first) and not refused(runtime, second)

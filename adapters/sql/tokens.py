@@ -55,7 +55,7 @@ class SqlTokenRows:
 
     def live_bootstrap_ids(self) -> list[str]:
         rows = fetch_all(self.db, "SELECT token_id FROM tokens WHERE substr(token_id, 1, %s)"
-                                  " = %s AND revoked_at IS NULL ORDER BY token_id",
+                                  " = %s AND revoked_at IS NULL ORDER BY created_at, token_id",
                          (len(BOOTSTRAP_ID_PREFIX), BOOTSTRAP_ID_PREFIX))
         return [str(row[0]) for row in rows]
 

@@ -19,6 +19,7 @@ from secrets_ledger.api.rest.schemas import (
     TokenRecordOut,
 )
 from secrets_ledger.core.policy import UseCase
+from secrets_ledger.core.tokens import check_token_id
 from secrets_ledger.domain.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
@@ -57,6 +58,7 @@ async def list_tokens(tenant: str, caller: Caller, ledger: LedgerDep) -> Respons
 @router.delete("/{tenant}/tokens/{token_id}", status_code=204)
 async def revoke_token(tenant: str, token_id: str, caller: Caller, info: Info,
                        ledger: LedgerDep) -> Response:
+    await judged(ledger, caller, tenant, UseCase.REVOKE_TOKEN, lambda: check_token_id(token_id))
     await ledger.tokens.revoke(caller, tenant, token_id, info)
     return Response(status_code=204)
 
