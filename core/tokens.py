@@ -126,11 +126,11 @@ class Tokens:
         return token_id
 
     def _row_of(self, token: str) -> TokenRow | None:
-        """The row of a token named by its id (``tok_...``) or by the token itself."""
-        if token.startswith("tok_"):
-            return self.rows.by_id(token) if TOKEN_ID.fullmatch(token) else None
-        if not token or len(token) > MAX_TOKEN_CHARS:
-            return None
+        """The row of a token named by its id (``tok_...``) or by the token itself (which,
+        configured as a bootstrap token, may look like an id)."""
+        row = self.rows.by_id(token) if TOKEN_ID.fullmatch(token) else None
+        if row is not None or not token or len(token) > MAX_TOKEN_CHARS:
+            return row
         digest = hash_token(token)
         return self.rows.by_hashes([digest]).get(digest)
 

@@ -188,3 +188,11 @@ def test_a_bootstrap_token_made_later_elsewhere_is_left_live(runtime: LedgerRunt
     assert not refused(runtime, second) and not refused(runtime, first)
     bootstrap(runtime, second)  # the other process's start, going on
     assert refused(runtime, first) and not refused(runtime, second)
+
+
+def test_a_bootstrap_token_that_looks_like_an_id_can_be_revoked_by_itself(
+        runtime: LedgerRuntime) -> None:
+    looks_like_an_id = "tok_" + STRONG.replace("-", "")
+    bootstrap(runtime, looks_like_an_id)
+    assert revoke_any(runtime, looks_like_an_id).startswith("tok_boot")
+    assert refused(runtime, looks_like_an_id)
