@@ -2,7 +2,7 @@
 nothing below them.
 
     ledger.tenants   open, list_all, rotate_key, shred
-    ledger.tokens    issue, revoke, bootstrap
+    ledger.tokens    issue, revoke, revoke_any, list_tenant, list_all, bootstrap
     ledger.secrets   write, put, delete, undelete, roll_back, destroy
     ledger.imports   json_object
     ledger.reads     value, keys, versions

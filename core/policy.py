@@ -46,6 +46,9 @@ class UseCase(StrEnum):
     SHRED_TENANT = "shred_tenant"
     ISSUE_TOKEN = "issue_token"
     REVOKE_TOKEN = "revoke_token"
+    REVOKE_ANY_TOKEN = "revoke_any_token"  # admin tokens too
+    LIST_TOKENS = "list_tokens"  # one tenant's
+    LIST_ALL_TOKENS = "list_all_tokens"
     WRITE_SECRETS = "write_secrets"  # one PUT or a transaction of sets and deletes
     DELETE_SECRET = "delete_secret"
     UNDELETE_SECRET = "undelete_secret"
@@ -68,6 +71,9 @@ NEEDS: Mapping[UseCase, Permission] = {
     UseCase.SHRED_TENANT: Permission.SHRED,
     UseCase.ISSUE_TOKEN: Permission.MANAGE_TOKENS,
     UseCase.REVOKE_TOKEN: Permission.MANAGE_TOKENS,
+    UseCase.REVOKE_ANY_TOKEN: Permission.MANAGE_TOKENS,
+    UseCase.LIST_TOKENS: Permission.MANAGE_TOKENS,
+    UseCase.LIST_ALL_TOKENS: Permission.MANAGE_TOKENS,
     UseCase.WRITE_SECRETS: Permission.WRITE_VALUES,
     UseCase.DELETE_SECRET: Permission.WRITE_VALUES,
     UseCase.UNDELETE_SECRET: Permission.WRITE_VALUES,
@@ -84,7 +90,8 @@ NEEDS: Mapping[UseCase, Permission] = {
 }
 
 GLOBAL_USE_CASES = frozenset({UseCase.OPEN_TENANT, UseCase.LIST_TENANTS, UseCase.VERIFY_ALL,
-                              UseCase.ROTATE_MASTER_KEY})
+                              UseCase.ROTATE_MASTER_KEY, UseCase.REVOKE_ANY_TOKEN,
+                              UseCase.LIST_ALL_TOKENS})
 
 
 def authorize(principal: Principal, tenant: str | None, use_case: UseCase) -> None:

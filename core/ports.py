@@ -18,6 +18,7 @@ from secrets_ledger.core.key_ports import LiveProcesses as LiveProcesses
 from secrets_ledger.core.key_ports import MasterKeys as MasterKeys
 from secrets_ledger.core.key_ports import MasterKeySwitch as MasterKeySwitch
 from secrets_ledger.core.key_ports import TenantKeyRow as TenantKeyRow
+from secrets_ledger.core.principals import TokenRecord
 from secrets_ledger.domain.reads import ValueReads
 from secrets_ledger.domain.tenant import Tenant
 
@@ -84,15 +85,25 @@ TokenRow = tuple[str, str, str, str | None, str | None, str | None]
 
 
 class TokenRows(Protocol):
-    """API tokens, stored only as hashes."""
+    """API tokens, stored only as hashes; each change names its actor."""
 
-    def insert(self, row: TokenRow, description: str, created_at: str) -> None: ...
+    def insert(self, row: TokenRow, description: str, created_at: str, created_by: str
+               ) -> bool:
+        """False (and nothing stored) when a token with this hash exists already."""
 
     def by_hashes(self, digests: Sequence[str]) -> dict[str, TokenRow]:
         """The rows of the tokens with these hashes, by hash, in one statement."""
 
-    def revoke(self, tenant: str, token_id: str, at: str) -> bool:
-        """Revokes a live token of the tenant; False if there was none."""
+    def by_id(self, token_id: str) -> TokenRow | None: ...
+
+    def revoke(self, token_ids: Sequence[str], at: str, by: str) -> list[str]:
+        """Revokes those of these tokens that are live; returns their ids."""
+
+    def live_bootstrap_ids(self) -> list[str]:
+        """The live tokens whose id starts ``principals.BOOTSTRAP_ID_PREFIX``, oldest first."""
+
+    def listing(self, tenant: str | None) -> list[TokenRecord]:
+        """Every token (or those of one tenant) by creation, never a hash."""
 
     def has_live_admin(self) -> bool: ...
 

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from secrets_ledger.domain.errors import Unauthorized
 from secrets_ledger.domain.times import format_time, utc_now
@@ -57,6 +57,25 @@ Credential = Principal | BearerToken
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+BOOTSTRAP_ID_PREFIX = "tok_boot"
+"""The ids of tokens made from ``LEDGER_BOOTSTRAP_TOKEN`` (issued ids are ``tok_<hex>``)."""
+
+
+class TokenRecord(NamedTuple):
+    """A token as its listing shows it: never the token, nor its hash. ``created_by`` and
+    ``revoked_by`` name the actor (a token id, or ``cli``/``serve``)."""
+
+    token_id: str
+    role: str
+    tenant: str | None
+    description: str
+    created_at: str
+    created_by: str | None  # None for tokens made before it was recorded
+    expires_at: str | None
+    revoked_at: str | None
+    revoked_by: str | None
 
 
 TOKEN_COLUMNS = ("token_id", "token_hash", "role", "tenant", "expires_at", "revoked_at")

@@ -77,9 +77,9 @@ class Blocking:
         caller, request = caller_of(ctx)
         return run(self.ledger.tokens.issue(caller, role, tenant, ttl_seconds, "", request))
 
-    def revoke_token(self, tenant: str, token_id: str, ctx: RequestContext) -> None:
+    def revoke_token(self, tenant: str, token: str, ctx: RequestContext) -> str:
         caller, request = caller_of(ctx)
-        run(self.ledger.tokens.revoke(caller, tenant, token_id, request))
+        return run(self.ledger.tokens.revoke(caller, tenant, token, request))
 
     def write_secrets(self, name: str, changes: Sequence[Change], values: Mapping[str, Any],
                       ctx: RequestContext) -> list[WriteResult]:

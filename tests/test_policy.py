@@ -48,6 +48,13 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
                                                                 _request())),
     "tokens.revoke": (UseCase.REVOKE_TOKEN,
                       lambda ledger, who, t: _revoke_a_spare(ledger, who, t)),
+    "tokens.revoke_any": (UseCase.REVOKE_ANY_TOKEN,
+                          lambda ledger, who, t: ledger.tokens.revoke_any(
+                              who, SPARE_TOKENS[f"any {t}"], _request())),
+    "tokens.list_tenant": (UseCase.LIST_TOKENS,
+                           lambda ledger, who, t: ledger.tokens.list_tenant(who, t)),
+    "tokens.list_all": (UseCase.LIST_ALL_TOKENS,
+                        lambda ledger, who, t: ledger.tokens.list_all(who, t)),
     "secrets.write": (UseCase.WRITE_SECRETS,
                       lambda ledger, who, t: ledger.secrets.write(
                           who, t, [_set("batch")], {"batch": 1}, _request())),
@@ -92,7 +99,7 @@ def _set(key: str) -> SetValue:
     return SetValue(key)
 
 
-SPARE_TOKENS: dict[str, str] = {}  # a live reader token id of each tenant, to revoke
+SPARE_TOKENS: dict[str, str] = {}  # live reader token ids of each tenant, to revoke
 
 
 async def _revoke_a_spare(ledger: Ledger, who: Credential, tenant: str) -> None:
@@ -122,6 +129,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Ledge
         for key in ("to-delete", "rolled", "destroyed"):
             ledger.put_secret(name, key, f"{key} of {name}", None, None, SETUP)
         SPARE_TOKENS[name] = ledger.issue_token("reader", name, SETUP).token_id
+        SPARE_TOKENS[f"any {name}"] = ledger.issue_token("reader", name, SETUP).token_id
     token = ledger.issue_token(role, None if role == "admin" else "acme", SETUP).token
     try:
         yield runtime, role, token

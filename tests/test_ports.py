@@ -19,7 +19,7 @@ from secrets_ledger.core.ports import (
     ValueLookup,
     WrappedDataKey,
 )
-from secrets_ledger.core.principals import hash_token
+from secrets_ledger.core.principals import TokenRecord, hash_token
 from secrets_ledger.domain.changes import RequestContext, SealedValue, SetValue
 from secrets_ledger.domain.errors import InvalidRequest, Unavailable
 from secrets_ledger.domain.reads import ReadRecord, ValueReads
@@ -193,19 +193,40 @@ def test_token_rows_are_found_by_hash_and_revoked_once(storage: Storage) -> None
     rows = storage.token_rows
     assert rows.by_hashes([]) == {}
     assert not rows.has_live_admin()
-    rows.insert(("tok_a", hash_token("a"), "writer", "acme", None, None), "", "now")
-    rows.insert(("tok_b", hash_token("b"), "admin", None, "2999-01-01T00:00:00Z", None), "",
-                "now")
+    assert rows.insert(("tok_a", hash_token("a"), "writer", "acme", None, None), "", "now",
+                       "cli")
+    assert rows.insert(("tok_b", hash_token("b"), "admin", None, "2999-01-01T00:00:00Z", None),
+                       "", "now", "cli")
+    assert not rows.insert(("tok_c", hash_token("a"), "admin", None, None, None), "", "now",
+                           "cli")  # a token with that hash exists already
     found = rows.by_hashes([hash_token("a"), hash_token("b"), hash_token("nobody")])
     assert found == {
         hash_token("a"): ("tok_a", hash_token("a"), "writer", "acme", None, None),
         hash_token("b"): ("tok_b", hash_token("b"), "admin", None, "2999-01-01T00:00:00Z",
                           None)}
+    assert rows.by_id("tok_b") == found[hash_token("b")] and rows.by_id("tok_c") is None
     assert rows.has_live_admin()
-    assert not rows.revoke("other", "tok_a", "then")  # another tenant's token
-    assert rows.revoke("acme", "tok_a", "then")
-    assert not rows.revoke("acme", "tok_a", "later")  # revoked already
+    assert rows.revoke(["tok_a", "tok_nobody"], "then", "tok_x") == ["tok_a"]
+    assert rows.revoke(["tok_a"], "later", "tok_y") == []  # revoked already
     assert rows.by_hashes([hash_token("a")])[hash_token("a")][5] == "then"
+
+
+def test_token_rows_list_without_hashes_and_find_live_bootstrap_tokens(
+        storage: Storage) -> None:
+    rows = storage.token_rows
+    for token_id, tenant, at in (("tok_boot1", None, "t1"), ("tok_boot2", None, "t2"),
+                                 ("tok_a", "acme", "t3"), ("tok_b", "other", "t4")):
+        rows.insert((token_id, hash_token(token_id), "admin" if tenant is None else "reader",
+                     tenant, None, None), "why", at, "serve")
+    rows.revoke(["tok_boot1"], "t5", "serve")
+    assert rows.live_bootstrap_ids() == ["tok_boot2"]
+    assert rows.listing("acme") == [
+        TokenRecord("tok_a", "reader", "acme", "why", "t3", "serve", None, None, None)]
+    listed = rows.listing(None)
+    assert [record.token_id for record in listed] == ["tok_boot1", "tok_boot2", "tok_a",
+                                                      "tok_b"]
+    assert (listed[0].revoked_at, listed[0].revoked_by) == ("t5", "serve")
+    assert hash_token("tok_a") not in repr(listed)
 
 
 # ---- ViewQueries and ValueLookups (through the core's writes and the projector) ------------

@@ -7,23 +7,28 @@ from typing import cast
 
 from secrets_ledger.adapters.sql.database import Database, fetch_all, fetch_one
 from secrets_ledger.core.ports import TokenRow
-from secrets_ledger.core.principals import TOKEN_COLUMNS
+from secrets_ledger.core.principals import BOOTSTRAP_ID_PREFIX, TOKEN_COLUMNS, TokenRecord
 
 COLUMNS = ", ".join(TOKEN_COLUMNS)
+RECORD_COLUMNS = ", ".join(TokenRecord._fields)
 
 
 class SqlTokenRows:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def insert(self, row: TokenRow, description: str, created_at: str) -> None:
+    def insert(self, row: TokenRow, description: str, created_at: str, created_by: str
+               ) -> bool:
         token_id, token_hash, role, tenant, expires_at, revoked_at = row
         with self.db.transaction() as cur:
+            # Two processes starting with the same new bootstrap token: one row, no error.
             cur.execute("INSERT INTO tokens (token_id, token_hash, role, tenant, description,"
-                        " created_at, expires_at, revoked_at)"
-                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                        " created_at, created_by, expires_at, revoked_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                        " ON CONFLICT (token_hash) DO NOTHING",
                         (token_id, token_hash, role, tenant, description, created_at,
-                         expires_at, revoked_at))
+                         created_by, expires_at, revoked_at))
+            return cur.rowcount > 0
 
     def by_hashes(self, digests: Sequence[str]) -> dict[str, TokenRow]:
         if not digests:
@@ -33,11 +38,32 @@ class SqlTokenRows:
                                   f" WHERE token_hash IN ({marks})", digests)
         return {str(row[1]): cast(TokenRow, tuple(row)) for row in rows}
 
-    def revoke(self, tenant: str, token_id: str, at: str) -> bool:
+    def by_id(self, token_id: str) -> TokenRow | None:
+        row = fetch_one(self.db, f"SELECT {COLUMNS} FROM tokens WHERE token_id = %s",
+                        (token_id,))
+        return None if row is None else cast(TokenRow, tuple(row))
+
+    def revoke(self, token_ids: Sequence[str], at: str, by: str) -> list[str]:
+        revoked = []
         with self.db.transaction() as cur:
-            cur.execute("UPDATE tokens SET revoked_at = %s WHERE token_id = %s AND tenant = %s"
-                        " AND revoked_at IS NULL", (at, token_id, tenant))
-            return cur.rowcount > 0
+            for token_id in token_ids:
+                cur.execute("UPDATE tokens SET revoked_at = %s, revoked_by = %s"
+                            " WHERE token_id = %s AND revoked_at IS NULL", (at, by, token_id))
+                if cur.rowcount > 0:
+                    revoked.append(token_id)
+        return revoked
+
+    def live_bootstrap_ids(self) -> list[str]:
+        rows = fetch_all(self.db, "SELECT token_id FROM tokens WHERE substr(token_id, 1, %s)"
+                                  " = %s AND revoked_at IS NULL ORDER BY created_at, token_id",
+                         (len(BOOTSTRAP_ID_PREFIX), BOOTSTRAP_ID_PREFIX))
+        return [str(row[0]) for row in rows]
+
+    def listing(self, tenant: str | None) -> list[TokenRecord]:
+        where, params = ("WHERE tenant = %s", (tenant,)) if tenant is not None else ("", ())
+        rows = fetch_all(self.db, f"SELECT {RECORD_COLUMNS} FROM tokens {where}"
+                                  " ORDER BY created_at, token_id", params)
+        return [TokenRecord(*row) for row in rows]
 
     def has_live_admin(self) -> bool:
         return fetch_one(self.db, "SELECT 1 FROM tokens WHERE role = 'admin'"

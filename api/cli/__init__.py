@@ -88,10 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--ttl-seconds", type=int)
     token_create.add_argument("--description", default="")
     token_create.set_defaults(run=commands.cmd_token_create)
-    token_revoke = token.add_parser("revoke", help="revoke a tenant token")
-    token_revoke.add_argument("--tenant", required=True)
-    token_revoke.add_argument("token_id")
+    token_revoke = token.add_parser("revoke", help="revoke a token (admin tokens too)")
+    token_revoke.add_argument("--tenant", help="only if the token is one of this tenant's")
+    token_revoke.add_argument("token", metavar="TOKEN",
+                              help="its id (tok_...), the token itself, or - to read it"
+                                   " from stdin")
     token_revoke.set_defaults(run=commands.cmd_token_revoke)
+    token_list = token.add_parser("list", help="list tokens (never their secrets)")
+    token_list.add_argument("--tenant", help="only this tenant's tokens")
+    token_list.set_defaults(run=commands.cmd_token_list)
 
     keys = sub.add_parser("keys", help="key management").add_subparsers(
         dest="action", required=True, parser_class=_Parser)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from secrets_ledger.projections.views import views_named
 from secrets_ledger.runtime import LedgerRuntime
 
 EXIT_BROKEN = 1
+FROM_STDIN = "-"
 OPERATOR = Principal.operator("cli")
 
 
@@ -170,10 +172,26 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
+    # A token itself may be given (``-``: read from stdin, out of the process list); only
+    # its id is ever printed.
+    token = sys.stdin.readline().strip() if args.token == FROM_STDIN else args.token
     with _runtime() as runtime:
-        asyncio.run(runtime.ledger.tokens.revoke(OPERATOR, args.tenant, args.token_id,
-                                                 _request()))
-    print(f"revoked {args.token_id}")
+        tokens = runtime.ledger.tokens
+        token_id = asyncio.run(
+            tokens.revoke_any(OPERATOR, token, _request()) if args.tenant is None
+            else tokens.revoke(OPERATOR, args.tenant, token, _request()))
+    print(f"revoked {token_id}")
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    with _runtime() as runtime:
+        records = asyncio.run(runtime.ledger.tokens.list_all(OPERATOR, args.tenant))
+    for r in records:  # one line each; the description last, as a JSON string
+        fields = (r.token_id, r.role, r.tenant, r.created_at, r.created_by, r.expires_at,
+                  r.revoked_at, r.revoked_by)
+        print("\t".join("-" if field is None else field for field in fields),
+              json.dumps(r.description, ensure_ascii=False), sep="\t")
     return 0
 
 

@@ -73,6 +73,24 @@ class TokenOut(BaseModel):
     expires_at: str | None
 
 
+class TokenRecordOut(BaseModel):
+    """A token as listed: never the token, nor its hash."""
+
+    token_id: str
+    role: str
+    tenant: str | None
+    description: str
+    created_at: str
+    created_by: str | None
+    expires_at: str | None
+    revoked_at: str | None
+    revoked_by: str | None
+
+
+class TokenList(BaseModel):
+    items: list[TokenRecordOut]
+
+
 class KeyVersionOut(BaseModel):
     key_version: int
 

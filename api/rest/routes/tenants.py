@@ -14,9 +14,12 @@ from secrets_ledger.api.rest.schemas import (
     TenantList,
     TenantOut,
     TokenCreate,
+    TokenList,
     TokenOut,
+    TokenRecordOut,
 )
 from secrets_ledger.core.policy import UseCase
+from secrets_ledger.core.tokens import check_token_id
 from secrets_ledger.domain.errors import InvalidRequest
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
@@ -46,9 +49,16 @@ async def create_token(tenant: str, body: TokenCreate, caller: Caller, info: Inf
                                   expires_at=issued.expires_at), status=201)
 
 
+@router.get("/{tenant}/tokens", response_model=TokenList)
+async def list_tokens(tenant: str, caller: Caller, ledger: LedgerDep) -> Response:
+    records = await ledger.tokens.list_tenant(caller, tenant)
+    return json_response(TokenList(items=[TokenRecordOut(**r._asdict()) for r in records]))
+
+
 @router.delete("/{tenant}/tokens/{token_id}", status_code=204)
 async def revoke_token(tenant: str, token_id: str, caller: Caller, info: Info,
                        ledger: LedgerDep) -> Response:
+    await judged(ledger, caller, tenant, UseCase.REVOKE_TOKEN, lambda: check_token_id(token_id))
     await ledger.tokens.revoke(caller, tenant, token_id, info)
     return Response(status_code=204)
 
