@@ -32,7 +32,10 @@ def parse_time(text: str) -> datetime:
         raise InvalidRequest("times are RFC 3339, e.g. 2026-01-31T12:00:00Z") from None
     if moment.tzinfo is None:
         raise InvalidRequest("times must carry a zone (Z or +hh:mm)")
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-05:00 is in the year 10000 in UTC
+        raise InvalidRequest("that time is outside the years 1 to 9999 in UTC") from None
 
 
 def stored_time(text: str) -> str:

@@ -195,3 +195,12 @@ def test_refused_token_creation_leaves_no_audit_row(server: Server, admin: httpx
         with server.admin() as fresh:  # a 5xx may have closed the first connection
             rows = audit_items(fresh, tenant)
         assert [r for r in rows if r["action"] == "token_created"] == []
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_time_out_of_range_in_utc_is_400(writer: httpx.Client, auditor: httpx.Client,
+                                            tenant: str, text: str) -> None:
+    put_value(writer, tenant, "k", "v1")
+    assert_problem(writer.get(secret_path(tenant, "k"), params={"at": text}), 400)
+    for name in ("since", "until"):
+        assert_problem(auditor.get(f"/v1/tenants/{tenant}/audit", params={name: text}), 400)
