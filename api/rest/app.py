@@ -88,8 +88,9 @@ class BodyLimit:
                 scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(BaseException):
+    """Not an ``Exception``: body parsers that turn any error into a 400 must let it
+    through to ``BodyLimit``, which answers 413 (a chunked body has no length to check)."""
 
 
 class RequestIdAndMetrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -204,3 +205,22 @@ def test_a_time_out_of_range_in_utc_is_400(writer: httpx.Client, auditor: httpx.
     assert_problem(writer.get(secret_path(tenant, "k"), params={"at": text}), 400)
     for name in ("since", "until"):
         assert_problem(auditor.get(f"/v1/tenants/{tenant}/audit", params={name: text}), 400)
+
+
+def _chunked(size: int) -> Iterator[bytes]:
+    """A JSON body of about ``size`` bytes sent without a Content-Length."""
+    yield b'{"value": "'
+    for _ in range(size // 65536):
+        yield b"x" * 65536
+    yield b'"}'
+
+
+@pytest.mark.parametrize(("method", "suffix"), [("PUT", "/secrets/k"), ("POST", "/transactions")])
+def test_a_chunked_body_over_the_limit_is_413(writer: httpx.Client, tenant: str, method: str,
+                                              suffix: str) -> None:
+    response = writer.request(method, f"/v1/tenants/{tenant}{suffix}",
+                              content=_chunked(2 * 1_048_576),
+                              headers={"Content-Type": "application/json"})
+    assert "content-length" not in response.request.headers
+    assert_problem(response, 413, "value_too_large")
+    assert list_all_keys(writer, tenant) == []
