@@ -8,6 +8,7 @@ event tables or databases) become one more choice here, behind the same ports.
 from __future__ import annotations
 
 import sqlite3
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -15,6 +16,7 @@ from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.postgres.storage import open_postgres
 from secrets_ledger.adapters.sqlite.storage import open_sqlite
 from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.errors import InvalidRequest
 
 STORAGE_ERRORS: tuple[type[Exception], ...] = (psycopg.OperationalError, sqlite3.Error, OSError)
 """What a backend raises when its storage (a server, or the files of the data directory)
@@ -27,8 +29,9 @@ def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:
     # 0700: the master key may live here, and nobody else needs to list the stores.
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if settings.database_url is not None:
-        storage = open_postgres(settings, settings.database_url.get_secret_value(),
-                                run_migrations=run_migrations)
+        url = settings.database_url.get_secret_value()
+        check_database_url(url)
+        storage = open_postgres(settings, url, run_migrations=run_migrations)
     else:
         storage = open_sqlite(settings, run_migrations=run_migrations)
     if run_migrations:  # else the schema may predate the check (``migrate`` wraps nothing)
@@ -38,3 +41,40 @@ def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:
             storage.close()
             raise
     return storage
+
+
+def check_database_url(url: str) -> None:
+    """Refuses, before any driver sees it (a driver's error would quote it, password and
+    all), a URL that does not name a PostgreSQL server."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a malformed port raises here)
+    except ValueError:
+        raise InvalidRequest("LEDGER_DATABASE_URL is not a valid URL") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise InvalidRequest("LEDGER_DATABASE_URL must be a postgresql:// URL (PostgreSQL is"
+                             " the only server database; unset it for SQLite)")
+
+
+def explain_storage_error(error: BaseException) -> str:
+    """One line for the operator: what kind of failure, never the URL or a password."""
+    if isinstance(error, psycopg.Error):
+        state = getattr(error, "sqlstate", None)
+        text = str(error).lower()
+        if state == "3D000" or ("database" in text and "does not exist" in text):
+            return "the database does not exist on that server"
+        if state in ("28P01", "28000") or "authentication failed" in text or (
+                "role" in text and "does not exist" in text):
+            return "the database server refused the credentials (authentication failed)"
+        if "connection refused" in text:
+            return "the database server refused the connection (not running on that host/port?)"
+        if "translate host name" in text or "name or service not known" in text:
+            return "the database host name does not resolve"
+        if "timeout" in text or "timed out" in text:
+            return "the database server did not answer in time"
+        return f"the database server could not be used ({type(error).__name__})"
+    if isinstance(error, sqlite3.Error):
+        return f"the SQLite files in the data directory cannot be used ({error})"
+    if isinstance(error, OSError):
+        return f"the data directory cannot be used ({error.strerror})"
+    return type(error).__name__

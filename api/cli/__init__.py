@@ -17,7 +17,7 @@ from typing import NoReturn
 import pydantic
 
 from secrets_ledger.adapters.postgres.parallel_replay import AUTO_MIN_EVENTS, MAX_WORKERS
-from secrets_ledger.adapters.storage import STORAGE_ERRORS
+from secrets_ledger.adapters.storage import STORAGE_ERRORS, explain_storage_error
 from secrets_ledger.api.cli import commands
 from secrets_ledger.api.cli.commands import CommandFailed
 from secrets_ledger.core.policy import TENANT_ROLES
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in error.errors())
         return _fail(f"invalid configuration: {fields}")
     except STORAGE_ERRORS as error:
-        return _fail(f"storage unreachable: {type(error).__name__}")
+        return _fail(f"storage unreachable: {explain_storage_error(error)}")
     except ValueError as error:
         return _fail(f"invalid configuration: {error}")
     return code
