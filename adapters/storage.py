@@ -14,7 +14,7 @@ import psycopg
 
 from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.postgres.storage import open_postgres
-from secrets_ledger.adapters.sqlite.storage import open_sqlite
+from secrets_ledger.adapters.sqlite.storage import VIEWS_FILE, open_sqlite
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.errors import InvalidRequest
 
@@ -41,6 +41,15 @@ def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:
             storage.close()
             raise
     return storage
+
+
+def holds_a_ledger(settings: Settings) -> bool:
+    """Whether the configured storage holds a ledger already (a PostgreSQL schema is
+    created by whichever process connects first, as a SQLite data directory by ``serve``
+    or ``migrate``; other commands must not make a new, empty ledger by accident)."""
+    if settings.database_url is not None:
+        return True
+    return (settings.data_dir / VIEWS_FILE).exists()
 
 
 def check_database_url(url: str) -> None:

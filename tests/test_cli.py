@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from secrets_ledger.adapters.storage import open_storage
 from secrets_ledger.core.settings import Settings
+from tests.conftest import make_settings
 
 CLI = [sys.executable, "-m", "secrets_ledger.api.cli"]
 
@@ -30,11 +32,20 @@ def run(settings: Settings, *args: str, timeout: float = 120) -> subprocess.Comp
                           timeout=timeout, check=False)
 
 
+@pytest.fixture(autouse=True)
+def existing_ledger(request: pytest.FixtureRequest, settings: Settings) -> None:
+    """The commands work on an existing ledger (they refuse to make one by accident);
+    a test marked ``fresh_store`` starts from nothing."""
+    if request.node.get_closest_marker("fresh_store") is None:
+        open_storage(settings).close()
+
+
 def write_json(path: Path, data: object) -> Path:
     path.write_text(json.dumps(data))
     return path
 
 
+@pytest.mark.fresh_store
 def test_two_processes_migrating_at_once_apply_each_migration_exactly_once(
         settings: Settings) -> None:
     with ThreadPoolExecutor(2) as pool:
@@ -191,3 +202,22 @@ def test_verify_exits_1_naming_the_tenant_and_position_of_an_edited_row(
         assert "first bad position 2" in result.stdout
         assert "BROKEN  edited" in result.stdout
     assert run(settings, "verify", "--tenant", "intact").returncode == 0
+
+
+@pytest.mark.fresh_store
+def test_a_command_outside_any_ledger_refuses_and_creates_nothing(tmp_path: Path) -> None:
+    """(SQLite: a PostgreSQL schema is made by whichever process connects first.)"""
+    elsewhere = make_settings("sqlite", tmp_path / "not-a-ledger")
+    done = run(elsewhere, "import", "--tenant", "acme", "--create-tenant",
+               str(write_json(tmp_path / "blob.json", {"a": "1"})))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "no ledger in" in done.stderr
+    assert not elsewhere.data_dir.exists()
+
+
+def test_an_import_nested_past_any_limit_is_one_line(settings: Settings, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"k": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    done = run(settings, "import", "--tenant", "acme", "--create-tenant", str(deep))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "nests deeper" in done.stderr

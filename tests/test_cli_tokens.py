@@ -10,7 +10,9 @@ from secrets_ledger.core.principals import hash_token
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import run as run_coroutine
-from tests.test_cli import CLI, cli_env, run
+from tests.test_cli import CLI, cli_env, existing_ledger, run
+
+__all__ = ["existing_ledger"]  # autouse: the commands work on an existing ledger
 
 STRONG = "e2e-admin-5f0c1b7a9d2e4c6b8a0f1e3d5c7b9a2d"
 

@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from secrets_ledger.adapters.storage import holds_a_ledger
 from secrets_ledger.api.rest.paths import rest_key
 from secrets_ledger.core.imports import check_import
 from secrets_ledger.core.principals import Principal
@@ -69,7 +70,13 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
 
 
 def _runtime(follow: bool = False) -> LedgerRuntime:
-    return LedgerRuntime(Settings(), follow=follow)
+    settings = Settings()
+    if not holds_a_ledger(settings):
+        raise CommandFailed(
+            f"no ledger in {settings.data_dir.resolve()}: set LEDGER_DATA_DIR (or"
+            " LEDGER_DATABASE_URL) to your ledger, or create one here with"
+            " `secrets-ledger migrate` (or `serve`)")
+    return LedgerRuntime(settings, follow=follow)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -222,6 +229,8 @@ def _read_import_file(path: Path) -> dict[str, Any]:
         raise CommandFailed(f"cannot read {path}: {error.strerror}") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CommandFailed(f"{path} is not a JSON document") from None
+    except RecursionError:
+        raise CommandFailed(f"{path} nests deeper than a value may (64 levels)") from None
     if not isinstance(data, dict):
         raise CommandFailed(f"{path} must hold a JSON object of key -> value")
     return data

@@ -65,6 +65,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         schema = f"e2e_{uuid.uuid4().hex[:12]}"
     (tmp_path / "data").mkdir()
     store = Store(str(request.param), tmp_path, schema)
+    made = store.cli("migrate")  # a ledger to work on (commands never make one by accident)
+    assert made.returncode == 0, made.stderr
     try:
         yield store
     finally:
