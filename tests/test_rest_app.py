@@ -232,6 +232,25 @@ def test_openapi_documents_the_paths_that_answer(app: App) -> None:
     assert "SecretOut" in json.dumps(secret["get"]["responses"]["200"])
 
 
+def test_openapi_documents_errors_as_the_server_answers_them(app: App) -> None:
+    document = app.client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "422" not in responses, (method, path)
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    assert list(response["content"]) == ["application/problem+json"]
+            if path.startswith("/v1/"):
+                assert {"400", "401", "403", "404", "503"} <= set(responses), (method, path)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_no_docs_page_loads_scripts_from_elsewhere(app: App) -> None:
+    for page in ("/docs", "/redoc"):
+        assert app.client.get(page).status_code == 404
+
+
 @pytest.mark.parametrize("key", ["versions", "k/versions", "a/b/undelete", "rollback",
                                  "x/destroy"])
 def test_a_key_ending_with_a_sub_resource_name_cannot_be_addressed(key: str) -> None:

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 
 from secrets_ledger.api.rest.deps import header
+from secrets_ledger.api.rest.openapi import describe_problems
 from secrets_ledger.api.rest.plain import PlainRoutes
 from secrets_ledger.api.rest.problems import install_problem_handlers, problem
 from secrets_ledger.api.rest.routes import audit, ops, secrets, tenants, tokens
@@ -151,13 +152,16 @@ def create_app(ledger: Ledger, projection_lag: Callable[[], int],
     metrics how far the views are behind the event store."""
     app = FastAPI(title="secrets-ledger", version="1",
                   description="An event-sourced, encrypted, per-tenant secrets ledger.",
-                  telemetry=NO_OPENTELEMETRY)
+                  # No /docs or /redoc: FastAPI's pages load their scripts from a CDN,
+                  # which a secrets store must not make its operators' browsers run.
+                  docs_url=None, redoc_url=None, telemetry=NO_OPENTELEMETRY)
     app.state.ledger = ledger
     app.state.projection_lag = projection_lag
     app.state.readiness_max_lag = readiness_max_lag
     app.state.telemetry = telemetry = Telemetry()
     ledger.on_saved(telemetry.events_written.inc)
     install_problem_handlers(app)
+    describe_problems(app)
     # The secrets' routes first: the router tries routes in order, and they take nearly
     # every request.
     routers = [module.router for module in (secrets, audit, tenants, tokens, ops)]
