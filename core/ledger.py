@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NoReturn
 
+from secrets_ledger.core.admission import WorkQueue
 from secrets_ledger.core.door import Door
 from secrets_ledger.core.history import History
 from secrets_ledger.core.imports import Imports
@@ -60,6 +61,11 @@ class Ledger:
     def on_saved(self, hook: Callable[[], None]) -> None:
         """Calls ``hook`` after every batch stored (a front end's metrics)."""
         self.door.on_saved = hook
+
+    @property
+    def load(self) -> WorkQueue:
+        """The writer's queue: depth, bytes, requests shed and abandoned."""
+        return self.door.writer.load
 
     def close(self) -> None:
         self.door.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.domain.changes import RequestContext
@@ -17,6 +18,9 @@ class RequestInfo:
     request_id: str
     idempotency_key: str | None = None
     request_hash: str | None = None
+    size: int = 0  # bytes the client sent: what its queued work may hold in memory
+    # Whether the client has gone (closed its connection): its work is then not started.
+    client_gone: Callable[[], bool] | None = field(default=None, compare=False)
 
     def context(self, principal: Principal) -> RequestContext:
         """The domain's context: this request, acted on by ``principal``."""

@@ -18,6 +18,12 @@ class Settings(BaseSettings):
     database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     master_key: SecretStr | None = Field(default=None, description="base64 of 32 bytes")
     new_master_key: SecretStr | None = Field(default=None, description="for rotate-master")
+    max_queued_requests: int = Field(
+        default=4096, ge=1, description="commands and value reads waiting for the writer;"
+        " more are refused with 503 overloaded")
+    max_queued_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1, description="bytes of request bodies waiting for the"
+        " writer; more are refused with 503 overloaded")
     master_rotation_wait: float = Field(
         default=15.0, ge=0, description="how long rotate-master waits for every running"
         " server to hold the new master key before it gives up, changing nothing")

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
+from secrets_ledger.core.admission import QueueLimits, WorkQueue
 from secrets_ledger.core.aggregates import AggregateCache
 from secrets_ledger.core.idempotency import RecentOutcomes, StoredOutcome
 from secrets_ledger.core.jobs import Effects, Job
@@ -51,12 +52,12 @@ GATHER_POLL_SECONDS = 0.0001
 
 class BatchWriter:
     def __init__(self, ports: Ports, on_saved: Callable[[], None],
-                 stored_outcome: StoredOutcome) -> None:
+                 stored_outcome: StoredOutcome, limits: QueueLimits | None = None) -> None:
         self.streams = ports.streams
         self.tokens = ports.token_rows
         self.lookups = ports.value_lookups
         self.on_saved = on_saved
-        self._queue: queue.SimpleQueue[Job[Any] | None] = queue.SimpleQueue()
+        self._queue = WorkQueue(limits or QueueLimits())
         self._closing = threading.Lock()
         self._closed = False
         self.aggregates = AggregateCache(ports.streams)
@@ -64,6 +65,11 @@ class BatchWriter:
         self.outcomes = RecentOutcomes(stored_outcome)
         self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
         self._thread.start()
+
+    @property
+    def load(self) -> WorkQueue:
+        """The queue's depth, bytes, and what it shed and dropped (for metrics)."""
+        return self._queue
 
     async def run(self, job: Job[T]) -> T:
         """Hands the job to the writer and awaits its answer."""
@@ -103,6 +109,7 @@ class BatchWriter:
                     break
                 batch.append(following)
             previous = len(batch)
+            batch = self._queue.wanted(batch)
             try:
                 self._commit(self._answer_reads(self._admit(batch)))
             except BaseException as error:  # never leave a caller waiting

@@ -97,6 +97,12 @@ class Unavailable(LedgerError):
     code = "unavailable"
 
 
+class Overloaded(LedgerError):
+    """The ledger has as much work queued as it may hold: retry after a moment."""
+
+    code = "overloaded"
+
+
 class CannotOpen(Exception):
     """The one opaque failure of every attempt to open sealed material.
 

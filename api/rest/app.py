@@ -16,7 +16,7 @@ from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.datastructures import MutableHeaders
 
-from secrets_ledger.api.rest.deps import header
+from secrets_ledger.api.rest.deps import CYCLE, header
 from secrets_ledger.api.rest.openapi import describe_problems
 from secrets_ledger.api.rest.plain import PlainRoutes
 from secrets_ledger.api.rest.problems import install_problem_handlers, problem
@@ -52,6 +52,12 @@ class Telemetry:
         self.projection_lag = Gauge("ledger_projection_lag_events",
                                     "events stored but not yet in every view",
                                     registry=self.registry)
+        self.queue = {name: Gauge(f"ledger_writer_{name}", text, registry=self.registry)
+                      for name, text in (
+                          ("queued_jobs", "commands and value reads waiting for the writer"),
+                          ("queued_bytes", "request bytes waiting for the writer"),
+                          ("shed_requests", "requests refused (503) since start: queue full"),
+                          ("abandoned_requests", "requests dropped since start: client gone"))}
 
 
 class BodyLimit:
@@ -65,6 +71,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        scope[CYCLE] = getattr(receive, "__self__", None)  # the server's, before wrapping
         length = header(scope, b"content-length", last=True)
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             status = 413 if length.isdigit() else 400

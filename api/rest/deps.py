@@ -23,6 +23,7 @@ from secrets_ledger.domain.changes import Precondition
 from secrets_ledger.domain.errors import InvalidRequest, LedgerError
 
 T = TypeVar("T")
+CYCLE = "ledger.server_cycle"  # scope key: the server's request cycle (see client_gone_of)
 _PRINTABLE = re.compile(r"[\x21-\x7e]{1,255}")
 _ETAG = re.compile(r'"([1-9][0-9]{0,17})"')
 
@@ -91,7 +92,20 @@ async def request_info_of(request: Request, caller: Credential, ledger: Ledger) 
             digest.update(part.encode() + b"\0")
         digest.update(await request.body())
         request_hash = digest.hexdigest()
-    return RequestInfo(request.scope["state"]["request_id"], key, request_hash)
+    length = text_header(request.scope, b"content-length")
+    return RequestInfo(request.scope["state"]["request_id"], key, request_hash,
+                       int(length) if length is not None and length.isdigit() else 0,
+                       client_gone_of(request.scope))
+
+
+def client_gone_of(scope: Scope) -> Callable[[], bool] | None:
+    """Whether the client closed its connection, asked from any thread without a round
+    trip through the event loop: uvicorn's request cycle (the receiving end ``BodyLimit``
+    saw) keeps a ``disconnected`` flag. None under another server."""
+    cycle = scope.get(CYCLE)
+    if cycle is None or not hasattr(cycle, "disconnected"):
+        return None
+    return lambda: bool(cycle.disconnected)
 
 
 Info = Annotated[RequestInfo, Depends(get_request_info)]

@@ -32,6 +32,7 @@ STATUS_OF = {
     "idempotency_key_reused": 409,
     "token_not_found": 404,
     "unavailable": 503,
+    "overloaded": 503,
 }
 """The status of each code of the core's ``LedgerError`` family (a test checks that every
 code has one)."""
@@ -45,10 +46,14 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "value_too_larg
                415: "invalid_request"}
 
 
+RETRY_AFTER_SECONDS = "1"
+
+
 def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     body = {"type": PROBLEM_TYPE + code, "title": _TITLES.get(status, "Error"),
             "status": status, "detail": detail, "code": code, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = ({"WWW-Authenticate": "Bearer"} if status == 401 else
+               {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None)
     return JSONResponse(body, status_code=status, media_type="application/problem+json",
                         headers=headers)
 

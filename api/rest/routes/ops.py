@@ -33,4 +33,8 @@ def metrics(request: Request) -> Response:
         telemetry.projection_lag.set(request.app.state.projection_lag())
     except Exception:
         telemetry.projection_lag.set(-1)
+    load = request.app.state.ledger.load
+    for name, value in (("queued_jobs", load.jobs), ("queued_bytes", load.bytes),
+                        ("shed_requests", load.shed), ("abandoned_requests", load.abandoned)):
+        telemetry.queue[name].set(value)
     return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,125 @@
+"""Bounded load, on both backends: the writer's queue is bounded by count and by bytes (a
+caller beyond the bound is told 503 ``overloaded`` with ``Retry-After`` at once, and
+nothing of its request is done), and work whose client has gone is never started."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from secrets_ledger.api.rest.app import create_app
+from secrets_ledger.api.rest.deps import CYCLE, client_gone_of
+from secrets_ledger.core.principals import Principal
+from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.changes import RequestContext
+from secrets_ledger.domain.errors import Overloaded, SecretNotFound, Unavailable
+from secrets_ledger.runtime import LedgerRuntime
+from tests.support import blocking, held_writer, run
+
+OPERATOR = Principal.operator("test")
+
+
+@pytest.fixture
+def small(settings: Settings) -> Iterator[LedgerRuntime]:
+    """A ledger whose writer may hold two jobs, or 100 KB of requests."""
+    limited = settings.model_copy(update={"max_queued_requests": 2,
+                                          "max_queued_bytes": 100_000})
+    with LedgerRuntime(limited) as runtime:
+        blocking(runtime).open_tenant("acme", RequestContext("tok_admin", "setup"))
+        yield runtime
+
+
+def put(runtime: LedgerRuntime, key: str, size: int = 0) -> Any:
+    return run(runtime.ledger.secrets.put(OPERATOR, "acme", key, "v", None, None,
+                                          RequestInfo(f"put-{key}", size=size)))
+
+
+def in_background(runtime: LedgerRuntime, *keys: str, size: int = 0) -> list[threading.Thread]:
+    threads = [threading.Thread(target=put, args=(runtime, key, size)) for key in keys]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def wait_queued(runtime: LedgerRuntime, jobs: int) -> None:
+    for _ in range(500):
+        if runtime.ledger.load.jobs == jobs:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{runtime.ledger.load.jobs} jobs queued, not {jobs}")
+
+
+def test_a_full_queue_refuses_at_once_and_does_nothing(small: LedgerRuntime) -> None:
+    with held_writer(small.ledger):
+        waiting = in_background(small, "first", "second")
+        wait_queued(small, 2)
+        with pytest.raises(Overloaded):
+            put(small, "third")
+        assert small.ledger.load.shed == 1
+    for thread in waiting:
+        thread.join(10)
+    ledger, ctx = blocking(small), RequestContext("tok_admin", "check")
+    assert ledger.get_secret("acme", "second", ctx).value == "v"
+    with pytest.raises(SecretNotFound):
+        ledger.get_secret("acme", "third", ctx)
+
+
+def test_the_queue_is_bounded_by_bytes_too(small: LedgerRuntime) -> None:
+    with held_writer(small.ledger):
+        waiting = in_background(small, "big", size=60_000)
+        wait_queued(small, 1)
+        with pytest.raises(Overloaded):
+            put(small, "another big one", size=60_000)
+        assert small.ledger.load.bytes == 60_000
+    for thread in waiting:
+        thread.join(10)
+    assert small.ledger.load.bytes == 0
+
+
+def test_a_full_queue_is_503_overloaded_with_retry_after(small: LedgerRuntime) -> None:
+    app = create_app(small.ledger, small.projector.lag, 1000)
+    token = blocking(small).issue_token("writer", "acme", RequestContext("tok_admin", "t")).token
+
+    async def refused() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://ledger") as client:
+            return await client.put("/v1/tenants/acme/secrets/k", json={"value": "v"},
+                                    headers={"Authorization": f"Bearer {token}"})
+
+    with held_writer(small.ledger):
+        waiting = in_background(small, "first", "second")
+        wait_queued(small, 2)
+        response = asyncio.run(refused())
+    for thread in waiting:
+        thread.join(10)
+    assert (response.status_code, response.headers.get("retry-after")) == (503, "1")
+    assert response.json()["code"] == "overloaded"
+
+
+def test_a_write_whose_client_has_gone_is_not_made(runtime: LedgerRuntime,
+                                                   ctx: RequestContext) -> None:
+    blocking(runtime).open_tenant("acme", ctx)
+    with pytest.raises(Unavailable, match="went away"):
+        run(runtime.ledger.secrets.put(OPERATOR, "acme", "k", "v", None, None,
+                                       RequestInfo("gone", client_gone=lambda: True)))
+    assert runtime.ledger.load.abandoned == 1
+    with pytest.raises(SecretNotFound):
+        blocking(runtime).get_secret("acme", "k", ctx)
+
+
+def test_the_rest_api_asks_the_servers_request_cycle_whether_the_client_left() -> None:
+    class Cycle:
+        disconnected = False
+
+    cycle = Cycle()
+    gone = client_gone_of({CYCLE: cycle})
+    assert gone is not None and not gone()
+    cycle.disconnected = True
+    assert gone()
+    assert client_gone_of({CYCLE: object()}) is None
