@@ -12,6 +12,7 @@ import signal
 
 import uvicorn
 
+from secrets_ledger.api.http_guard import guarded_http
 from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.runtime import LedgerRuntime
@@ -26,8 +27,13 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True) -> i
             # Shown once, on stdout only; the store keeps nothing but its hash.
             print(f"admin token (shown once, keep it safe): {first_token}", flush=True)
         app = create_app(runtime.ledger, runtime.projector.lag, settings.readiness_max_lag)
-        config = uvicorn.Config(app, host=host, port=port, timeout_graceful_shutdown=30,
-                                access_log=False, log_level="info", server_header=False)
+        config = uvicorn.Config(
+            app, host=host, port=port, timeout_graceful_shutdown=30, access_log=False,
+            log_level="info", server_header=False,
+            http=guarded_http(settings.header_timeout, settings.body_timeout,
+                              settings.max_connections),
+            limit_concurrency=settings.max_connections,
+            timeout_keep_alive=int(settings.keep_alive_timeout))
         # uvicorn restores the handler it found and re-raises SIGTERM once it has drained:
         # with this one in place, run() returns and the runtime below closes cleanly.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)

@@ -18,6 +18,15 @@ class Settings(BaseSettings):
     database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     master_key: SecretStr | None = Field(default=None, description="base64 of 32 bytes")
     new_master_key: SecretStr | None = Field(default=None, description="for rotate-master")
+    header_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a request's headers may take to arrive")
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a request's body may take to arrive")
+    keep_alive_timeout: float = Field(
+        default=5.0, ge=1, description="seconds an idle kept-alive connection stays open")
+    max_connections: int = Field(
+        default=1024, ge=1, description="open connections past which requests are answered"
+        " 503 (/healthz and /readyz excepted)")
     max_queued_requests: int = Field(
         default=4096, ge=1, description="commands and value reads waiting for the writer;"
         " more are refused with 503 overloaded")
