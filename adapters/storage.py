@@ -14,6 +14,7 @@ import psycopg
 
 from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.postgres.storage import open_postgres
+from secrets_ledger.adapters.sql.pruning import IdempotencyPruning
 from secrets_ledger.adapters.sqlite.storage import VIEWS_FILE, open_sqlite
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.errors import InvalidRequest
@@ -34,6 +35,8 @@ def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:
         storage = open_postgres(settings, url, run_migrations=run_migrations)
     else:
         storage = open_sqlite(settings, run_migrations=run_migrations)
+    storage.maintenance.append(IdempotencyPruning(storage.db,
+                                                  settings.idempotency_retention_hours))
     if run_migrations:  # else the schema may predate the check (``migrate`` wraps nothing)
         try:
             storage.check_master_key()

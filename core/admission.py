@@ -15,13 +15,14 @@ from secrets_ledger.domain.errors import Overloaded, Unavailable
 
 
 @dataclass(frozen=True)
-class QueueLimits:
-    jobs: int = 4096
-    bytes: int = 64 * 1024 * 1024
+class WriterLimits:
+    jobs: int = 4096  # queued
+    bytes: int = 64 * 1024 * 1024  # of queued requests
+    remembered_outcome_bytes: int = 32 * 1024 * 1024  # ``idempotency.RecentOutcomes``
 
 
 class WorkQueue:
-    def __init__(self, limits: QueueLimits) -> None:
+    def __init__(self, limits: WriterLimits) -> None:
         self.limits = limits
         self._queue: queue.SimpleQueue[Job[Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()

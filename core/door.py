@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any, NoReturn, TypeVar
 from uuid import UUID
 
-from secrets_ledger.core.admission import QueueLimits
+from secrets_ledger.core.admission import WriterLimits
 from secrets_ledger.core.envelope import Envelope
 from secrets_ledger.core.jobs import Command, Job, Replay
 from secrets_ledger.core.pages import CursorCodec
@@ -56,8 +56,9 @@ class Door:
         self.cursors = CursorCodec(ports.master_keys.primary())
         self.on_saved: Callable[[], None] = lambda: None  # a front end's metrics hook
         self.writer = BatchWriter(ports, self._saved, self.stored_outcome,
-                                  QueueLimits(settings.max_queued_requests,
-                                              settings.max_queued_bytes))
+                                  WriterLimits(settings.max_queued_requests,
+                                               settings.max_queued_bytes,
+                                               settings.idempotency_cache_bytes))
         self._threads = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="ledger-query")
 
     def _saved(self) -> None:

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_queued_bytes: int = Field(
         default=64 * 1024 * 1024, ge=1, description="bytes of request bodies waiting for the"
         " writer; more are refused with 503 overloaded")
+    idempotency_cache_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=0, description="bytes of recent idempotent outcomes"
+        " kept in memory (older ones are read from the views)")
+    idempotency_retention_hours: float = Field(
+        default=48.0, ge=24, description="hours an Idempotency-Key is honoured; the server"
+        " prunes older records (the contract promises at least 24)")
     master_rotation_wait: float = Field(
         default=15.0, ge=0, description="how long rotate-master waits for every running"
         " server to hold the new master key before it gives up, changing nothing")

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from uuid import UUID
 
-from secrets_ledger.core.admission import QueueLimits, WorkQueue
+from secrets_ledger.core.admission import WorkQueue, WriterLimits
 from secrets_ledger.core.aggregates import AggregateCache
 from secrets_ledger.core.idempotency import RecentOutcomes, StoredOutcome
 from secrets_ledger.core.jobs import Effects, Job
@@ -52,17 +52,19 @@ GATHER_POLL_SECONDS = 0.0001
 
 class BatchWriter:
     def __init__(self, ports: Ports, on_saved: Callable[[], None],
-                 stored_outcome: StoredOutcome, limits: QueueLimits | None = None) -> None:
+                 stored_outcome: StoredOutcome, limits: WriterLimits | None = None) -> None:
         self.streams = ports.streams
         self.tokens = ports.token_rows
         self.lookups = ports.value_lookups
         self.on_saved = on_saved
-        self._queue = WorkQueue(limits or QueueLimits())
+        limits = limits or WriterLimits()
+        self._queue = WorkQueue(limits)
         self._closing = threading.Lock()
         self._closed = False
         self.aggregates = AggregateCache(ports.streams)
         # After a conflict, another process may have stored the same request first.
-        self.outcomes = RecentOutcomes(stored_outcome)
+        self.outcomes = RecentOutcomes(stored_outcome,
+                                       max_bytes=limits.remembered_outcome_bytes)
         self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
         self._thread.start()
 

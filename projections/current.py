@@ -69,6 +69,7 @@ class CurrentSecretsView(View):
         "idempotency_records": "tenant_id, idempotency_key",
     }
     append_only = frozenset({"key_timeline"})
+    pruned = frozenset({"idempotency_records"})
 
     def rows_of(self, batch: Sequence[tuple[int, Any]]) -> _CurrentRows:
         rows = _CurrentRows()

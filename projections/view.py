@@ -23,6 +23,9 @@ class View(ABC):
     order_by: ClassVar[Mapping[str, str]]
     # Tables a rebuild only appends to: replay may build their indexes after loading.
     append_only: ClassVar[frozenset[str]] = frozenset()
+    # Tables a running server prunes by age: not in the checksum, which compares a
+    # replay (every row again) with the live views.
+    pruned: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix

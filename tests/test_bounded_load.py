@@ -7,18 +7,23 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from secrets_ledger.adapters.sql.pruning import IdempotencyPruning
 from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.api.rest.deps import CYCLE, client_gone_of
+from secrets_ledger.core.idempotency import RecentOutcomes
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import Overloaded, SecretNotFound, Unavailable
+from secrets_ledger.domain.tenant import tenant_id_for
+from secrets_ledger.domain.times import format_time, utc_now
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import blocking, held_writer, run
 
@@ -123,3 +128,45 @@ def test_the_rest_api_asks_the_servers_request_cycle_whether_the_client_left() -
     cycle.disconnected = True
     assert gone()
     assert client_gone_of({CYCLE: object()}) is None
+
+
+def test_recent_idempotent_outcomes_are_bounded_in_bytes() -> None:
+    stored_lookups: list[str] = []
+
+    def stored(tenant_id: Any, ctx: RequestContext) -> dict[str, Any] | None:
+        stored_lookups.append(ctx.idempotency_key or "")
+        return None
+
+    recent = RecentOutcomes(stored, max_bytes=20_000)
+    tenant_id = tenant_id_for("acme")
+    for number in range(100):
+        recent.batch = {(tenant_id, f"key-{number}"): ("hash", {"writes": ["x" * 1000]})}
+        recent.settle()
+    assert recent.bytes <= 20_000
+    newest = RequestContext("tok", "r", "key-99", "hash")
+    assert recent.first_outcome((tenant_id, "key-99"), newest) == {"writes": ["x" * 1000]}
+    oldest = RequestContext("tok", "r", "key-0", "hash")
+    assert recent.first_outcome((tenant_id, "key-0"), oldest) is None
+    assert stored_lookups == ["key-0"]  # evicted: asked of the views
+
+
+def test_idempotency_records_older_than_the_retention_are_pruned(
+        runtime: LedgerRuntime, ctx: RequestContext) -> None:
+    ledger = blocking(runtime)
+    ledger.open_tenant("acme", ctx)
+    for key in ("old", "new"):
+        ledger.put_secret("acme", key, "v", None, None,
+                          RequestContext("tok_admin", f"r-{key}", f"idem-{key}", f"h-{key}"))
+    runtime.projector.catch_up()
+    db = runtime.storage.db
+    with db.transaction() as cur:
+        cur.execute("UPDATE idempotency_records SET created_at = %s WHERE idempotency_key = %s",
+                    (format_time(utc_now() - timedelta(hours=49)), "idem-old"))
+    assert IdempotencyPruning(db, retention_hours=48).prune() == 1
+    with db.read() as cur:
+        cur.execute("SELECT idempotency_key FROM idempotency_records")
+        assert [row[0] for row in cur.fetchall()] == ["idem-new"]
+
+
+def test_a_server_prunes_idempotency_records(runtime: LedgerRuntime) -> None:
+    assert any(isinstance(task, IdempotencyPruning) for task in runtime.storage.maintenance)
