@@ -4,24 +4,33 @@ for a request's headers and body, and a cap on connections that spares the probe
 uvicorn times out only idle keep-alive connections: a client sending one header byte at a
 time holds its socket (and a file descriptor) for ever. Here a request's headers must
 arrive within ``header_timeout`` and its body within ``body_timeout``, or the connection
-is closed. Beyond ``max_connections`` open connections, a request is answered 503 at
-once, except ``/healthz`` and ``/readyz``, so that an orchestrator still sees the truth.
+is closed. At ``max_connections`` open connections (never more than the process's file
+limit allows), a new connection evicts the oldest one still waiting for its headers (a
+slow client's), so that descriptors never run out; and past the cap a request is
+answered 503 at once, except ``/healthz`` and ``/readyz``, so that an orchestrator still
+sees the truth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import resource
+from collections import OrderedDict
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PROBES = (b"/healthz", b"/readyz")
+SPARE_DESCRIPTORS = 64  # for files, database connections and the listening socket
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
     header_timeout = 10.0
     body_timeout = 30.0
     max_connections = 1024
+
+    # Connections (of every instance) still waiting for a request's headers, oldest first.
+    waiting: OrderedDict[GuardedHttpProtocol, None]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -38,26 +47,38 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _too_slow(self) -> None:
         self._deadline = None
+        self.waiting.pop(self, None)
         if not self.transport.is_closing():
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.header_timeout)
+        if len(self.connections) > self.max_connections and self.waiting:
+            oldest = next(iter(self.waiting))
+            oldest._too_slow()  # a slow client's socket, rather than a new client refused
+        self._awaiting_headers()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self.waiting.pop(self, None)
         super().connection_lost(exc)
+
+    def _awaiting_headers(self) -> None:
+        self._arm(self.header_timeout)
+        self.waiting[self] = None
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._arm(self.header_timeout)  # the next request on a kept-alive connection
+        self._awaiting_headers()  # also the next request on a kept-alive connection
 
     def on_headers_complete(self) -> None:
+        self.waiting.pop(self, None)
         self._arm(self.body_timeout)
-        # uvicorn's own cap answers 503 past ``limit_concurrency``: lifted for the probes.
+        # Connections still waiting for headers do not count: each can be evicted. Past
+        # the cap uvicorn answers 503 (``limit_concurrency`` 0 forces it), never a probe.
         path = self.url.split(b"?", 1)[0]
-        self.limit_concurrency = None if path in PROBES else self.max_connections
+        busy = len(self.connections) - len(self.waiting)
+        self.limit_concurrency = 0 if busy > self.max_connections and path not in PROBES else None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -65,9 +86,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
 
+def connection_cap(configured: int) -> int:
+    """The configured cap, lowered to what the file limit leaves room for."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, soft - SPARE_DESCRIPTORS))
+
+
 def guarded_http(header_timeout: float, body_timeout: float,
                  max_connections: int) -> type[GuardedHttpProtocol]:
     """The protocol class with these limits (uvicorn builds one instance per connection)."""
     return type("ConfiguredHttpProtocol", (GuardedHttpProtocol,), {
         "header_timeout": header_timeout, "body_timeout": body_timeout,
-        "max_connections": max_connections})
+        "max_connections": connection_cap(max_connections), "waiting": OrderedDict()})

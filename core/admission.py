@@ -17,7 +17,7 @@ from secrets_ledger.domain.errors import Overloaded, Unavailable
 @dataclass(frozen=True)
 class WriterLimits:
     jobs: int = 4096  # queued
-    bytes: int = 64 * 1024 * 1024  # of queued requests
+    bytes: int = 16 * 1024 * 1024  # of queued requests
     remembered_outcome_bytes: int = 32 * 1024 * 1024  # ``idempotency.RecentOutcomes``
 
 

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
         default=4096, ge=1, description="commands and value reads waiting for the writer;"
         " more are refused with 503 overloaded")
     max_queued_bytes: int = Field(
-        default=64 * 1024 * 1024, ge=1, description="bytes of request bodies waiting for the"
+        default=16 * 1024 * 1024, ge=1, description="bytes of request bodies waiting for the"
         " writer; more are refused with 503 overloaded")
     idempotency_cache_bytes: int = Field(
         default=32 * 1024 * 1024, ge=0, description="bytes of recent idempotent outcomes"

@@ -63,8 +63,23 @@ def test_a_body_that_trickles_in_is_cut_off(limited: Server) -> None:
         assert closed_within(conn, 5) is not None
 
 
-def test_past_the_cap_requests_are_503_and_healthz_still_answers(limited: Server) -> None:
-    held = [connect(limited, b"GET /healthz HTTP/1.1\r\nHost: x\r\n") for _ in range(10)]
+def test_at_the_cap_a_new_connection_evicts_the_oldest_slow_one(limited: Server) -> None:
+    slow = [connect(limited, b"GET /healthz HTTP/1.1\r\nX-Slow: ") for _ in range(12)]
+    try:
+        time.sleep(0.3)
+        evicted = [conn for conn in slow if closed_within(conn, 0.05) is not None]
+        assert len(evicted) >= 4
+        assert evicted == slow[:len(evicted)]  # the oldest first
+        assert httpx.get(f"{limited.base_url}/healthz", timeout=5).status_code == 200
+    finally:
+        for conn in slow:
+            conn.close()
+
+
+def test_past_the_cap_of_busy_connections_requests_are_503_and_healthz_answers(limited: Server) -> None:
+    # Requests whose bodies are on their way: busy connections, which count.
+    held = [connect(limited, b"PUT /v1/tenants/t/secrets/k HTTP/1.1\r\nHost: x\r\n"
+                             b"Content-Length: 100\r\n\r\n") for _ in range(10)]
     try:
         time.sleep(0.2)
         busy = httpx.get(f"{limited.base_url}/v1/tenants", timeout=5)
