@@ -47,9 +47,16 @@ class ChainCheck:
             return
         if not isinstance(event, Tenant.Event):
             self.fail(version, "the stored event is not a tenant event")
-        elif event.prev_hash != self.head:
+            return
+        try:
+            linked, expected = event.prev_hash == self.head, recompute_hash(event) == event.hash
+        except Exception:  # a field renamed, removed or of another type: no traceback
+            self.fail(version, "the stored event has the wrong shape (a field is missing,"
+                               " renamed or of the wrong type)")
+            return
+        if not linked:
             self.fail(version, "the event does not link to the event before it")
-        elif recompute_hash(event) != event.hash:
+        elif not expected:
             self.fail(version, "the event's content does not match its hash")
         else:
             self.head = event.hash

@@ -82,7 +82,7 @@ def load_views(store: ViewStore, read: Read, view_classes: Sequence[type[View]],
             if not batch:
                 break
             position = batch[-1][0]
-            rows = [view.rows_of(batch) for view in views]
+            rows = _rows_of(views, batch)
             if written is not None:
                 written.result()  # one batch in the writer at a time, in order
             written = writer.submit(write, rows)
@@ -91,6 +91,33 @@ def load_views(store: ViewStore, read: Read, view_classes: Sequence[type[View]],
         if written is not None:
             written.result()
     return position
+
+
+class DamagedEvent(Exception):
+    """A stored event that cannot be projected (edited into another shape): replay stops,
+    and the live views stay as they were."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(f"the stored event at position {position} cannot be projected"
+                         " (damaged); replay stopped and left the live views as they were:"
+                         " run `secrets-ledger verify` to see where the history breaks")
+        self.position = position
+
+    def __reduce__(self) -> tuple[type[DamagedEvent], tuple[int]]:
+        return DamagedEvent, (self.position,)  # raised in a worker process, re-raised here
+
+
+def _rows_of(views: Sequence[View], batch: Sequence[tuple[int, Any]]) -> list[Any]:
+    try:
+        return [view.rows_of(batch) for view in views]
+    except Exception:
+        for item in batch:  # which event: the batch again, one event at a time
+            try:
+                for view in views:
+                    view.rows_of([item])
+            except Exception:
+                raise DamagedEvent(item[0]) from None
+        raise
 
 
 def _build_indexes(store: ViewStore, clones: Sequence[TableClone]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -26,6 +27,7 @@ from secrets_ledger.domain.times import format_time, parse_time
 from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL
 from tests.support import Blocking, blocking
+from tests.test_cli import CLI, cli_env
 
 Edit = Callable[[bytes], bytes | None]
 """Turns a stored event's ``state`` into its tampered form; None deletes the row."""
@@ -193,6 +195,42 @@ def test_an_edited_event_given_a_fresh_hash_is_detected_at_the_next_link(
 
     tamper(settings, "acme", 3, forge)
     assert_broken_at(runtime, 4)
+
+
+@pytest.mark.parametrize("edit", [
+    pytest.param(lambda state: state.replace(b'"timestamp"', b'"timestalp"', 1),
+                 id="a field renamed by one byte"),
+    pytest.param(edit_json(lambda document: document.pop("prev_hash")), id="a field removed"),
+    pytest.param(edit_json(lambda document: document.update(hash=123)),
+                 id="a field of another type"),
+    pytest.param(edit_json(lambda document: document.update(writes="x")),
+                 id="writes not a list"),
+    pytest.param(lambda state: state[:-7], id="truncated bytes"),
+])
+def test_an_event_edited_into_another_shape_is_reported_not_raised(
+        runtime: LedgerRuntime, settings: Settings, streams: tuple[str, str],
+        edit: Edit) -> None:
+    tamper(settings, "acme", 3, edit)
+    assert_broken_at(runtime, 3)
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=cli_env(settings), capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_the_cli_names_a_damaged_event_in_one_line_and_replay_refuses_it(
+        runtime: LedgerRuntime, settings: Settings, streams: tuple[str, str]) -> None:
+    tamper(settings, "acme", 1, lambda state: state.replace(b'"timestamp"', b'"timestalp"', 1))
+    verified = cli(settings, "verify")
+    assert verified.returncode == 1
+    assert "Traceback" not in verified.stderr
+    [broken] = [line for line in verified.stdout.splitlines() if line.startswith("BROKEN")]
+    assert str(tenant_id_for("acme")) in broken and "first bad position 1" in broken
+    assert "wrong shape" in broken
+    replayed = cli(settings, "replay")
+    assert replayed.returncode == 2
+    assert replayed.stderr.count("\n") == 1 and "cannot be projected" in replayed.stderr
 
 
 # ---- point-in-time reads --------------------------------------------------------------------

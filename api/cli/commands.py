@@ -26,7 +26,7 @@ from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.projections.checksum import views_checksum
-from secrets_ledger.projections.replay import replay
+from secrets_ledger.projections.replay import DamagedEvent, replay
 from secrets_ledger.projections.views import views_named
 from secrets_ledger.runtime import LedgerRuntime
 
@@ -117,8 +117,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         total = storage.event_source.max_position()
         loader = storage.replay_loader(total, args.workers)
         with _progress(f"replay {args.view}", total) as advance:
-            checksum = replay(storage.view_store, storage.event_source, views,
-                              progress=advance, loader=loader)
+            try:
+                checksum = replay(storage.view_store, storage.event_source, views,
+                                  progress=advance, loader=loader)
+            except DamagedEvent as damaged:
+                raise CommandFailed(str(damaged)) from None
     print(f"checksum: {checksum}")
     return 0
 

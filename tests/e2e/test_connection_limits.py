@@ -76,7 +76,8 @@ def test_at_the_cap_a_new_connection_evicts_the_oldest_slow_one(limited: Server)
             conn.close()
 
 
-def test_past_the_cap_of_busy_connections_requests_are_503_and_healthz_answers(limited: Server) -> None:
+def test_past_the_cap_of_busy_connections_requests_are_503_and_healthz_answers(
+        limited: Server) -> None:
     # Requests whose bodies are on their way: busy connections, which count.
     held = [connect(limited, b"PUT /v1/tenants/t/secrets/k HTTP/1.1\r\nHost: x\r\n"
                              b"Content-Length: 100\r\n\r\n") for _ in range(10)]
