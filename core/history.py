@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from eventsourcing.utils import resolve_topic
 
@@ -15,6 +16,7 @@ from secrets_ledger.core.ports import AuditFilter, AuditRow
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.domain import rules
 from secrets_ledger.domain.errors import TenantNotFound
+from secrets_ledger.domain.read_chain import ReadChainsCheck
 from secrets_ledger.domain.reads import ValueRead, ValueReads
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import stored_time
@@ -26,10 +28,11 @@ READ_EVENTS = (ValueReads.Recorded, ValueRead.Recorded)
 @dataclass
 class FullScan:
     checks: dict[str, ChainCheck] = field(default_factory=dict)
+    reads: ReadChainsCheck = field(default_factory=ReadChainsCheck)
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks.values())
+        return self.reads.ok and all(check.ok for check in self.checks.values())
 
 
 class History:
@@ -91,8 +94,9 @@ class History:
         position = 0
         while page := self.door.streams.stored_after(position, page_size):
             for stored in page:
-                if _records_reads(stored.topic):
-                    continue  # reads are not part of any tenant stream
+                if _records_reads(stored.topic):  # in the writers' read chains
+                    _add_read_record(scan.reads, stored.position, stored.decode)
+                    continue
                 stream = str(stored.stream_id)
                 check = scan.checks.setdefault(stream, ChainCheck(stream))
                 check.add(stored.version, stored.decode)
@@ -100,6 +104,16 @@ class History:
             if progress is not None:
                 progress(len(page))
         return scan
+
+
+def _add_read_record(check: ReadChainsCheck, position: int, decode: Callable[[], Any]) -> None:
+    try:
+        event = decode()
+    except Exception:  # a row edited into something undecodable
+        check.records += 1
+        check.fail(position, "the stored read record cannot be decoded")
+        return
+    check.add(position, event)
 
 
 def _records_reads(topic: str) -> bool:

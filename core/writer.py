@@ -38,6 +38,7 @@ from secrets_ledger.core.ports import ConcurrentAppend, Ports
 from secrets_ledger.core.principals import Principal, principal_of
 from secrets_ledger.domain.errors import LedgerError, Unavailable
 from secrets_ledger.domain.outcomes import outcome_of
+from secrets_ledger.domain.read_chain import ReadChain
 from secrets_ledger.domain.reads import ValueReads
 from secrets_ledger.domain.tenant import Tenant
 from secrets_ledger.domain.times import utc_now
@@ -63,14 +64,14 @@ class BatchWriter:
         self._closed = False
         self.aggregates = AggregateCache(ports.streams)
         # After a conflict, another process may have stored the same request first.
+        self.read_chain = ReadChain()
         self.outcomes = RecentOutcomes(stored_outcome,
                                        max_bytes=limits.remembered_outcome_bytes)
         self._thread = threading.Thread(target=self._loop, name="ledger-writer", daemon=True)
         self._thread.start()
 
     @property
-    def load(self) -> WorkQueue:
-        """The queue's depth, bytes, and what it shed and dropped (for metrics)."""
+    def load(self) -> WorkQueue:  # depth, bytes, and what it shed and dropped (metrics)
         return self._queue
 
     async def run(self, job: Job[T]) -> T:
@@ -131,15 +132,10 @@ class BatchWriter:
                 job.finish(error=Unavailable("the ledger is shutting down"))
 
     def _gather(self, expected: int) -> None:
-        """Gives the callers of the last batch a moment to send their next job.
-
-        The callers woken by a commit come back one at a time, so without waiting the
-        writer takes the first few, commits them, and the rest wait a whole commit:
-        concurrent callers settle into two half-size batches. Waiting until as many jobs
-        as the last batch had are queued, for at most ``GATHER_SECONDS``, keeps them in
-        one batch. A lone caller never waits, and the wait ends as soon as a pause of
-        ``GATHER_POLL_SECONDS`` brings no new job.
-        """
+        """Gives the callers of the last batch a moment to send their next job: woken by a
+        commit one at a time, they would otherwise settle into two half-size batches.
+        Waits until as many jobs as the last batch had are queued, for at most
+        ``GATHER_SECONDS``, ending when a pause of ``GATHER_POLL_SECONDS`` brings none."""
         deadline = time.monotonic() + GATHER_SECONDS
         queued = self._queue.qsize()
         while queued + 1 < expected and time.monotonic() < deadline:
@@ -281,12 +277,14 @@ class BatchWriter:
         records = [read for job in staged for read in job.reads]
         if not changed and not records:
             return
-        # The batch's reads, one event: made for each attempt (a save empties its
-        # aggregate's pending events, and a retried batch must store them again).
-        reads = [ValueReads.record(records, utc_now())] if records else []
+        # The batch's reads, one event, next in this writer's chain: made for each attempt
+        # (a retried batch must store them again, at the same place in the chain).
+        reads = [ValueReads.record(records, utc_now(), self.read_chain)] if records else []
         for effect in effects.before_save:
             effect()
         self.streams.save(changed, reads, effects.data_keys)
+        for stored in reads:
+            self.read_chain.stored(stored.link)
         self.on_saved()
 
     def _settle(self, batch: list[Job[Any]], staged: list[tuple[Job[Any], Any]]) -> None:

@@ -6,6 +6,11 @@ their streams' next versions, and a busy server stores one event per batch of re
 one per read; they join the audit trail through the same event store (and so survive
 replay). ``ValueRead`` (one read per aggregate) is how reads were recorded before; its
 stored events still project.
+
+Each writer chains the records it stores (``read_chain.ReadChain``): a record carries its
+writer's chain id, its sequence number in that chain, the hash of the record before it
+and its own hash, so that deleting, editing or reordering a stored record is detected by
+``verify`` (``read_chain.ReadChainsCheck``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 from uuid import uuid4
 
 from eventsourcing.domain import Aggregate
+
+from secrets_ledger.domain.read_chain import ReadChain, ReadLink
 
 
 @dataclass(frozen=True)
@@ -30,19 +37,32 @@ class ReadRecord:
 
 
 class ValueReads(Aggregate):
-    def __init__(self, reads: list[dict[str, Any]]) -> None:
+    def __init__(self, reads: list[dict[str, Any]], chain: str = "", sequence: int = 0,
+                 previous: str = "", hash: str = "") -> None:
         self.reads = reads
+        self.link = ReadLink(chain, sequence, previous, hash)
 
     class Recorded(Aggregate.Created):
         reads: list[dict[str, Any]]  # ReadRecord fields, in the order they were answered
+        # Absent from records stored before the read chains (``read_chain``).
+        chain: str
+        sequence: int
+        previous: str
+        hash: str
 
     @classmethod
-    def record(cls, reads: list[ReadRecord], at: datetime) -> ValueReads:
+    def record(cls, reads: list[ReadRecord], at: datetime,
+               chain: ReadChain | None = None) -> ValueReads:
+        """The reads as one record, next in ``chain`` (which advances only once the record
+        is stored: ``chain.stored(record.link)``); a chain of its own if none is given."""
         # The fields by hand: ``dataclasses.asdict`` copies recursively, a cost on every
         # read the ledger answers.
-        return cls._create(cls.Recorded, id=uuid4(), timestamp=at, reads=[
-            {"tenant_id": read.tenant_id, "key": read.key, "version": read.version,
-             "actor": read.actor, "request_id": read.request_id} for read in reads])
+        rows = [{"tenant_id": read.tenant_id, "key": read.key, "version": read.version,
+                 "actor": read.actor, "request_id": read.request_id} for read in reads]
+        link = (chain or ReadChain()).next_link(at, rows)
+        return cls._create(cls.Recorded, id=uuid4(), timestamp=at, reads=rows,
+                           chain=link.chain, sequence=link.sequence, previous=link.previous,
+                           hash=link.hash)
 
 
 class ValueRead(Aggregate):

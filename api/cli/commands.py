@@ -135,6 +135,7 @@ def cmd_checksum(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    reads_ok = True  # the read chains are checked by a whole scan (no --tenant)
     with _runtime() as runtime:
         history = runtime.ledger.history
         if args.tenant is not None:
@@ -145,6 +146,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             with _progress("verify", total) as advance:
                 scan = asyncio.run(history.verify_all(OPERATOR, progress=advance))
             checks = list(scan.checks.values())
+            reads = scan.reads
+            reads_ok = reads.ok
+            if reads.ok:
+                print(f"ok      read records: {reads.records} in {len(reads.heads)} chains"
+                      f" ({reads.unchained} from before the chains)")
+            else:
+                print(f"BROKEN  read records: first bad position {reads.first_bad_position}"
+                      f" ({reads.reason})")
     broken = 0
     for check in checks:
         label = check.name or check.tenant_id
@@ -155,7 +164,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"BROKEN  {label}: first bad position {check.first_bad_position}"
                   f" of {check.events} ({check.reason})")
     print(f"{len(checks) - broken} intact, {broken} broken")
-    return EXIT_BROKEN if broken else 0
+    return EXIT_BROKEN if broken or not reads_ok else 0
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
