@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from secrets_ledger.domain.chain import GENESIS
+from secrets_ledger.domain.verification import Verdict
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -59,22 +60,12 @@ class ReadChain:
 
 
 @dataclass
-class ReadChainsCheck:
+class ReadChainsCheck(Verdict):
     """Folds the stored read records, in store order, into a verdict."""
 
     records: int = 0
     unchained: int = 0
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # chain -> (seq, hash)
-    first_bad_position: int | None = None
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.first_bad_position is None
-
-    def fail(self, position: int, reason: str) -> None:
-        if self.ok:
-            self.first_bad_position, self.reason = position, reason
 
     def add(self, position: int, event: Any) -> None:
         """Adds the record stored at ``position`` (a decoded ``ValueReads.Recorded``)."""

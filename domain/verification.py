@@ -12,14 +12,10 @@ from secrets_ledger.domain.chain import GENESIS, recompute_hash
 from secrets_ledger.domain.tenant import Tenant
 
 
-@dataclass
-class ChainCheck:
-    """Folds one tenant stream, event by event, into a verdict."""
+@dataclass(kw_only=True)
+class Verdict:
+    """The first damaged row a check found (its position, and what is wrong), if any."""
 
-    tenant_id: str
-    name: str | None = None
-    events: int = 0
-    head: str = GENESIS
     first_bad_position: int | None = None
     reason: str | None = None
 
@@ -30,6 +26,16 @@ class ChainCheck:
     def fail(self, position: int, reason: str) -> None:
         if self.ok:
             self.first_bad_position, self.reason = position, reason
+
+
+@dataclass
+class ChainCheck(Verdict):
+    """Folds one tenant stream, event by event, into a verdict."""
+
+    tenant_id: str
+    name: str | None = None
+    events: int = 0
+    head: str = GENESIS
 
     def add(self, version: int, decode: Callable[[], Any]) -> None:
         """Adds the stored event at stream position ``version``; ``decode`` turns the
