@@ -38,9 +38,10 @@ class ReadRecord:
 
 class ValueReads(Aggregate):
     def __init__(self, reads: list[dict[str, Any]], chain: str = "", sequence: int = 0,
-                 previous: str = "", hash: str = "") -> None:
+                 previous: str = "", hash: str = "",
+                 tenants: dict[str, list[Any]] | None = None) -> None:
         self.reads = reads
-        self.link = ReadLink(chain, sequence, previous, hash)
+        self.link = ReadLink(chain, sequence, previous, hash, tenants or {})
 
     class Recorded(Aggregate.Created):
         reads: list[dict[str, Any]]  # ReadRecord fields, in the order they were answered
@@ -49,6 +50,7 @@ class ValueReads(Aggregate):
         sequence: int
         previous: str
         hash: str
+        tenants: dict[str, list[Any]]  # read_chain.TenantLinks
 
     @classmethod
     def record(cls, reads: list[ReadRecord], at: datetime,
@@ -62,7 +64,7 @@ class ValueReads(Aggregate):
         link = (chain or ReadChain()).next_link(at, rows)
         return cls._create(cls.Recorded, id=uuid4(), timestamp=at, reads=rows,
                            chain=link.chain, sequence=link.sequence, previous=link.previous,
-                           hash=link.hash)
+                           hash=link.hash, tenants=link.tenants)
 
 
 class ValueRead(Aggregate):

@@ -5,15 +5,18 @@ would do it (``stored_events`` in ``events.sqlite``; ``<schema>.ledger_events``)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
 import uuid
 from collections.abc import Callable
 
+import httpx
 import psycopg
 import pytest
 
+from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.runtime import LedgerRuntime
@@ -31,11 +34,20 @@ def request() -> RequestContext:
 
 @pytest.fixture
 def read_four_times(runtime: LedgerRuntime) -> None:
+    """Four read records of acme; then one of globex (a tenant of its own)."""
     ledger = blocking(runtime)
-    ledger.open_tenant("acme", request())
-    ledger.put_secret("acme", "k", "v", None, None, request())
+    for tenant in ("acme", "globex"):
+        ledger.open_tenant(tenant, request())
+        ledger.put_secret(tenant, "k", "v", None, None, request())
     for _ in range(READS):  # one group commit each: one read record each
         assert ledger.get_secret("acme", "k", request()).value == "v"
+    assert ledger.get_secret("globex", "k", request()).value == "v"
+
+
+def tenant_verdict(runtime: LedgerRuntime, tenant: str) -> tuple[bool, str | None]:
+    """What the tenant's own verify (the API's) says."""
+    check = blocking(runtime).verify(tenant)
+    return check.ok, check.reason
 
 
 def records(settings: Settings) -> list[tuple[int, bytes]]:
@@ -82,15 +94,19 @@ def verdict(runtime: LedgerRuntime) -> tuple[bool, str | None]:
 
 @pytest.mark.usefixtures("read_four_times")
 def test_untouched_read_records_verify(runtime: LedgerRuntime, settings: Settings) -> None:
-    assert len(records(settings)) == READS
+    assert len(records(settings)) == READS + 1
     reads = blocking(runtime).verify_all().reads
-    assert (reads.ok, reads.records, len(reads.heads)) == (True, READS, 1)
+    assert (reads.ok, reads.records, len(reads.heads)) == (True, READS + 1, 1)
+    assert tenant_verdict(runtime, "acme") == (True, None)
 
 
 @pytest.mark.usefixtures("read_four_times")
 def test_a_deleted_read_record_is_detected(runtime: LedgerRuntime, settings: Settings) -> None:
     store(settings, records(settings)[1][0], None)
     assert verdict(runtime) == (False, "read record 2 of its chain is missing")
+    ok, reason = tenant_verdict(runtime, "acme")
+    assert not ok and reason is not None and "a read record before this one is missing" in reason
+    assert tenant_verdict(runtime, "globex") == (True, None)  # not globex's reads
 
 
 @pytest.mark.usefixtures("read_four_times")
@@ -104,6 +120,8 @@ def test_an_edited_request_id_is_detected(runtime: LedgerRuntime, settings: Sett
 
     store(settings, row, edited(state, forge))
     assert verdict(runtime) == (False, "the read record's content does not match its hash")
+    ok, reason = tenant_verdict(runtime, "acme")
+    assert not ok and reason is not None and "does not match its hash" in reason
 
 
 @pytest.mark.usefixtures("read_four_times")
@@ -139,3 +157,24 @@ def test_the_cli_reports_a_damaged_read_record_in_one_line(settings: Settings) -
     assert "Traceback" not in done.stderr
     [line] = [line for line in done.stdout.splitlines() if "read records" in line]
     assert line.startswith("BROKEN") and "cannot be decoded" in line
+
+
+@pytest.mark.usefixtures("read_four_times")
+def test_the_api_verify_of_a_tenant_reports_its_damaged_read_records(
+        runtime: LedgerRuntime, settings: Settings) -> None:
+    store(settings, records(settings)[0][0], None)
+    app = create_app(runtime.ledger, runtime.projector.lag, 1000)
+    token = blocking(runtime).issue_token("auditor", "acme", request()).token
+
+    async def verify() -> dict[str, object]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://ledger") as client:
+            response = await client.get("/v1/tenants/acme/verify",
+                                        headers={"Authorization": f"Bearer {token}"})
+            answer: dict[str, object] = response.json()
+            return answer
+
+    body = asyncio.run(verify())
+    assert body["ok"] is False
+    assert isinstance(body["reason"], str)
+    assert "a read record before this one is missing" in body["reason"]
