@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -11,6 +13,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from secrets_ledger.adapters.sql.database import Cursor
+from secrets_ledger.domain.errors import Unavailable
 
 MIGRATION_LOCK_ID = 0x5EC7E75  # advisory lock key shared by every ledger process
 
@@ -50,19 +53,47 @@ class PostgresDatabase:
         # A deleted row stays in its page as a dead tuple, and neither VACUUM nor page
         # pruning zeroes it; VACUUM FULL writes the table's live rows to new files and
         # unlinks the old ones. (The WAL keeps copies until its segments are recycled.)
+        # It copies a deleted row too while any snapshot may still see it: first wait for
+        # every snapshot older than now (a moment, for the ledger's own short ones).
         with self.pool.connection() as conn:
-            conn.autocommit = True  # VACUUM runs outside a transaction
+            was_autocommit, conn.autocommit = conn.autocommit, True  # VACUUM: no transaction
             try:
+                _wait_for_older_snapshots(conn)
                 for table in tables:
                     conn.execute(sql.SQL("VACUUM FULL {}").format(sql.Identifier(table)))
             finally:
-                conn.autocommit = False
+                conn.autocommit = was_autocommit
 
     def row_lock(self, *, exclusive: bool) -> str:
         return " FOR UPDATE" if exclusive else " FOR SHARE"
 
     def close(self) -> None:
         self.pool.close()
+
+
+OLDER_SNAPSHOTS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age(%s::text::xid)
+"""
+SNAPSHOT_WAIT_SECONDS = 30.0
+
+
+def _wait_for_older_snapshots(conn: psycopg.Connection[Any]) -> None:
+    """Returns once no other session holds a snapshot from before this moment; Unavailable
+    after ``SNAPSHOT_WAIT_SECONDS`` (the keys are deleted, but a long transaction still
+    sees them: a retry erases once it has ended)."""
+    row = conn.execute("SELECT txid_current() % 4294967296").fetchone()
+    assert row is not None
+    deadline = time.monotonic() + SNAPSHOT_WAIT_SECONDS
+    while True:
+        older = conn.execute(OLDER_SNAPSHOTS, (str(row[0]),)).fetchone()
+        if older is None or older[0] == 0:
+            return
+        if time.monotonic() > deadline:
+            raise Unavailable("the keys are deleted, but a transaction open since before"
+                              " still sees them in the database files; retry to erase them")
+        time.sleep(0.01)
 
 
 def ensure_schema(url: str, schema: str) -> None:
