@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 import uvicorn
 
+from secrets_ledger.api.aws.app import AwsFacade
 from secrets_ledger.api.http_guard import guarded_http
 from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.runtime import LedgerRuntime
 
 
-def serve(settings: Settings, host: str, port: int, *, follow: bool = True) -> int:
+def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
+          aws_port: int | None = None) -> int:
     with LedgerRuntime(settings, follow=follow, serving=True) as runtime:
         configured = settings.bootstrap_token
         first_token = asyncio.run(runtime.ledger.tokens.bootstrap(
@@ -26,10 +29,15 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True) -> i
         if first_token is not None:
             # Shown once, on stdout only; the store keeps nothing but its hash.
             print(f"admin token (shown once, keep it safe): {first_token}", flush=True)
-        app = create_app(runtime.ledger, runtime.projector.lag, settings.readiness_max_lag)
+        native = create_app(runtime.ledger, runtime.projector.lag, settings.readiness_max_lag)
+        apps: dict[int, Any] = {port: native}
+        if aws_port is not None:
+            apps[aws_port] = AwsFacade(runtime.ledger, settings.aws_account_id,
+                                       native.state.telemetry.registry)
+        sockets = [uvicorn.Config(native, host=host, port=p).bind_socket() for p in apps]
         config = uvicorn.Config(
-            app, host=host, port=port, timeout_graceful_shutdown=30, access_log=False,
-            log_level="info", server_header=False,
+            ByPort(apps, native), host=host, port=port, timeout_graceful_shutdown=30,
+            access_log=False, log_level="info", server_header=False,
             http=guarded_http(settings.header_timeout, settings.body_timeout,
                               settings.max_connections),
             limit_concurrency=settings.max_connections,
@@ -37,5 +45,20 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True) -> i
         # uvicorn restores the handler it found and re-raises SIGTERM once it has drained:
         # with this one in place, run() returns and the runtime below closes cleanly.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=sockets)
     return 0
+
+
+class ByPort:
+    """One server, several sockets: each request goes to the app of the port it came in
+    on (the native API, or a façade with its own errors, limits and metrics)."""
+
+    def __init__(self, apps: dict[int, Any], default: Any) -> None:
+        self.apps = apps
+        self.default = default
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        server = scope.get("server")
+        app = self.apps.get(server[1], self.default) if server else self.default
+        # uvicorn passes its lifespan events to the native app, which owns them.
+        await app(scope, receive, send)

@@ -122,7 +122,14 @@ class Envelope:
             return crypto.to_text(crypto.seal(new_master, key, crypto.tenant_key_aad(
                 row.tenant_id, row.key_version)))
 
-        return self.rows.switch_master_key(crypto.key_fingerprint(new_master), rewrap)
+        def rewrap_signing(token_id: str, wrapped: str, master_key_id: str) -> str:
+            aad = crypto.signing_key_aad(token_id)
+            secret = crypto.open_sealed(self.master.by_fingerprint(master_key_id),
+                                        crypto.from_text(wrapped), aad)
+            return crypto.to_text(crypto.seal(new_master, secret, aad))
+
+        return self.rows.switch_master_key(crypto.key_fingerprint(new_master), rewrap,
+                                           rewrap_signing)
 
 
 class ValueSealer:

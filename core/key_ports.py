@@ -40,11 +40,17 @@ class KeyRows(Protocol):
     def master_key_in_force(self) -> str | None:
         """The id of the master key that wraps new tenant keys (the store's check value)."""
 
-    def switch_master_key(self, new_key_id: str,
-                          rewrap: Callable[[TenantKeyRow], str]) -> MasterKeySwitch:
-        """In one transaction (new tenant keys wait): re-wraps every tenant key not under
+    def switch_master_key(self, new_key_id: str, rewrap: Callable[[TenantKeyRow], str],
+                          rewrap_signing: Callable[[str, str, str], str]
+                          ) -> MasterKeySwitch:
+        """In one transaction (new tenant keys wait): re-wraps every tenant key and every
+        token's AWS signing key ((token id, wrapped, master key id) -> wrapped) not under
         ``new_key_id``, puts that key in force, retires the one before. Unavailable, and
         nothing changed, while a live server does not hold the new key."""
+
+    def store_signing_key(self, token_id: str, wraps: Mapping[str, str]) -> None:
+        """Stores a token's AWS signing key wrapped under the master key in force when the
+        row commits (``wraps``: by master key id, under every key held)."""
 
 
 class MasterKeySwitch(NamedTuple):

@@ -8,6 +8,9 @@ nothing below them.
     ledger.reads     value, keys, versions
     ledger.history   audit, verify, verify_all
     ledger.keys      rotate_master
+    ledger.managed         create, put, update, tag, move_label, delete, restore
+    ledger.managed_reads   describe, listing, value, values
+    ledger.signing_keys    of (an AWS access key id's principal and secret)
 
 Each takes the caller's credential first and admits it for its ``policy.UseCase``; all
 are coroutines (the CLI runs each with ``asyncio.run``).
@@ -23,12 +26,15 @@ from secrets_ledger.core.door import Door
 from secrets_ledger.core.history import History
 from secrets_ledger.core.imports import Imports
 from secrets_ledger.core.keys import Keys
+from secrets_ledger.core.managed import ManagedCommands
+from secrets_ledger.core.managed_reads import ManagedReads
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.ports import Ports, ViewsFollower
 from secrets_ledger.core.principals import Credential, Principal
 from secrets_ledger.core.reads import Reads
 from secrets_ledger.core.secrets import Secrets
 from secrets_ledger.core.settings import Settings
+from secrets_ledger.core.signing_keys import SigningKeys
 from secrets_ledger.core.tenants import Tenants
 from secrets_ledger.core.tokens import Tokens
 from secrets_ledger.domain.errors import LedgerError
@@ -44,6 +50,9 @@ class Ledger:
         self.reads = Reads(self.door)
         self.history = History(self.door)
         self.keys = Keys(self.door)
+        self.managed = ManagedCommands(self.door)
+        self.managed_reads = ManagedReads(self.door, self.reads)
+        self.signing_keys = SigningKeys(self.door)
 
     async def authenticate(self, credential: Credential) -> Principal:
         """The principal a credential proves (Unauthorized if none)."""

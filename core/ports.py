@@ -107,6 +107,9 @@ class TokenRows(Protocol):
 
     def has_live_admin(self) -> bool: ...
 
+    def signing_row(self, token_id: str) -> tuple[TokenRow, str, str] | None:
+        """(the token's row, its wrapped signing key, the master key id) if it has one."""
+
 
 class AuditRow(NamedTuple):
     position: int
@@ -162,6 +165,26 @@ class ViewQueries(Protocol):
 
     def audit_page(self, tenant_id: str, where: AuditFilter, after: int,
                    limit: int) -> list[AuditRow]: ...
+
+    def managed_secrets(self, tenant_id: str, space: str, names: Sequence[str] | None = None
+                        ) -> list[ManagedRow]:
+        """The managed secrets of a space (those named, or all) by name, with each one's
+        versions of its incarnation."""
+
+
+class ManagedRow(NamedTuple):
+    key: str
+    name: str
+    suffix: str
+    created_at: str
+    changed_at: str
+    description: str | None
+    kms_key_id: str | None
+    tags: list[list[str]] | None
+    labels: dict[str, int]  # in the order attached
+    deleted_at: str | None
+    purge_after: str | None
+    versions: list[tuple[int, str, str, str]]  # (version, client id, created_at, state)
 
 
 class ValueLookup(NamedTuple):

@@ -93,6 +93,12 @@ class Reads:
             rules.check_tenant_name(tenant)
         except LedgerError as error:
             await self.door.refuse(caller, tenant, UseCase.READ_VALUE, error)
+        return await self.recorded(caller, tenant, key, request, version, when)
+
+    async def recorded(self, caller: Credential, tenant: str, key: str, request: RequestInfo,
+                       version: int | None, when: str | None = None) -> SecretValue:
+        """The value of a key whose name and version are checked already (a managed
+        secret's key too), read as ``value`` reads it: recorded before it is returned."""
         tenant_id = tenant_id_for(tenant)
         digest = caller.digest if isinstance(caller, BearerToken) else None
         lookup = ValueLookup(tenant_id, digest, key, version, when)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     master_rotation_wait: float = Field(
         default=15.0, ge=0, description="how long rotate-master waits for every running"
         " server to hold the new master key before it gives up, changing nothing")
+    aws_account_id: str = Field(
+        default="123456789012", pattern=r"^\d{12}$",
+        description="the account id in the AWS façade's ARNs (they never route)")
     bootstrap_token: SecretStr | None = None
     pool_size: int = Field(default=8, ge=1, le=100)
     read_your_writes_timeout: float = Field(default=5.0, gt=0)

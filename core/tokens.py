@@ -31,6 +31,7 @@ from secrets_ledger.core.principals import (
     hash_token,
 )
 from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.core.signing_keys import aws_key_pair, store_signing_key
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import InvalidRequest, TokenNotFound
 from secrets_ledger.domain.rules import check_tenant_name, check_text
@@ -87,6 +88,9 @@ class Tokens:
         await self.door.in_thread(self.rows.insert,
                                   (token_id, hash_token(token), role, tenant, expires_at, None),
                                   description, format_time(utc_now()), principal.token_id)
+        if tenant is not None:  # its AWS key pair (the façade is tenant-scoped)
+            await self.door.in_thread(store_signing_key, self.door, token_id,
+                                      aws_key_pair(token)[1])
         return IssuedToken(token, token_id, role, tenant, expires_at)
 
     async def revoke(self, caller: Credential, tenant: str, token: str,

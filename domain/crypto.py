@@ -56,6 +56,10 @@ def tenant_key_aad(tenant_id: str, key_version: int) -> bytes:
     return f"tenant-key\x00{tenant_id}\x00{key_version}".encode()
 
 
+def signing_key_aad(token_id: str) -> bytes:
+    return f"aws-signing-key\x00{token_id}".encode()
+
+
 def to_text(sealed: bytes) -> str:
     return base64.b64encode(sealed).decode("ascii")
 

@@ -57,6 +57,18 @@ class SecretNotFound(LedgerError):
     code = "secret_not_found"
 
 
+class SecretExists(LedgerError):
+    """A managed secret of that name exists (in that space)."""
+
+    code = "secret_exists"
+
+
+class VersionIdInUse(LedgerError):
+    """A client's version id names a version already (``extra["version"]``)."""
+
+    code = "version_id_in_use"
+
+
 class SecretDeleted(LedgerError):
     code = "secret_deleted"
 

@@ -34,6 +34,7 @@ from secrets_ledger.domain.errors import (
     VersionDestroyed,
     VersionNotFound,
 )
+from secrets_ledger.domain.managed_state import ManagedState
 
 
 @lru_cache(maxsize=4096)
@@ -57,6 +58,7 @@ class Tenant(Aggregate):
         self.head = GENESIS
         self.shredded = False
         self.secrets: dict[str, KeyState] = {}
+        self.managed: dict[str, ManagedState] = {}  # managed secrets by key (domain.managed)
 
     # ---- events ---------------------------------------------------------------------
 
@@ -179,7 +181,7 @@ class Tenant(Aggregate):
                 }
             )
             results.append((change.key, version))
-        self._record(self.SecretVersionsWritten, ctx, at, writes=writes, deletions=deletions)
+        self.record(self.SecretVersionsWritten, ctx, at, writes=writes, deletions=deletions)
         return results
 
     def delete(self, key: str, precondition: Precondition | None, ctx: RequestContext,
@@ -190,14 +192,14 @@ class Tenant(Aggregate):
         self.check_precondition(key, precondition)
         if state["deleted"]:
             return False
-        self._record(self.SecretDeleted, ctx, at, key=key, version=state["latest"])
+        self.record(self.SecretDeleted, ctx, at, key=key, version=state["latest"])
         return True
 
     def undelete(self, key: str, ctx: RequestContext, at: datetime) -> int:
         self.check_not_shredded()
         state = self.check_key_exists(key)
         if state["deleted"]:
-            self._record(self.SecretUndeleted, ctx, at, key=key, version=state["latest"])
+            self.record(self.SecretUndeleted, ctx, at, key=key, version=state["latest"])
         return state["latest"]
 
     def destroy(self, key: str, versions: Sequence[int], ctx: RequestContext,
@@ -211,26 +213,26 @@ class Tenant(Aggregate):
             self.check_version_exists(key, version)
         fresh = sorted(set(versions) - set(state["destroyed"]))
         if fresh:
-            self._record(self.VersionsDestroyed, ctx, at, key=key, versions=fresh)
+            self.record(self.VersionsDestroyed, ctx, at, key=key, versions=fresh)
         return fresh
 
     def rotate_key(self, ctx: RequestContext, at: datetime) -> int:
         self.check_not_shredded()
-        self._record(self.TenantKeyRotated, ctx, at, key_version=self.key_version + 1)
+        self.record(self.TenantKeyRotated, ctx, at, key_version=self.key_version + 1)
         return self.key_version
 
     def issue_token(self, token_id: str, role: str, expires_at: str | None,
                     ctx: RequestContext, at: datetime) -> None:
         self.check_not_shredded()
-        self._record(self.TokenIssued, ctx, at, token_id=token_id, role=role,
+        self.record(self.TokenIssued, ctx, at, token_id=token_id, role=role,
                      expires_at=expires_at)
 
     def revoke_token(self, token_id: str, ctx: RequestContext, at: datetime) -> None:
-        self._record(self.TokenRevoked, ctx, at, token_id=token_id)
+        self.record(self.TokenRevoked, ctx, at, token_id=token_id)
 
     def shred(self, ctx: RequestContext, at: datetime) -> None:
         self.check_not_shredded()
-        self._record(self.Shredded, ctx, at)
+        self.record(self.Shredded, ctx, at)
 
     # ---- invariants -----------------------------------------------------------------
 
@@ -278,7 +280,7 @@ class Tenant(Aggregate):
 
     # ---- recording ------------------------------------------------------------------
 
-    def _record(self, event_class: type[Event], ctx: RequestContext, at: datetime,
+    def record(self, event_class: type[Event], ctx: RequestContext, at: datetime,
                 **fields: Any) -> None:
         fields = {**_context_fields(ctx, self.head), **fields}
         digest = link_hash(self.id, self.version + 1, event_class.__qualname__, at, fields)

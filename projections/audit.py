@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from secrets_ledger.domain import managed, managed_events
 from secrets_ledger.domain.reads import ValueRead, ValueReads
 from secrets_ledger.domain.tenant import Tenant
 from secrets_ledger.domain.times import format_time
@@ -64,6 +65,10 @@ def _written_changes(event: Any) -> list[Change]:
     return changes
 
 
+def _purged_changes(event: Any) -> list[Change]:
+    return [("destroy", event.key, v) for v in event.versions] or [("destroy", event.key, None)]
+
+
 # (action, key, version) for each change, by exact event class.
 _CHANGES: dict[type[Any], Callable[[Any], list[Change]]] = {
     ValueRead.Recorded: lambda e: [("read", e.key, e.version)],
@@ -76,6 +81,14 @@ _CHANGES: dict[type[Any], Callable[[Any], list[Change]]] = {
     Tenant.TokenIssued: lambda e: [("token_created", None, None)],
     Tenant.TokenRevoked: lambda e: [("token_revoked", None, None)],
     Tenant.Shredded: lambda e: [("shredded", None, None)],
+    managed_events.ManagedSecretCreated: lambda e: [("metadata_updated", e.key, None)],
+    managed_events.ManagedSecretUpdated: lambda e: [("metadata_updated", e.key, None)],
+    managed_events.ManagedVersionWritten: lambda e: [("write", e.key, e.write["version"])],
+    managed_events.ManagedLabelsMoved: lambda e: [
+        ("labels_moved", e.key, e.labels.get(managed.CURRENT))],
+    managed_events.ManagedDeletionScheduled: lambda e: [("delete", e.key, e.current)],
+    managed_events.ManagedSecretRestored: lambda e: [("undelete", e.key, e.current)],
+    managed_events.ManagedSecretPurged: _purged_changes,
 }
 
 

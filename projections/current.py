@@ -9,9 +9,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from secrets_ledger.domain import managed
+from secrets_ledger.domain.managed_events import (
+    ManagedDeletionScheduled,
+    ManagedLabelsMoved,
+    ManagedSecretPurged,
+    ManagedSecretRestored,
+    ManagedVersionWritten,
+)
 from secrets_ledger.domain.outcomes import outcome_of
 from secrets_ledger.domain.tenant import Tenant
 from secrets_ledger.domain.times import format_time
+from secrets_ledger.projections.managed import (
+    MANAGED_GATHERERS,
+    MANAGED_ORDER,
+    MANAGED_TABLES,
+    ManagedRows,
+)
 from secrets_ledger.projections.ports import Column, ViewWriter
 from secrets_ledger.projections.view import View, tenant_text
 
@@ -31,6 +45,7 @@ class _CurrentRows:
     timeline: list[tuple[Any, ...]] = field(default_factory=list)
     idempotency: list[tuple[Any, ...]] = field(default_factory=list)
     stream_versions: dict[str, int] = field(default_factory=dict)
+    managed: ManagedRows = field(default_factory=ManagedRows)
 
     def set_state(self, slot: VersionKey, state: str) -> None:
         row = self.versions.get(slot)
@@ -60,13 +75,14 @@ class CurrentSecretsView(View):
 
     name = "current"
     tables = ("tenants", "secret_versions", "current_secrets", "key_timeline",
-              "idempotency_records")
+              "idempotency_records", *MANAGED_TABLES)
     order_by: ClassVar[Mapping[str, str]] = {
         "tenants": "tenant",
         "secret_versions": "tenant_id, key, version",
         "current_secrets": "tenant_id, key",
         "key_timeline": "tenant_id, key, position",
         "idempotency_records": "tenant_id, idempotency_key",
+        **MANAGED_ORDER,
     }
     append_only = frozenset({"key_timeline"})
     pruned = frozenset({"idempotency_records"})
@@ -111,6 +127,7 @@ class CurrentSecretsView(View):
                  " updated_at = excluded.updated_at, deleted = excluded.deleted")
         tx.append(t["key_timeline"], _TIMELINE_COLUMNS, rows.timeline)
         tx.merge(t["idempotency_records"], _IDEMPOTENCY_COLUMNS, rows.idempotency, "DO NOTHING")
+        rows.managed.write(tx, t)
 
 
 Gatherer = Callable[[CurrentSecretsView, _CurrentRows, int, Any, str, str], None]
@@ -169,6 +186,31 @@ def _gather_shredded(view: CurrentSecretsView, rows: _CurrentRows, position: int
     rows.shredded.append(tenant_id)
 
 
+def _gather_managed(view: CurrentSecretsView, rows: _CurrentRows, position: int, event: Any,
+                    tenant_id: str, at: str) -> None:
+    """A managed secret's event: its own rows, and its versions and liveness in the
+    tables it shares with native keys (the current version is the one labelled current)."""
+    MANAGED_GATHERERS[type(event)](rows.managed, event, tenant_id, at)
+    key = event.key
+    if isinstance(event, ManagedVersionWritten):
+        write = event.write
+        version = write["version"]
+        rows.versions[(tenant_id, key, version)] = [
+            tenant_id, key, version, at, event.actor, "active", write["ciphertext"],
+            write["dek_id"], write["key_version"], None, position]
+    if isinstance(event, ManagedVersionWritten | ManagedLabelsMoved):
+        current = event.labels.get(managed.CURRENT)
+        if current is not None:
+            rows.liveness(tenant_id, key, position, at, current, True)
+    elif isinstance(event, ManagedSecretPurged):
+        for version in event.versions:
+            rows.destroy((tenant_id, key, version))
+    if (isinstance(event, ManagedDeletionScheduled | ManagedSecretRestored
+                   | ManagedSecretPurged) and event.current is not None):
+        live = isinstance(event, ManagedSecretRestored)
+        rows.liveness(tenant_id, key, position, at, event.current, live)
+
+
 def _gather_nothing(view: CurrentSecretsView, rows: _CurrentRows, position: int, event: Any,
                     tenant_id: str, at: str) -> None:
     """Token events: only the stream's version and the idempotency record."""
@@ -185,6 +227,7 @@ _GATHERERS: dict[type[Any], Gatherer] = {
     Tenant.Shredded: _gather_shredded,
     Tenant.TokenIssued: _gather_nothing,
     Tenant.TokenRevoked: _gather_nothing,
+    **dict.fromkeys(MANAGED_GATHERERS, _gather_managed),
 }
 
 

@@ -69,7 +69,8 @@ def test_a_tenant_key_made_during_a_switch_waits_and_is_wrapped_under_the_new_ke
         assert release.wait(10)
         return "rewrapped"
 
-    switch = threading.Thread(target=rows.switch_master_key, args=("new", slow_rewrap))
+    switch = threading.Thread(target=rows.switch_master_key,
+                              args=("new", slow_rewrap, lambda *wrapped: "unused"))
     switch.start()
     assert switching.wait(10)
     insert = threading.Thread(target=rows.insert_tenant_key,

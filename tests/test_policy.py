@@ -15,18 +15,21 @@ from typing import Any
 import pytest
 
 from secrets_ledger.core.ledger import Ledger
+from secrets_ledger.core.managed_values import SecretRef
 from secrets_ledger.core.policy import GLOBAL_USE_CASES, NEEDS, POLICY, UseCase
-from secrets_ledger.core.principals import BearerToken, Credential, Role
+from secrets_ledger.core.principals import BearerToken, Credential, Principal, Role
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.changes import RequestContext, SetValue
 from secrets_ledger.domain.errors import Forbidden, LedgerError, TenantNotFound, Unauthorized
+from secrets_ledger.domain.managed import SecretMetadata
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import blocking, run
 
 ROLES: tuple[Role, ...] = ("admin", "writer", "reader", "auditor")
 SETUP = RequestContext("tok_setup", "setup")
+OPERATOR = Principal.operator()
 Call = Callable[[Ledger, Credential, str], Coroutine[Any, Any, Any]]
 
 
@@ -89,10 +92,56 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
                            lambda ledger, who, t: ledger.history.verify_all(who)),
     "keys.rotate_master": (UseCase.ROTATE_MASTER_KEY,
                            lambda ledger, who, t: ledger.keys.rotate_master(who)),
+    "reads.recorded": (UseCase.READ_VALUE,
+                       lambda ledger, who, t: ledger.reads.recorded(who, t, "rolled", _request(),
+                                                                    None)),
+    "managed.create": (UseCase.WRITE_SECRETS,
+                       lambda ledger, who, t: ledger.managed.create(
+                           who, t, SPACE, f"m-{uuid.uuid4().hex[:8]}", NO_METADATA, "v",
+                           uuid.uuid4().hex, _request())),
+    "managed.put": (UseCase.WRITE_SECRETS,
+                    lambda ledger, who, t: ledger.managed.put(
+                        who, t, SPACE, SecretRef("m1"), "v2", uuid.uuid4().hex, ["AWSCURRENT"],
+                        _request())),
+    "managed.update": (UseCase.WRITE_SECRETS,
+                       lambda ledger, who, t: ledger.managed.update(
+                           who, t, SPACE, SecretRef("m1"), "new", None, None, uuid.uuid4().hex,
+                           _request())),
+    "managed.tag": (UseCase.WRITE_SECRETS,
+                    lambda ledger, who, t: ledger.managed.tag(
+                        who, t, SPACE, SecretRef("m1"), [("k", "v")], [], _request())),
+    "managed.move_label": (UseCase.WRITE_SECRETS,
+                           lambda ledger, who, t: ledger.managed.move_label(
+                               who, t, SPACE, SecretRef("m1"), "MINE", FIRST_ID, None,
+                               _request())),
+    "managed.delete": (UseCase.DELETE_SECRET,
+                       lambda ledger, who, t: ledger.managed.delete(
+                           who, t, SPACE, SecretRef("m-del"), 7, False, _request())),
+    "managed.restore": (UseCase.UNDELETE_SECRET,
+                        lambda ledger, who, t: ledger.managed.restore(
+                            who, t, SPACE, SecretRef("m-del"), _request())),
+    "managed.delete (force)": (UseCase.DESTROY_VERSIONS,
+                              lambda ledger, who, t: ledger.managed.delete(
+                                  who, t, SPACE, SecretRef("m-gone"), None, True, _request())),
+    "managed_reads.describe": (UseCase.LIST_VERSIONS,
+                               lambda ledger, who, t: ledger.managed_reads.describe(
+                                   who, t, SPACE, SecretRef("m1"))),
+    "managed_reads.listing": (UseCase.LIST_KEYS,
+                              lambda ledger, who, t: ledger.managed_reads.listing(
+                                  who, t, SPACE, True)),
+    "managed_reads.value": (UseCase.READ_VALUE,
+                            lambda ledger, who, t: ledger.managed_reads.value(
+                                who, t, SPACE, SecretRef("m1"), None, None, _request())),
+    "managed_reads.values": (UseCase.READ_VALUE,
+                             lambda ledger, who, t: ledger.managed_reads.values(
+                                 who, t, SPACE, [SecretRef("m1")], _request())),
     "tenants.shred": (UseCase.SHRED_TENANT,
                       lambda ledger, who, t: ledger.tenants.shred(who, t, _request())),
 }
 OPERATOR_ONLY = {"tokens.bootstrap"}  # serve's start-up: no caller to admit
+SPACE = "sm:us-east-1"
+NO_METADATA = SecretMetadata(None, None, None)
+FIRST_ID = "first-version-of-m1-" + "0" * 12
 
 
 def _set(key: str) -> SetValue:
@@ -128,6 +177,9 @@ def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Ledge
         ledger.open_tenant(name, SETUP)
         for key in ("to-delete", "rolled", "destroyed"):
             ledger.put_secret(name, key, f"{key} of {name}", None, None, SETUP)
+        for secret in ("m1", "m-del", "m-gone"):
+            run(runtime.ledger.managed.create(OPERATOR, name, SPACE, secret, NO_METADATA, "v",
+                                              FIRST_ID, _request()))
         SPARE_TOKENS[name] = ledger.issue_token("reader", name, SETUP).token_id
         SPARE_TOKENS[f"any {name}"] = ledger.issue_token("reader", name, SETUP).token_id
     token = ledger.issue_token(role, None if role == "admin" else "acme", SETUP).token
@@ -172,11 +224,12 @@ def test_the_policy_table_covers_every_use_case_and_every_use_case_is_called() -
     assert set(NEEDS) == set(UseCase)
     assert {use_case for use_case, _ in CALLS.values()} == set(UseCase)
     groups = {"tenants": "Tenants", "tokens": "Tokens", "secrets": "Secrets",
-              "imports": "Imports", "reads": "Reads", "history": "History", "keys": "Keys"}
+              "imports": "Imports", "reads": "Reads", "history": "History", "keys": "Keys",
+              "managed": "ManagedCommands", "managed_reads": "ManagedReads"}
     public = set()
     for group in groups:
         module = __import__(f"secrets_ledger.core.{group}", fromlist=[groups[group]])
         cls = getattr(module, groups[group])
         public |= {f"{group}.{name}" for name, member in inspect.getmembers(cls)
                    if inspect.iscoroutinefunction(member) and not name.startswith("_")}
-    assert public == set(CALLS) | OPERATOR_ONLY
+    assert public == {name.split(" ")[0] for name in CALLS} | OPERATOR_ONLY

@@ -55,6 +55,10 @@ def storage(runtime: LedgerRuntime) -> Storage:
 # ---- TenantStreams -------------------------------------------------------------------------
 
 
+def no_signing_keys(token_id: str, wrapped: str, key_id: str) -> str:
+    return "rewrapped signing key"
+
+
 def test_streams_store_aggregates_and_reads_in_order(storage: Storage) -> None:
     streams = storage.streams
     assert streams.load(tenant_id_for("fresh")) is None
@@ -154,20 +158,20 @@ def test_switching_the_master_key_rewraps_every_tenant_key_and_retires_the_old_k
         seen.append(row)
         return f"rewrapped-{row.tenant_id}"
 
-    assert rows.switch_master_key("new", rewrap) == MasterKeySwitch(1, "new", old)
+    assert rows.switch_master_key("new", rewrap, no_signing_keys) == MasterKeySwitch(1, "new", old)
     assert seen == [TenantKeyRow("t1", 1, "under-old", old)]
     assert rows.tenant_key("t1", 1) == TenantKeyRow("t1", 1, "rewrapped-t1", "new")
     assert rows.master_key_in_force() == "new"
-    assert rows.switch_master_key("new", rewrap) == MasterKeySwitch(0, "new", None)
+    assert rows.switch_master_key("new", rewrap, no_signing_keys) == MasterKeySwitch(0, "new", None)
     rows.insert_tenant_key("t2", 1, {old: "under-old", "new": "under-new"}, "now")
     assert rows.tenant_key("t2", 1) == TenantKeyRow("t2", 1, "under-new", "new")
 
 
 def test_a_retired_master_key_is_never_put_in_force_again(storage: Storage) -> None:
     rows, old = storage.key_rows, in_force_key(storage)
-    rows.switch_master_key("new", lambda row: "rewrapped")
+    rows.switch_master_key("new", lambda row: "rewrapped", no_signing_keys)
     with pytest.raises(InvalidRequest, match="retired"):
-        rows.switch_master_key(old, lambda row: "back")
+        rows.switch_master_key(old, lambda row: "back", no_signing_keys)
     assert rows.master_key_in_force() == "new"
 
 
@@ -178,11 +182,11 @@ def test_the_master_key_is_not_switched_while_a_live_server_lacks_the_new_key(
     server = SqlProcesses(storage.db)
     server.beat([old])
     with pytest.raises(Unavailable, match="1 running server"):
-        rows.switch_master_key("new", lambda row: "rewrapped")
+        rows.switch_master_key("new", lambda row: "rewrapped", no_signing_keys)
     assert (rows.master_key_in_force(), rows.tenant_key("t1", 1)) == (
         old, TenantKeyRow("t1", 1, "under-old", old))
     server.beat([old, "new"])
-    assert rows.switch_master_key("new", lambda row: "rewrapped").retired == old
+    assert rows.switch_master_key("new", lambda row: "rewrapped", no_signing_keys).retired == old
     server.leave()
 
 

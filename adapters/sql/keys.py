@@ -45,6 +45,16 @@ class SqlKeyRows:
                         " created_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                         (tenant_id, key_version, wrapped, in_force, created_at))
 
+    def store_signing_key(self, token_id: str, wraps: Mapping[str, str]) -> None:
+        with self.db.transaction() as cur:
+            in_force = self._key_in_force(cur, exclusive=False)  # as insert_tenant_key
+            wrapped = wraps.get(in_force)
+            if wrapped is None:
+                raise Unavailable("this process does not hold the master key in force:"
+                                  " restart it with that key")
+            cur.execute("UPDATE tokens SET sigv4_key = %s, sigv4_master_key_id = %s"
+                        " WHERE token_id = %s", (wrapped, in_force, token_id))
+
     def tenant_key(self, tenant_id: str, key_version: int) -> TenantKeyRow | None:
         row = fetch_one(self.db, "SELECT wrapped, master_key_id FROM tenant_keys"
                         " WHERE tenant_id = %s AND key_version = %s", (tenant_id, key_version))
@@ -94,8 +104,9 @@ class SqlKeyRows:
         row = fetch_one(self.db, "SELECT key_id FROM master_key_in_force WHERE singleton = 1")
         return None if row is None else str(row[0])
 
-    def switch_master_key(self, new_key_id: str,
-                          rewrap: Callable[[TenantKeyRow], str]) -> MasterKeySwitch:
+    def switch_master_key(self, new_key_id: str, rewrap: Callable[[TenantKeyRow], str],
+                          rewrap_signing: Callable[[str, str, str], str]
+                          ) -> MasterKeySwitch:
         with self.db.transaction() as cur:
             old_key_id = self._key_in_force(cur, exclusive=True)  # new tenant keys wait
             cur.execute("SELECT 1 FROM retired_master_keys WHERE key_id = %s", (new_key_id,))

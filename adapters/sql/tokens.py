@@ -68,3 +68,11 @@ class SqlTokenRows:
     def has_live_admin(self) -> bool:
         return fetch_one(self.db, "SELECT 1 FROM tokens WHERE role = 'admin'"
                                   " AND revoked_at IS NULL") is not None
+
+    def signing_row(self, token_id: str) -> tuple[TokenRow, str, str] | None:
+        row = fetch_one(self.db, f"SELECT {COLUMNS}, sigv4_key, sigv4_master_key_id"
+                                 " FROM tokens WHERE token_id = %s AND sigv4_key IS NOT NULL",
+                        (token_id,))
+        if row is None:
+            return None
+        return cast(TokenRow, tuple(row[:6])), str(row[6]), str(row[7])

@@ -6,10 +6,16 @@ told to compare by bytes, is given by its adapter (``key_order``).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import Any
 
 from secrets_ledger.adapters.sql.database import Database, fetch_all, fetch_one
-from secrets_ledger.core.ports import AuditFilter, AuditRow
+from secrets_ledger.core.ports import AuditFilter, AuditRow, ManagedRow
+
+NATIVE = "key NOT LIKE '%%:%%'"
+"""Native keys only: a managed secret's key is ``<space>:<name>`` (``domain.managed``),
+and no native key has a ``:``."""
 
 
 class SqlViewQueries:
@@ -52,7 +58,8 @@ class SqlViewQueries:
 
     def current_versions(self, tenant_id: str) -> dict[str, int]:
         rows = fetch_all(self.db, "SELECT key, version FROM current_secrets"
-                                  " WHERE tenant_id = %s AND NOT deleted", (tenant_id,))
+                                  f" WHERE tenant_id = %s AND NOT deleted AND {NATIVE}",
+                         (tenant_id,))
         return {str(key): int(version) for key, version in rows}
 
     def versions(self, tenant_id: str, key: str) -> list[tuple[int, str, str, str]]:
@@ -66,12 +73,13 @@ class SqlViewQueries:
         key = self.key
         if at is None:
             sql = ("SELECT key, version, updated_at FROM current_secrets"
-                   " WHERE tenant_id = %s AND NOT deleted AND substr(key, 1, %s) = %s"
+                   f" WHERE tenant_id = %s AND NOT deleted AND {NATIVE}"
+                   " AND substr(key, 1, %s) = %s"
                    f" AND {key} > %s ORDER BY {key} LIMIT %s")
             params: tuple[Any, ...] = (tenant_id, len(prefix), prefix, after, limit)
         else:
             sql = ("SELECT k.key, k.version, k.at FROM key_timeline k"
-                   " WHERE k.tenant_id = %s AND substr(k.key, 1, %s) = %s"
+                   f" WHERE k.tenant_id = %s AND k.{NATIVE} AND substr(k.key, 1, %s) = %s"
                    f" AND k.{key} > %s AND k.live AND k.position = (SELECT MAX(position)"
                    " FROM key_timeline l WHERE l.tenant_id = k.tenant_id AND l.key = k.key"
                    f" AND l.at <= %s) ORDER BY k.{key} LIMIT %s")
@@ -92,3 +100,35 @@ class SqlViewQueries:
                                   " ORDER BY position LIMIT %s", (*params, limit))
         return [AuditRow(int(p), str(a), str(ac), k, v, str(who), str(r))
                 for p, a, ac, k, v, who, r in rows]
+
+    def managed_secrets(self, tenant_id: str, space: str, names: Sequence[str] | None = None
+                        ) -> list[ManagedRow]:
+        where, params = "tenant_id = %s AND space = %s", [tenant_id, space]
+        if names is not None:
+            if not names:
+                return []
+            where += f" AND name IN ({', '.join(['%s'] * len(names))})"
+            params += names
+        rows = fetch_all(self.db, "SELECT key, name, suffix, created_at, changed_at,"
+                                  " description, kms_key_id, tags, labels, deleted_at,"
+                                  f" purge_after, base FROM managed_secrets WHERE {where}"
+                                  " ORDER BY created_at, key", params)
+        if not rows:
+            return []
+        keys = [row[0] for row in rows]
+        marks = ", ".join(["%s"] * len(keys))
+        versions: dict[str, list[tuple[int, str, str, str]]] = {key: [] for key in keys}
+        bases = {row[0]: int(row[11]) for row in rows}
+        for key, version, client_id, created_at, state in fetch_all(
+                self.db, "SELECT m.key, m.version, m.client_id, m.created_at, v.state"
+                         " FROM managed_versions m JOIN secret_versions v"
+                         " ON v.tenant_id = m.tenant_id AND v.key = m.key"
+                         " AND v.version = m.version"
+                         f" WHERE m.tenant_id = %s AND m.key IN ({marks})"
+                         " ORDER BY m.key, m.version", [tenant_id, *keys]):
+            if int(version) > bases[key]:
+                versions[key].append((int(version), str(client_id), str(created_at),
+                                      str(state)))
+        return [ManagedRow(str(k), str(n), str(s), str(c), str(ch), d, kms, json.loads(t),
+                           json.loads(lb), da, pa, versions[k])
+                for k, n, s, c, ch, d, kms, t, lb, da, pa, _ in rows]

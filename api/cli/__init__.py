@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API (and the projector)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8200)
+    serve.add_argument("--aws-port", type=int, default=None,
+                       help="also serve the AWS Secrets Manager façade on this port")
     serve.add_argument("--no-projector", action="store_true",
                        help="no projector thread: run `secrets-ledger project` beside it"
                        " (queries still catch the views up when they must)")
@@ -94,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                               help="its id (tok_...), the token itself, or - to read it"
                                    " from stdin")
     token_revoke.set_defaults(run=commands.cmd_token_revoke)
+    token_aws = token.add_parser("aws-credentials",
+                                 help="print the AWS key pair a tenant token derives")
+    token_aws.add_argument("token", metavar="TOKEN",
+                           help="the tenant token, or - to read it from stdin")
+    token_aws.set_defaults(run=commands.cmd_token_aws_credentials)
     token_list = token.add_parser("list", help="list tokens (never their secrets)")
     token_list.add_argument("--tenant", help="only this tenant's tokens")
     token_list.set_defaults(run=commands.cmd_token_list)

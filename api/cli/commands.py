@@ -24,6 +24,7 @@ from secrets_ledger.core.imports import check_import
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
+from secrets_ledger.core.signing_keys import aws_key_pair
 from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.replay import DamagedEvent, replay
@@ -82,7 +83,8 @@ def _runtime(follow: bool = False) -> LedgerRuntime:
 def cmd_serve(args: argparse.Namespace) -> int:
     from secrets_ledger.api.server import serve  # uvicorn is only needed here
 
-    return serve(Settings(), args.host, args.port, follow=not args.no_projector)
+    return serve(Settings(), args.host, args.port, follow=not args.no_projector,
+                 aws_port=args.aws_port)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -200,6 +202,16 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
             tokens.revoke_any(OPERATOR, token, _request()) if args.tenant is None
             else tokens.revoke(OPERATOR, args.tenant, token, _request()))
     print(f"revoked {token_id}")
+    return 0
+
+
+def cmd_token_aws_credentials(args: argparse.Namespace) -> int:
+    """The AWS key pair a tenant token derives (no storage needed: the holder of the token
+    computes what the server stored wrapped when it issued it)."""
+    token = sys.stdin.readline().strip() if args.token == FROM_STDIN else args.token
+    access_key_id, secret = aws_key_pair(token)
+    print(f"export AWS_ACCESS_KEY_ID={access_key_id}")
+    print(f"export AWS_SECRET_ACCESS_KEY={secret}")
     return 0
 
 

@@ -26,6 +26,8 @@ STATUS_OF = {
     "tenant_shredded": 410,
     "secret_not_found": 404,
     "secret_deleted": 410,
+    "secret_exists": 409,
+    "version_id_in_use": 409,
     "version_not_found": 404,
     "version_destroyed": 410,
     "version_conflict": 412,

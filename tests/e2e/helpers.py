@@ -64,6 +64,7 @@ class Server:
     admin_token: str = field(default_factory=lambda: f"e2e-admin-{uuid.uuid4().hex}")
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
+    aws_port: int = field(default_factory=free_port)  # the AWS Secrets Manager façade
     schema: str | None = None
     proc: subprocess.Popen[bytes] | None = None
     cli: Path = CLI  # the installed ``secrets-ledger`` that serves
@@ -73,6 +74,10 @@ class Server:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def aws_url(self) -> str:
+        return f"http://{self.host}:{self.aws_port}"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -92,7 +97,8 @@ class Server:
         assert self.proc is None, "the server is running already"
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(self.cli), "serve", "--host", self.host, "--port", str(self.port)],
+            [str(self.cli), "serve", "--host", self.host, "--port", str(self.port),
+             *self.serve_options()],
             env=self.env(), stdout=self._log, stderr=subprocess.STDOUT,
             cwd=self.data_dir.parent,
         )
@@ -110,6 +116,10 @@ class Server:
             time.sleep(0.05)
         self.stop()
         pytest.fail(f"serve did not answer /healthz in time:\n{self.log_text()}", pytrace=False)
+
+    def serve_options(self) -> list[str]:
+        """The AWS façade too, unless this is an older build (an upgrade test's)."""
+        return [] if self.cli != CLI else ["--aws-port", str(self.aws_port)]
 
     def stop(self) -> int | None:
         """SIGTERM, then wait for the process to exit; returns its exit status."""

@@ -12,7 +12,8 @@ from secrets_ledger.api.rest.schemas import AuditItemOut, AuditOut, VerifyOut
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["audit"])
 Action = Literal["tenant_opened", "write", "delete", "undelete", "destroy", "rollback", "read",
-                 "key_rotated", "token_created", "token_revoked", "shredded"]
+                 "key_rotated", "token_created", "token_revoked", "shredded",
+                 "metadata_updated", "labels_moved"]
 
 
 @router.get("/audit", response_model=AuditOut)
