@@ -127,6 +127,14 @@ class SqlKeyRows:
                             " WHERE tenant_id = %s AND key_version = %s",
                             [(rewrap(row), new_key_id, row.tenant_id, row.key_version)
                              for row in rows])
+            cur.execute("SELECT token_id, sigv4_key, sigv4_master_key_id FROM tokens"
+                        " WHERE sigv4_key IS NOT NULL AND sigv4_master_key_id <> %s",
+                        (new_key_id,))
+            signing = cur.fetchall()
+            cur.executemany("UPDATE tokens SET sigv4_key = %s, sigv4_master_key_id = %s"
+                            " WHERE token_id = %s",
+                            [(rewrap_signing(token_id, wrapped, key_id), new_key_id, token_id)
+                             for token_id, wrapped, key_id in signing])
             if old_key_id == new_key_id:
                 return MasterKeySwitch(len(rows), new_key_id, None)
             now = format_time(utc_now())

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from secrets_ledger.api.aws.errors import arn_of, invalid_parameter
+from secrets_ledger.api.aws.errors import arn_of, invalid_parameter, not_found
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.managed import Written
 from secrets_ledger.core.managed_reads import ManagedSecretValue
@@ -47,6 +47,9 @@ class Call:
     def space(self) -> str:
         return f"sm:{self.region}"
 
+    def with_body(self, body: dict[str, Any]) -> Call:
+        return Call(self.ledger, self.principal, self.region, self.account, body, self.request)
+
     def arn(self, name: str, suffix: str) -> str:
         return arn_of(self.region, self.account, name, suffix)
 
@@ -56,7 +59,7 @@ class Call:
             if required:
                 raise invalid_parameter(f"You must provide {field}.")
             return None
-        if not isinstance(value, str) or len(value) > limit:
+        if not isinstance(value, str) or len(value) > limit or not _storable(value):
             raise invalid_parameter(f"Invalid {field}.")
         return value
 
@@ -71,7 +74,7 @@ class Call:
         region, account, rest = arn.groups()
         if region != self.region or account != self.account:
             # Another region or account is another namespace: no such secret here.
-            return SecretRef("\x00")
+            raise not_found()
         return SecretRef(rest, from_arn=True)
 
     def client_id(self) -> str:
@@ -88,7 +91,7 @@ class Call:
             raise invalid_parameter("You can't specify both a binary secret value and a"
                                     " string secret value in the same secret.")
         if string is not None:
-            if not isinstance(string, str):
+            if not isinstance(string, str) or not _storable(string, nul=True):
                 raise invalid_parameter("Invalid SecretString.")
             return string
         if binary is not None:
@@ -107,10 +110,20 @@ class Call:
             key, value = (tag.get("Key"), tag.get("Value", "")) if isinstance(tag, dict) else (
                 None, None)
             if not isinstance(key, str) or not 1 <= len(key) <= 128 or not isinstance(
-                    value, str) or len(value) > 256:
+                    value, str) or len(value) > 256 or not _storable(key + value):
                 raise invalid_parameter("Invalid Tags.")
             found[key] = value
         return [[k, v] for k, v in found.items()]
+
+
+def _storable(text: str, *, nul: bool = False) -> bool:
+    """Text either backend stores: valid Unicode, and no NUL (allowed in a value, which
+    is sealed, not stored as text)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return nul or "\x00" not in text
 
 
 def epoch(stored: str | None) -> float | None:
