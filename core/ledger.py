@@ -10,6 +10,7 @@ nothing below them.
     ledger.keys      rotate_master
     ledger.managed         create, put, update, tag, move_label, delete, restore
     ledger.managed_reads   describe, listing, value, values
+    ledger.purges          sweep (the server's: recovery windows that ran out)
     ledger.signing_keys    of (an AWS access key id's principal and secret)
 
 Each takes the caller's credential first and admits it for its ``policy.UseCase``; all
@@ -27,6 +28,7 @@ from secrets_ledger.core.history import History
 from secrets_ledger.core.imports import Imports
 from secrets_ledger.core.keys import Keys
 from secrets_ledger.core.managed import ManagedCommands
+from secrets_ledger.core.managed_purges import ManagedPurges
 from secrets_ledger.core.managed_reads import ManagedReads
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.ports import Ports, ViewsFollower
@@ -53,6 +55,7 @@ class Ledger:
         self.managed = ManagedCommands(self.door)
         self.managed_reads = ManagedReads(self.door, self.reads)
         self.signing_keys = SigningKeys(self.door)
+        self.purges = ManagedPurges(self.door)
 
     async def authenticate(self, credential: Credential) -> Principal:
         """The principal a credential proves (Unauthorized if none)."""

@@ -171,6 +171,9 @@ class ViewQueries(Protocol):
         """The managed secrets of a space (those named, or all) by name, with each one's
         versions of its incarnation."""
 
+    def expired_managed(self, now: str) -> list[tuple[str, str]]:
+        """(tenant, key) of every managed secret whose recovery window ended by ``now``."""
+
 
 class ManagedRow(NamedTuple):
     key: str

@@ -4,6 +4,7 @@ wires the layers together; ``serve`` and every command line verb start from here
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -14,6 +15,7 @@ from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.sql.processes import BEAT_SECONDS
 from secrets_ledger.adapters.storage import open_storage
 from secrets_ledger.core.ledger import Ledger
+from secrets_ledger.core.managed_purges import SWEEP_SECONDS
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.projections.projector import Projector
 
@@ -43,6 +45,8 @@ class LedgerRuntime:
             raise
         if follow:
             self._start(self.projector.run, "projector", settings.projection_poll_interval)
+        if serving:
+            self._start(self._sweep, "managed-purges")
 
     def _start(self, target: Callable[..., None], name: str, *args: object) -> None:
         thread = threading.Thread(target=target, args=(self._stop, *args), name=name,
@@ -59,6 +63,14 @@ class LedgerRuntime:
                 self.storage.maintain()
             except Exception:  # storage away for a moment: the next beat tries again
                 logger.warning("heartbeat failed; retrying")
+
+    def _sweep(self, stop: threading.Event) -> None:
+        """Purges managed secrets whose recovery window ran out, every minute."""
+        while not stop.wait(SWEEP_SECONDS):
+            try:
+                asyncio.run(self.ledger.purges.sweep())
+            except Exception:
+                logger.warning("purging expired secrets failed; retrying")
 
     def close(self) -> None:
         self._stop.set()

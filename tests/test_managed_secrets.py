@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from secrets_ledger.core.managed import Written
 from secrets_ledger.core.managed_values import SecretRef
+from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.ports import AuditFilter
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.core.signing_keys import aws_key_pair
+from secrets_ledger.domain import managed
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import (
     SecretDeleted,
     SecretNotFound,
@@ -25,6 +29,8 @@ from secrets_ledger.domain.errors import (
     VersionIdInUse,
 )
 from secrets_ledger.domain.managed import SecretMetadata
+from secrets_ledger.domain.tenant import Tenant
+from secrets_ledger.domain.times import utc_now
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.replay import replay
 from secrets_ledger.projections.views import ALL_VIEWS, views_named
@@ -204,3 +210,33 @@ def test_the_signing_key_is_stored_only_wrapped(runtime: LedgerRuntime, tenant: 
     issued = run(runtime.ledger.tokens.issue(WHO, "writer", "acme", None, "", request()))
     assert_stored_nowhere(settings, [aws_key_pair(issued.token)[1].encode(),
                                      issued.token.encode()])
+
+
+def test_a_recovery_window_that_ran_out_is_gone_and_then_purged(
+        runtime: LedgerRuntime, ledger: Blocking, tenant: str) -> None:
+    create(runtime, "db", "one")
+    create(runtime, "kept", "two")
+    run(runtime.ledger.managed.delete(WHO, "acme", SPACE, SecretRef("kept"), 7, False,
+                                      request()))
+    assert run(runtime.ledger.purges.sweep()) == 0  # a window still running
+
+    def ran_out(aggregate: Tenant | None, effects: Any, ctx: RequestContext
+                ) -> tuple[Tenant, None]:
+        """A deletion scheduled to end a moment ago (as if its window had passed)."""
+        assert aggregate is not None
+        now = utc_now()
+        managed.schedule_deletion(aggregate, "sm:us-east-1:db", now - timedelta(seconds=1),
+                                  ctx, now)
+        return aggregate, None
+
+    run(runtime.ledger.door.command(WHO, UseCase.DELETE_SECRET, "acme", request(), ran_out))
+    # Gone at once for every read and for its name, before any sweep.
+    names = [row.name for row in run(runtime.ledger.managed_reads.listing(WHO, "acme", SPACE,
+                                                                          True))]
+    assert names == ["kept"]
+    with pytest.raises(SecretNotFound):
+        run(runtime.ledger.managed_reads.describe(WHO, "acme", SPACE, SecretRef("db")))
+    assert run(runtime.ledger.purges.sweep()) == 1
+    assert run(runtime.ledger.purges.sweep()) == 0
+    assert actions(ledger, "sm:us-east-1:db")[-1] == ("destroy", 1)
+    assert ledger.verify("acme").ok

@@ -101,6 +101,13 @@ class SqlViewQueries:
         return [AuditRow(int(p), str(a), str(ac), k, v, str(who), str(r))
                 for p, a, ac, k, v, who, r in rows]
 
+    def expired_managed(self, now: str) -> list[tuple[str, str]]:
+        rows = fetch_all(self.db, "SELECT t.tenant, m.key FROM managed_secrets m JOIN tenants t"
+                                  " ON t.tenant_id = m.tenant_id WHERE m.purge_after <= %s"
+                                  " AND t.shredded_at IS NULL ORDER BY t.tenant, m.key",
+                         (now,))
+        return [(str(tenant), str(key)) for tenant, key in rows]
+
     def managed_secrets(self, tenant_id: str, space: str, names: Sequence[str] | None = None
                         ) -> list[ManagedRow]:
         where, params = "tenant_id = %s AND space = %s", [tenant_id, space]
