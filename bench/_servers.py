@@ -257,7 +257,8 @@ def new_bootstrap_token() -> str:
 
 def ledger_server(workdir: Path, *, database_url: str | None, schema: str | None,
                   data_dir: Path, master_key: str | None, bootstrap_token: str,
-                  name: str = "ledger", cli: str | None = None) -> Server:
+                  name: str = "ledger", cli: str | None = None,
+                  aws_port: int | None = None) -> Server:
     """``secrets-ledger serve --host 127.0.0.1 --port P`` configured by the environment
     (``cli``: another installation's ``secrets-ledger``, to compare two builds)."""
     port = free_port()
@@ -272,7 +273,7 @@ def ledger_server(workdir: Path, *, database_url: str | None, schema: str | None
     if master_key is not None:
         env["LEDGER_MASTER_KEY"] = master_key
     argv = [cli or console_script("secrets-ledger"), "serve", "--host", "127.0.0.1", "--port",
-            str(port)]
+            str(port), *(["--aws-port", str(aws_port)] if aws_port is not None else [])]
     pg = (database_url, env["PGAPPNAME"]) if database_url is not None else None
     return Server(name, argv, env, port, workdir, pg)
 

@@ -229,6 +229,12 @@ class ValueRow(NamedTuple):
     tenant_key_version: int | None
     tenant_key_wrapped: str | None
     master_key_id: str | None
+    # A managed secret's (domain.managed; None for native keys): its incarnation's
+    # suffix, labels (JSON), end of its recovery window, and the client id of the version.
+    managed_suffix: str | None = None
+    managed_labels: str | None = None
+    managed_purge_after: str | None = None
+    managed_client_id: str | None = None
 
     @property
     def token(self) -> tuple[Any, ...]:

@@ -12,6 +12,7 @@ is returned.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,9 +97,11 @@ class Reads:
         return await self.recorded(caller, tenant, key, request, version, when)
 
     async def recorded(self, caller: Credential, tenant: str, key: str, request: RequestInfo,
-                       version: int | None, when: str | None = None) -> SecretValue:
+                       version: int | None, when: str | None = None,
+                       judge: Callable[[ValueRow], None] | None = None) -> SecretValue:
         """The value of a key whose name and version are checked already (a managed
-        secret's key too), read as ``value`` reads it: recorded before it is returned."""
+        secret's key too), read as ``value`` reads it: recorded before it is returned.
+        ``judge`` may refuse the row first (nothing is then recorded)."""
         tenant_id = tenant_id_for(tenant)
         digest = caller.digest if isinstance(caller, BearerToken) else None
         lookup = ValueLookup(tenant_id, digest, key, version, when)
@@ -115,6 +118,8 @@ class Reads:
                     needed.append(int(row.head))
                 if row.views_version is None or row.views_version < needed[0]:
                     return BEHIND, []
+            if judge is not None:
+                judge(row)
             secret = opened_value(self.door, tenant_text, key, version, when, row)
             return secret, [ReadRecord(tenant_text, secret.key, secret.version, ctx.actor,
                                        ctx.request_id)]

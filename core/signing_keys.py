@@ -15,15 +15,19 @@ import base64
 import hashlib
 import hmac
 import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 from secrets_ledger.core.door import Door
-from secrets_ledger.core.principals import Principal, principal_of
+from secrets_ledger.core.principals import BearerToken, principal_of
 from secrets_ledger.domain import crypto
 from secrets_ledger.domain.errors import CannotOpen, Unauthorized
 
 ACCESS_KEY_PREFIX = "SLTK"
 DERIVATION_LABEL = b"secrets-ledger/aws-sigv4/v1"
 SECRET_CHARS = 40
+CACHE_SIZE = 10_000
 _TOKEN = re.compile(r"slt_([0-9a-f]{16})_\S+")
 _ACCESS_KEY = re.compile(ACCESS_KEY_PREFIX + r"([0-9A-F]{16})")
 
@@ -53,16 +57,43 @@ def store_signing_key(door: Door, token_id: str, secret: str) -> None:
     door.ports.key_rows.store_signing_key(token_id, wraps)
 
 
+@dataclass(frozen=True)
+class SigningKey:
+    """What an access key id stands for: its token (as a credential the core checks on
+    every use, so that a revocation takes effect at once), its tenant, and its secret."""
+
+    credential: BearerToken
+    tenant: str
+    secret: bytes = field(repr=False)
+
+
 class SigningKeys:
-    def __init__(self, door: Door) -> None:
+    """Looks up access keys; the unwrapped secrets of recent ones are kept in memory
+    (bounded): a token's secret, hash and tenant never change, and whether it is still
+    live is checked by every use case that it is presented to."""
+
+    def __init__(self, door: Door, cache_size: int = CACHE_SIZE) -> None:
         self.door = door
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, SigningKey] = OrderedDict()
+        self._lock = threading.Lock()
 
-    async def of(self, access_key_id: str) -> tuple[Principal, bytes]:
-        """The principal of a live tenant token and its secret access key; Unauthorized
-        for an unknown key id, or a token revoked, expired or issued without one."""
-        return await self.door.in_thread(self._of, access_key_id)
+    async def of(self, access_key_id: str) -> SigningKey:
+        """The signing key of a live tenant token; Unauthorized for an unknown key id, or a
+        token revoked, expired or issued without one."""
+        with self._lock:
+            found = self._cache.get(access_key_id)
+            if found is not None:
+                self._cache.move_to_end(access_key_id)
+                return found
+        found = await self.door.in_thread(self._of, access_key_id)
+        with self._lock:
+            self._cache[access_key_id] = found
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return found
 
-    def _of(self, access_key_id: str) -> tuple[Principal, bytes]:
+    def _of(self, access_key_id: str) -> SigningKey:
         token_id = token_id_of(access_key_id)
         found = None if token_id is None else self.door.ports.token_rows.signing_row(token_id)
         if found is None:
@@ -77,4 +108,4 @@ class SigningKeys:
                                         crypto.signing_key_aad(principal.token_id))
         except CannotOpen:
             raise Unauthorized("no such access key") from None
-        return principal, secret
+        return SigningKey(BearerToken(str(row[1])), principal.tenant, secret)

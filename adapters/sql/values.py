@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from secrets_ledger.core.ports import ValueRow
+from secrets_ledger.core.ports import ValueLookup, ValueRow
 
 _COLUMNS = (
     "k.token_id, k.token_hash, k.role, k.tenant, k.expires_at, k.revoked_at,"
@@ -19,7 +19,15 @@ _COLUMNS = (
     " WHERE e.originator_id = r.tenant_uuid),"
     " t.version, t.shredded_at, c.version, c.deleted, {at_version}, {at_live},"
     " v.version, v.state, v.metadata, v.created_at, v.created_by, v.ciphertext, v.dek_id,"
-    " d.wrapped, tk.key_version, tk.wrapped, tk.master_key_id"
+    " d.wrapped, tk.key_version, tk.wrapped, tk.master_key_id, {managed}"
+)
+# A managed secret's incarnation and the client id of the version read (domain.managed):
+# joined only in a batch that reads one.
+_MANAGED_COLUMNS = "m.suffix, m.labels, m.purge_after, mv.client_id"
+_MANAGED_JOINS = (
+    " LEFT JOIN managed_secrets m ON m.tenant_id = r.tenant_id AND m.key = r.key"
+    " LEFT JOIN managed_versions mv ON mv.tenant_id = v.tenant_id AND mv.key = v.key"
+    " AND mv.version = v.version"
 )
 _JOINS = (
     " LEFT JOIN tokens k ON k.token_hash = r.token_hash"
@@ -45,17 +53,26 @@ a client reads the current value)."""
 
 
 def value_statement(with_clause: str, source: str, events_table: str, *, versions: bool,
-                    times: bool) -> str:
+                    times: bool, managed: bool = False) -> str:
     """The statement, given the lookups as a row source ``r`` (``LOOKUP_COLUMNS``, or
     ``PLAIN_LOOKUP_COLUMNS`` when neither ``versions`` nor ``times`` are asked for, and an
     ordinal ``n``), defined by ``with_clause`` and named in ``source``. The key timeline is
-    joined only when a lookup asks for a time."""
+    joined only when a lookup asks for a time, the managed secrets' rows only when a
+    lookup reads one."""
     columns = _COLUMNS.format(events=events_table, at_version="a.version" if times else "NULL",
-                              at_live="a.live" if times else "NULL")
+                              at_live="a.live" if times else "NULL",
+                              managed=_MANAGED_COLUMNS if managed else "NULL, NULL, NULL, NULL")
     version = ("COALESCE(r.version, a.version, c.version)" if times else
                "COALESCE(r.version, c.version)" if versions else "c.version")
     joins = _JOINS.format(timeline=_TIMELINE if times else "", version=version)
+    if managed:
+        joins += _MANAGED_JOINS
     return f"{with_clause}SELECT {columns} FROM {source}{joins} ORDER BY r.n"
+
+
+def reads_managed(lookups: Sequence[ValueLookup]) -> bool:
+    """Whether a batch reads a managed secret (whose key has a ``:``, as no native one)."""
+    return any(":" in lookup.key for lookup in lookups)
 
 
 def value_rows(rows: Sequence[Sequence[Any]], asked: int) -> list[ValueRow]:

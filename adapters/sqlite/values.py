@@ -8,7 +8,12 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from secrets_ledger.adapters.sql.values import LOOKUP_COLUMNS, value_rows, value_statement
+from secrets_ledger.adapters.sql.values import (
+    LOOKUP_COLUMNS,
+    reads_managed,
+    value_rows,
+    value_statement,
+)
 from secrets_ledger.adapters.sqlite.database import ThreadConnections
 from secrets_ledger.core.ports import ValueLookup, ValueRow
 
@@ -31,7 +36,8 @@ class SQLiteValueLookups:
         statement = value_statement(
             f"WITH r(n, {LOOKUP_COLUMNS}) AS (VALUES {marks}) ", "r", "ev.stored_events",
             versions=any(lookup.version is not None for lookup in lookups),
-            times=any(lookup.at is not None for lookup in lookups))
+            times=any(lookup.at is not None for lookup in lookups),
+            managed=reads_managed(lookups))
         params = [value for n, lookup in enumerate(lookups)
                   for value in (n, lookup.tenant_id.hex, str(lookup.tenant_id),
                                 lookup.token_digest, lookup.key, lookup.version, lookup.at)]

@@ -112,8 +112,8 @@ class AwsFacade:
         try:
             claim = sigv4.parse(headers)
             sigv4.check_time(claim, utc_now())
-            principal, secret = await self.ledger.signing_keys.of(claim.access_key_id)
-            sigv4.verify(claim, secret, "POST", scope.get("raw_path", b"/").decode("latin-1"),
+            key = await self.ledger.signing_keys.of(claim.access_key_id)
+            sigv4.verify(claim, key.secret, "POST", scope.get("raw_path", b"/").decode("latin-1"),
                          scope.get("query_string", b"").decode("latin-1"), raw_headers, body)
         except sigv4.SignatureRefused as refused:
             raise AwsError(refused.error_type, refused.message) from None
@@ -129,8 +129,8 @@ class AwsFacade:
             raise AwsError("SerializationException", "The request body is not JSON.") from None
         if not isinstance(fields, dict):
             raise AwsError("SerializationException", "The request body is not a JSON object.")
-        call = Call(self.ledger, principal, claim.region, self.account, fields,
-                    RequestInfo(request_id, size=len(body)))
+        call = Call(self.ledger, key.credential, key.tenant, claim.region, self.account,
+                    fields, RequestInfo(request_id, size=len(body)))
         try:
             return await run(call)
         except LedgerError as error:

@@ -16,7 +16,7 @@ from secrets_ledger.core.managed import Written
 from secrets_ledger.core.managed_reads import ManagedSecretValue
 from secrets_ledger.core.managed_values import ManagedValue, SecretRef, labels_of
 from secrets_ledger.core.ports import ManagedRow
-from secrets_ledger.core.principals import Principal
+from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.domain.times import parse_time
 
@@ -33,22 +33,20 @@ class Call:
     """One request, authenticated: who, in which tenant and region, with which fields."""
 
     ledger: Ledger
-    principal: Principal
+    caller: Credential
+    tenant: str  # the token's
     region: str
     account: str
     body: dict[str, Any]
     request: RequestInfo
 
     @property
-    def tenant(self) -> str:
-        return str(self.principal.tenant)
-
-    @property
     def space(self) -> str:
         return f"sm:{self.region}"
 
     def with_body(self, body: dict[str, Any]) -> Call:
-        return Call(self.ledger, self.principal, self.region, self.account, body, self.request)
+        return Call(self.ledger, self.caller, self.tenant, self.region, self.account, body,
+                    self.request)
 
     def arn(self, name: str, suffix: str) -> str:
         return arn_of(self.region, self.account, name, suffix)

@@ -44,7 +44,7 @@ async def create_secret(call: Call) -> dict[str, Any]:
     metadata = SecretMetadata(description, call.text("KmsKeyId", limit=2048),
                               call.tags() or None)
     written = await call.ledger.managed.create(
-        call.principal, call.tenant, call.space, name, metadata, call.value(),
+        call.caller, call.tenant, call.space, name, metadata, call.value(),
         call.client_id(), call.request)
     return written_shape(call, written)
 
@@ -57,7 +57,7 @@ async def put_secret_value(call: Call) -> dict[str, Any]:
     if not isinstance(stages, list) or not 1 <= len(stages) <= 20 or not all(
             isinstance(s, str) and 1 <= len(s) <= 256 for s in stages):
         raise invalid_parameter("Invalid VersionStages.")
-    written = await call.ledger.managed.put(call.principal, call.tenant, call.space, ref,
+    written = await call.ledger.managed.put(call.caller, call.tenant, call.space, ref,
                                             value, client_id, stages, call.request)
     return {**written_shape(call, written), "VersionStages": list(written.labels)}
 
@@ -65,7 +65,7 @@ async def put_secret_value(call: Call) -> dict[str, Any]:
 async def update_secret(call: Call) -> dict[str, Any]:
     ref, value, client_id = call.secret_ref(), call.value(), call.client_id()
     written = await call.ledger.managed.update(
-        call.principal, call.tenant, call.space, ref,
+        call.caller, call.tenant, call.space, ref,
         call.text("Description", limit=MAX_DESCRIPTION), call.text("KmsKeyId", limit=2048),
         value, client_id, call.request)
     return written_shape(call, written)
@@ -73,13 +73,13 @@ async def update_secret(call: Call) -> dict[str, Any]:
 
 async def get_secret_value(call: Call) -> dict[str, Any]:
     found = await call.ledger.managed_reads.value(
-        call.principal, call.tenant, call.space, call.secret_ref(),
+        call.caller, call.tenant, call.space, call.secret_ref(),
         call.text("VersionId", limit=64), call.text("VersionStage", limit=256), call.request)
     return value_shape(call, found)
 
 
 async def describe_secret(call: Call) -> dict[str, Any]:
-    row = await call.ledger.managed_reads.describe(call.principal, call.tenant, call.space,
+    row = await call.ledger.managed_reads.describe(call.caller, call.tenant, call.space,
                                                    call.secret_ref())
     return described(call, row)
 
@@ -98,7 +98,7 @@ def _page(call: Call, items: list[Any]) -> tuple[list[Any], str | None]:
 async def list_secrets(call: Call) -> dict[str, Any]:
     filters = check_filters(call.body.get("Filters") or [])
     rows = await call.ledger.managed_reads.listing(
-        call.principal, call.tenant, call.space, bool(call.body.get("IncludePlannedDeletion")))
+        call.caller, call.tenant, call.space, bool(call.body.get("IncludePlannedDeletion")))
     page, following = _page(call, [r for r in rows if matches(r, filters)])
     items = []
     for row in page:
@@ -119,7 +119,7 @@ async def batch_get_secret_value(call: Call) -> dict[str, Any]:
                                 " when 'MaxResults' is provided.")
     if filters:
         checked = check_filters(filters)
-        rows = await call.ledger.managed_reads.listing(call.principal, call.tenant,
+        rows = await call.ledger.managed_reads.listing(call.caller, call.tenant,
                                                        call.space, False)
         page, following = _page(call, [r for r in rows if matches(r, checked)])
         refs, names = [SecretRef(r.name) for r in page], [r.name for r in page]
@@ -134,7 +134,7 @@ async def batch_get_secret_value(call: Call) -> dict[str, Any]:
             except AwsError:  # an ARN of elsewhere: nothing of this tenant is named
                 refs.append(SecretRef(""))
             names.append(str(secret_id))
-    found = await call.ledger.managed_reads.values(call.principal, call.tenant, call.space,
+    found = await call.ledger.managed_reads.values(call.caller, call.tenant, call.space,
                                                    refs, call.request)
     values, errors = [], []
     for name, result in zip(names, found, strict=True):
@@ -165,20 +165,20 @@ async def delete_secret(call: Call) -> dict[str, Any]:
         raise invalid_parameter("You can't use ForceDeleteWithoutRecovery in conjunction with"
                                 " RecoveryWindowInDays.")
     deleted: Deleted = await call.ledger.managed.delete(
-        call.principal, call.tenant, call.space, ref, window, bool(force), call.request)
+        call.caller, call.tenant, call.space, ref, window, bool(force), call.request)
     return {"ARN": call.arn(deleted.name, deleted.suffix), "Name": deleted.name,
             "DeletionDate": epoch(deleted.deletion_date)}
 
 
 async def restore_secret(call: Call) -> dict[str, Any]:
-    written = await call.ledger.managed.restore(call.principal, call.tenant, call.space,
+    written = await call.ledger.managed.restore(call.caller, call.tenant, call.space,
                                                 call.secret_ref(), call.request)
     return written_shape(call, written)
 
 
 async def tag_resource(call: Call) -> dict[str, Any]:
     tags = call.tags()
-    await call.ledger.managed.tag(call.principal, call.tenant, call.space, call.secret_ref(),
+    await call.ledger.managed.tag(call.caller, call.tenant, call.space, call.secret_ref(),
                                   [(k, v) for k, v in tags], [], call.request)
     return {}
 
@@ -187,13 +187,13 @@ async def untag_resource(call: Call) -> dict[str, Any]:
     keys = call.body.get("TagKeys") or []
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
         raise invalid_parameter("Invalid TagKeys.")
-    await call.ledger.managed.tag(call.principal, call.tenant, call.space, call.secret_ref(),
+    await call.ledger.managed.tag(call.caller, call.tenant, call.space, call.secret_ref(),
                                   [], keys, call.request)
     return {}
 
 
 async def list_secret_version_ids(call: Call) -> dict[str, Any]:
-    row = await call.ledger.managed_reads.describe(call.principal, call.tenant, call.space,
+    row = await call.ledger.managed_reads.describe(call.caller, call.tenant, call.space,
                                                    call.secret_ref())
     include_all = bool(call.body.get("IncludeDeprecated"))
     versions = []
@@ -209,7 +209,7 @@ async def update_secret_version_stage(call: Call) -> dict[str, Any]:
     label = call.text("VersionStage", required=True, limit=256)
     assert label is not None
     written = await call.ledger.managed.move_label(
-        call.principal, call.tenant, call.space, call.secret_ref(), label,
+        call.caller, call.tenant, call.space, call.secret_ref(), label,
         call.text("MoveToVersionId", limit=64), call.text("RemoveFromVersionId", limit=64),
         call.request)
     return written_shape(call, written)

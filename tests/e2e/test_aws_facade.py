@@ -212,8 +212,15 @@ def test_an_unknown_or_revoked_key_is_unrecognized(server: Server, admin: httpx.
     stranger = "slt_0123456789abcdef_" + "x" * 43
     assert aws_error(signed(server, stranger, "ListSecrets", b"{}")) == (
         "UnrecognizedClientException")
+    assert signed(server, token["token"], "ListSecrets", b"{}").status_code == 200
     assert admin.delete(f"/v1/tenants/{tenant}/tokens/{token['token_id']}").status_code == 204
+    # Refused at once, though the server has seen (and keeps) its signing key.
     assert aws_error(signed(server, token["token"], "ListSecrets", b"{}")) == (
+        "UnrecognizedClientException")
+    never_used = issue_token(admin, tenant, "reader")
+    assert admin.delete(f"/v1/tenants/{tenant}/tokens/{never_used['token_id']}"
+                        ).status_code == 204
+    assert aws_error(signed(server, never_used["token"], "ListSecrets", b"{}")) == (
         "UnrecognizedClientException")
 
 
