@@ -9,31 +9,35 @@ repeated (its result, nothing written), another value a conflict.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from secrets_ledger.core.door import Door
 from secrets_ledger.core.envelope import ValueSealer
 from secrets_ledger.core.jobs import Effects
+from secrets_ledger.core.managed_purges import KnownKeys, purged_data_keys, with_known_keys
+from secrets_ledger.core.managed_repeats import repeated_write
 from secrets_ledger.core.managed_values import (
+    Deleted,
     ManagedValue,
     SecretRef,
+    Written,
     encode_managed,
     labels_of,
-    live_row,
-    resolve,
 )
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.domain import managed
 from secrets_ledger.domain.changes import RequestContext
-from secrets_ledger.domain.errors import InvalidRequest, SecretNotFound, VersionIdInUse
+from secrets_ledger.domain.errors import (
+    InvalidRequest,
+    SecretNotFound,
+    VersionIdInUse,
+)
 from secrets_ledger.domain.managed import SecretMetadata
 from secrets_ledger.domain.managed_state import ManagedState
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
@@ -41,24 +45,6 @@ from secrets_ledger.domain.times import format_time, utc_now
 
 T = TypeVar("T")
 SUFFIX_ALPHABET = string.ascii_letters
-
-
-@dataclass(frozen=True)
-class Written:
-    """A secret as a write leaves it: its name and incarnation, and the version written
-    (None when only metadata changed) with its labels."""
-
-    name: str
-    suffix: str
-    client_id: str | None = None
-    labels: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Deleted:
-    name: str
-    suffix: str
-    deletion_date: str
 
 
 def _suffix() -> str:
@@ -79,8 +65,10 @@ class ManagedCommands:
 
         return await self.door.command(caller, use_case, tenant, request, command)
 
-    def _destroying(self, tenant: str, effects: Effects, dek_ids: list[str]) -> None:
+    def _destroying(self, tenant: str, effects: Effects, known: KnownKeys, key: str,
+                    versions: list[int]) -> None:
         """The purged versions' data keys go before the event is saved."""
+        dek_ids = purged_data_keys(known, key, versions)
         if dek_ids:
             rows, tenant_id = self.door.envelope.rows, str(tenant_id_for(tenant))
             effects.before_save.append(lambda: rows.destroy_data_keys(tenant_id, dek_ids))
@@ -92,22 +80,27 @@ class ManagedCommands:
         plaintexts = {} if value is None else {key: encode_managed(value)}
         envelope, tenant_id = self.door.envelope, str(tenant_id_for(tenant))
 
-        def run(aggregate: Tenant, effects: Effects, ctx: RequestContext) -> Written:
-            sealer = ValueSealer(envelope, tenant_id, plaintexts)
-            first = None if value is None else managed.NewVersion(client_id, [managed.CURRENT])
-            suffix = _suffix()
-            version, purged = managed.create(aggregate, space, name, suffix, metadata, first,
-                                             sealer, ctx, utc_now())
-            effects.data_keys += sealer.new_keys
-            self._destroying(tenant, effects, purged)
-            if version is None:
-                return Written(name, suffix)
-            return Written(name, suffix, client_id, (managed.CURRENT,))
+        async def attempt(known: KnownKeys) -> Written:
+            def run(aggregate: Tenant, effects: Effects, ctx: RequestContext) -> Written:
+                sealer = ValueSealer(envelope, tenant_id, plaintexts)
+                first = (None if value is None
+                         else managed.NewVersion(client_id, [managed.CURRENT]))
+                suffix = _suffix()
+                version, purged = managed.create(aggregate, space, name, suffix, metadata,
+                                                 first, sealer, ctx, utc_now())
+                effects.data_keys += sealer.new_keys
+                self._destroying(tenant, effects, known, key, purged)
+                if version is None:
+                    return Written(name, suffix)
+                return Written(name, suffix, client_id, (managed.CURRENT,))
+
+            return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
 
         try:
-            return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+            return await with_known_keys(self.door, caller, UseCase.WRITE_SECRETS, tenant,
+                                         [key], attempt)
         except VersionIdInUse:
-            return await self._repeated(tenant, space, SecretRef(name), client_id,
+            return await repeated_write(self.door, tenant, space, SecretRef(name), client_id,
                                         plaintexts.get(key))
 
     async def put(self, caller: Credential, tenant: str, space: str, ref: SecretRef,
@@ -131,7 +124,7 @@ class ManagedCommands:
         try:
             return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
         except VersionIdInUse:
-            return await self._repeated(tenant, space, ref, client_id, plaintext)
+            return await repeated_write(self.door, tenant, space, ref, client_id, plaintext)
 
     async def update(self, caller: Credential, tenant: str, space: str, ref: SecretRef,
                      description: str | None, kms_key_id: str | None,
@@ -162,7 +155,7 @@ class ManagedCommands:
         try:
             return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
         except VersionIdInUse:
-            return await self._repeated(tenant, space, ref, client_id, plaintext)
+            return await repeated_write(self.door, tenant, space, ref, client_id, plaintext)
 
     async def tag(self, caller: Credential, tenant: str, space: str, ref: SecretRef,
                   add: Sequence[tuple[str, str]], remove: Sequence[str],
@@ -217,24 +210,31 @@ class ManagedCommands:
         at once with ``force`` (then a secret that does not exist is no error)."""
         use_case = UseCase.DESTROY_VERSIONS if force else UseCase.DELETE_SECRET
 
-        def run(aggregate: Tenant, effects: Effects, ctx: RequestContext) -> Deleted:
-            at = utc_now()
-            try:
-                key, state = _resolved(aggregate, space, ref, at)
-            except SecretNotFound:
-                if not force:
-                    raise
-                return Deleted(ref.text, _suffix(), format_time(at))
-            if force:
-                self._destroying(tenant, effects, managed.purge_now(aggregate, key, ctx, at))
-                return Deleted(state["name"], state["suffix"], format_time(at))
-            purge_after = at + timedelta(days=recovery_days or 30)
-            managed.schedule_deletion(aggregate, key, purge_after, ctx, at)
-            return Deleted(state["name"], state["suffix"], format_time(purge_after))
+        async def attempt(known: KnownKeys) -> Deleted:
+            def run(aggregate: Tenant, effects: Effects, ctx: RequestContext) -> Deleted:
+                at = utc_now()
+                try:
+                    key, state = _resolved(aggregate, space, ref, at)
+                except SecretNotFound:
+                    if not force:
+                        raise
+                    return Deleted(ref.text, _suffix(), format_time(at))
+                if force:
+                    self._destroying(tenant, effects, known, key,
+                                     managed.purge_now(aggregate, key, ctx, at))
+                    return Deleted(state["name"], state["suffix"], format_time(at))
+                purge_after = at + timedelta(days=recovery_days or 30)
+                managed.schedule_deletion(aggregate, key, purge_after, ctx, at)
+                return Deleted(state["name"], state["suffix"], format_time(purge_after))
 
-        deleted = await self._run(caller, use_case, tenant, request, run)
-        if force:  # answer once no copy of the purged keys is left in the database's files
-            await self.door.in_thread(self.door.envelope.rows.erase_deleted)
+            return await self._run(caller, use_case, tenant, request, run)
+
+        if not force:
+            return await attempt({})
+        keys = [managed.managed_key(space, name) for name in ref.candidates()]
+        deleted = await with_known_keys(self.door, caller, use_case, tenant, keys, attempt)
+        # Answer once no copy of the purged keys is left in the database's files.
+        await self.door.in_thread(self.door.envelope.rows.erase_deleted)
         return deleted
 
     async def restore(self, caller: Credential, tenant: str, space: str, ref: SecretRef,
@@ -246,34 +246,6 @@ class ManagedCommands:
             return Written(state["name"], state["suffix"])
 
         return await self._run(caller, UseCase.UNDELETE_SECRET, tenant, request, run)
-
-    async def _repeated(self, tenant: str, space: str, ref: SecretRef, client_id: str,
-                        plaintext: bytes | None) -> Written:
-        return await self.door.in_thread(self._compare, tenant, space, ref, client_id,
-                                         plaintext)
-
-    def _compare(self, tenant: str, space: str, ref: SecretRef, client_id: str,
-                 plaintext: bytes | None) -> Written:
-        """The first write's result if this repeats it (same client id, same value)."""
-        tenant_id, _ = self.door.tenant_row(tenant)
-        rows = self.door.views.managed_secrets(tenant_id, space, ref.candidates())
-        row = resolve(ref, [r for r in rows if live_row(r, utc_now())])
-        if row is None:
-            raise SecretNotFound("no such secret")
-        version = next((v for v, c, _, _ in row.versions if c == client_id), None)
-        stored = (None if version is None
-                  else self.door.views.version_row(tenant_id, row.key, version))
-        same = False
-        if plaintext is not None and version is not None and stored is not None:
-            ciphertext, dek_id, _ = stored
-            if ciphertext is not None and dek_id is not None:
-                opened = self.door.envelope.open_value(tenant_id, row.key, version,
-                                                       ciphertext, dek_id)
-                same = hmac.compare_digest(opened, plaintext)
-        if not same or version is None:
-            raise VersionIdInUse("that client version id is in use", name=row.name,
-                                 suffix=row.suffix, client_id=client_id)
-        return Written(row.name, row.suffix, client_id, labels_of(row.labels, version))
 
 
 def _resolved(aggregate: Tenant, space: str, ref: SecretRef, at: datetime

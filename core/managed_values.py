@@ -43,6 +43,24 @@ class SecretRef:
         return [name for name, _ in self.readings()]
 
 
+@dataclass(frozen=True)
+class Written:
+    """A secret as a write leaves it: its name and incarnation, and the version written
+    (None when only metadata changed) with its labels."""
+
+    name: str
+    suffix: str
+    client_id: str | None = None
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Deleted:
+    name: str
+    suffix: str
+    deletion_date: str
+
+
 def resolve(ref: SecretRef, rows: Sequence[ManagedRow]) -> ManagedRow | None:
     by_name = {row.name: row for row in rows}
     for name, suffix in ref.readings():

@@ -118,9 +118,9 @@ def _unexpired_versions(tenant: Tenant, key: str, state: ManagedState) -> list[i
 
 def create(tenant: Tenant, space: str, name: str, suffix: str, metadata: SecretMetadata,
            version: NewVersion | None, seal: Sealer, ctx: RequestContext,
-           at: datetime) -> tuple[int | None, list[str]]:
+           at: datetime) -> tuple[int | None, list[int]]:
     """Creates the secret (a new incarnation), with its first version if a value is
-    given; returns that version, and the data keys to destroy with the save: those of an
+    given; returns that version, and the versions destroyed with the save: those of an
     incarnation whose recovery window has passed, purged in the same save."""
     tenant.check_not_shredded()
     key = managed_key(space, name)
@@ -223,15 +223,16 @@ def restore(tenant: Tenant, key: str, ctx: RequestContext, at: datetime) -> None
                       current=state["labels"].get(CURRENT))
 
 
-def purge_now(tenant: Tenant, key: str, ctx: RequestContext, at: datetime) -> list[str]:
-    """Ends the incarnation at once (scheduled or not): returns the data keys to destroy
-    before the save."""
+def purge_now(tenant: Tenant, key: str, ctx: RequestContext, at: datetime) -> list[int]:
+    """Ends the incarnation at once (scheduled or not): returns the versions destroyed."""
     return purge(tenant, key, check_secret(tenant, key, at), ctx, at)
 
 
 def purge(tenant: Tenant, key: str, state: ManagedState, ctx: RequestContext,
-          at: datetime) -> list[str]:
+          at: datetime) -> list[int]:
+    """Ends the incarnation: returns its versions, destroyed (their data keys must go
+    with the save)."""
     versions = _unexpired_versions(tenant, key, state)
     tenant.record(ManagedSecretPurged, ctx, at, key=key, current=state["labels"].get(CURRENT),
                   versions=versions)
-    return [dek for v in versions if (dek := state["deks"].get(str(v))) is not None]
+    return versions

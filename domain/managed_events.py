@@ -24,8 +24,7 @@ class ManagedSecretCreated(Tenant.Event):
         tenant.managed[self.key] = {
             "space": self.space, "name": self.name, "suffix": self.suffix, "base": self.base,
             "created_at": format_time(self.timestamp), "description": self.description,
-            "kms_key_id": self.kms_key_id, "tags": self.tags, "ids": {}, "deks": {},
-            "labels": {},
+            "kms_key_id": self.kms_key_id, "tags": self.tags, "ids": {}, "labels": {},
             "deleted_at": None, "purge_after": None}
 
 
@@ -43,8 +42,26 @@ class ManagedVersionWritten(Tenant.Event):
         state["latest"] = version
         managed = tenant.managed[self.key]
         managed["ids"][self.write["client_id"]] = version
-        managed["deks"][str(version)] = self.write["dek_id"]
         managed["labels"] = dict(self.labels)
+        _forget_old_ids(managed["ids"], managed["labels"])
+
+
+TRACKED_VERSION_IDS = 100
+"""Client version ids the aggregate remembers (besides those of labelled versions): as
+AWS keeps at most about 100 versions, an id stays in use for the last 100 versions of an
+incarnation, and the aggregate's memory and snapshots stay bounded however many versions
+a secret has (the views keep every id, for the history)."""
+
+
+def _forget_old_ids(ids: dict[str, int], labels: dict[str, int]) -> None:
+    if len(ids) <= TRACKED_VERSION_IDS:
+        return
+    labelled = set(labels.values())
+    for client_id, version in list(ids.items()):  # oldest first
+        if len(ids) <= TRACKED_VERSION_IDS:
+            return
+        if version not in labelled:
+            del ids[client_id]
 
 
 class ManagedSecretUpdated(Tenant.Event):
@@ -98,7 +115,6 @@ class ManagedSecretPurged(Tenant.Event):
     versions: list[int]
 
     def apply_to(self, tenant: Tenant) -> None:
+        # The key's versions so far all belong to ended incarnations: the next one starts
+        # above them (its ``base``), so nothing else needs remembering here.
         del tenant.managed[self.key]
-        state = tenant.secrets.get(self.key)
-        if state is not None:
-            state["destroyed"] = sorted({*state["destroyed"], *self.versions})

@@ -15,8 +15,7 @@ class ManagedState(TypedDict):
     description: str | None
     kms_key_id: str | None
     tags: list[list[str]] | None  # [[key, value], ...] as first set; None: never tagged
-    ids: dict[str, int]  # client version id -> ledger version
-    deks: dict[str, str]  # ledger version (as text) -> its data key's id, for purging
+    ids: dict[str, int]  # client version id -> ledger version: the recent and labelled ones
     labels: dict[str, int]  # staging label -> ledger version
     deleted_at: str | None
     purge_after: str | None  # scheduled deletion: gone once this time has passed

@@ -29,7 +29,8 @@ from secrets_ledger.domain.errors import (
     VersionIdInUse,
 )
 from secrets_ledger.domain.managed import SecretMetadata
-from secrets_ledger.domain.tenant import Tenant
+from secrets_ledger.domain.managed_events import TRACKED_VERSION_IDS
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import utc_now
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.replay import replay
@@ -241,3 +242,19 @@ def test_a_recovery_window_that_ran_out_is_gone_and_then_purged(
     assert run(runtime.ledger.purges.sweep()) == 0
     assert actions(ledger, "sm:us-east-1:db")[-1] == ("destroy", 1)
     assert ledger.verify("acme").ok
+
+
+def test_the_aggregate_remembers_a_bounded_number_of_version_ids(
+        runtime: LedgerRuntime, ledger: Blocking, tenant: str) -> None:
+    create(runtime, "db", "v0", client_id="first" + "0" * 27)
+    put(runtime, "db", "pending", client_id="pending" + "0" * 25, labels=["AWSPENDING"])
+    for n in range(TRACKED_VERSION_IDS + 20):
+        put(runtime, "db", f"v{n + 1}", client_id=f"{n:032d}")
+    aggregate = runtime.storage.streams.load(tenant_id_for("acme"))
+    assert aggregate is not None
+    ids = aggregate.managed["sm:us-east-1:db"]["ids"]
+    assert len(ids) == TRACKED_VERSION_IDS
+    assert "pending" + "0" * 25 in ids  # still labelled: still named
+    assert "first" + "0" * 27 not in ids
+    last = f"{TRACKED_VERSION_IDS + 19:032d}"
+    assert put(runtime, "db", f"v{TRACKED_VERSION_IDS + 20}", client_id=last).client_id == last

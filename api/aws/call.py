@@ -12,9 +12,8 @@ from typing import Any
 
 from secrets_ledger.api.aws.errors import arn_of, invalid_parameter, not_found
 from secrets_ledger.core.ledger import Ledger
-from secrets_ledger.core.managed import Written
 from secrets_ledger.core.managed_reads import ManagedSecretValue
-from secrets_ledger.core.managed_values import ManagedValue, SecretRef, labels_of
+from secrets_ledger.core.managed_values import ManagedValue, SecretRef, Written, labels_of
 from secrets_ledger.core.ports import ManagedRow
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.requests import RequestInfo

@@ -27,8 +27,7 @@ from secrets_ledger.api.aws.errors import (
 )
 from secrets_ledger.api.aws.filters import check_filters, matches
 from secrets_ledger.api.aws.passwords import random_password
-from secrets_ledger.core.managed import Deleted
-from secrets_ledger.core.managed_values import SecretRef, labels_of
+from secrets_ledger.core.managed_values import Deleted, SecretRef, labels_of
 from secrets_ledger.domain import managed
 from secrets_ledger.domain.errors import LedgerError
 from secrets_ledger.domain.managed import SecretMetadata
