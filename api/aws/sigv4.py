@@ -14,7 +14,8 @@ import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from functools import lru_cache
 from urllib.parse import parse_qsl, quote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -24,6 +25,7 @@ _AUTHORIZATION = re.compile(
     ALGORITHM + r" Credential=([^/\s,]+)/(\d{8})/([a-z0-9-]{1,32})/([a-z0-9-]{1,64})/aws4_request"
     r",\s*SignedHeaders=([a-z0-9;.-]+),\s*Signature=([0-9a-f]{64})")
 _SPACES = re.compile(r"\s+")
+_BASIC_FORMAT = re.compile(r"\d{8}T\d{6}Z")
 
 
 class SignatureRefused(Exception):
@@ -75,20 +77,28 @@ def parse(headers: dict[str, str]) -> SignedRequest:
 
 
 def check_time(claim: SignedRequest, now: datetime) -> None:
-    try:
-        signed_at = datetime.strptime(claim.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
+    """The signature's time within ``MAX_SKEW`` of ``now`` (as text: the fixed-width basic
+    format orders as time does, and parsing a date per request costs more than this)."""
+    amz_date = claim.amz_date
+    if not _BASIC_FORMAT.fullmatch(amz_date):
         raise SignatureRefused("IncompleteSignatureException",
-                               "Date must be in ISO-8601 'basic format'.") from None
-    if abs(now - signed_at) > MAX_SKEW:
-        raise SignatureRefused(
-            "InvalidSignatureException",
-            f"Signature expired: {claim.amz_date} is now earlier than"
-            f" {(now - MAX_SKEW).strftime('%Y%m%dT%H%M%SZ')} ({now.strftime('%Y%m%dT%H%M%SZ')}"
-            " - 5 min.)" if signed_at < now else
-            f"Signature not yet current: {claim.amz_date} is still later than"
-            f" {(now + MAX_SKEW).strftime('%Y%m%dT%H%M%SZ')} ({now.strftime('%Y%m%dT%H%M%SZ')}"
-            " + 5 min.)")
+                               "Date must be in ISO-8601 'basic format'.")
+    earliest, latest, current = _window(now.replace(microsecond=0))
+    if amz_date < earliest:
+        raise SignatureRefused("InvalidSignatureException",
+                               f"Signature expired: {amz_date} is now earlier than {earliest}"
+                               f" ({current} - 5 min.)")
+    if amz_date > latest:
+        raise SignatureRefused("InvalidSignatureException",
+                               f"Signature not yet current: {amz_date} is still later than"
+                               f" {latest} ({current} + 5 min.)")
+
+
+@lru_cache(maxsize=4)
+def _window(now: datetime) -> tuple[str, str, str]:
+    """(earliest, latest, now) as signatures write times; one second's worth, cached."""
+    return tuple(  # type: ignore[return-value]
+        moment.strftime("%Y%m%dT%H%M%SZ") for moment in (now - MAX_SKEW, now + MAX_SKEW, now))
 
 
 def verify(claim: SignedRequest, secret: bytes, method: str, raw_path: str, query: str,
@@ -107,9 +117,7 @@ def verify(claim: SignedRequest, secret: bytes, method: str, raw_path: str, quer
     scope = f"{claim.date}/{claim.region}/{claim.service}/aws4_request"
     to_sign = "\n".join((ALGORITHM, claim.amz_date, scope,
                          hashlib.sha256(canonical.encode("utf-8")).hexdigest()))
-    key = _hmac(b"AWS4" + secret, claim.date)
-    for part in (claim.region, claim.service, "aws4_request"):
-        key = _hmac(key, part)
+    key = _signing_key(secret, claim.date, claim.region, claim.service)
     expected = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, claim.signature):
         raise _mismatch()
@@ -121,6 +129,15 @@ def _mismatch() -> SignatureRefused:
         "The request signature we calculated does not match the signature you provided."
         " Check your AWS Secret Access Key and signing method. Consult the service"
         " documentation for details.")
+
+
+@lru_cache(maxsize=1024)
+def _signing_key(secret: bytes, date: str, region: str, service: str) -> bytes:
+    """The key of one day, region and service (four HMACs: kept for the day's requests)."""
+    key = _hmac(b"AWS4" + secret, date)
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
+    return key
 
 
 def _hmac(key: bytes, text: str) -> bytes:
