@@ -80,6 +80,8 @@ class ManagedCommands:
         plaintexts = {} if value is None else {key: encode_managed(value)}
         envelope, tenant_id = self.door.envelope, str(tenant_id_for(tenant))
 
+        purged_any: list[bool] = []
+
         async def attempt(known: KnownKeys) -> Written:
             def run(aggregate: Tenant, effects: Effects, ctx: RequestContext) -> Written:
                 sealer = ValueSealer(envelope, tenant_id, plaintexts)
@@ -90,6 +92,7 @@ class ManagedCommands:
                                                  first, sealer, ctx, utc_now())
                 effects.data_keys += sealer.new_keys
                 self._destroying(tenant, effects, known, key, purged)
+                purged_any[:] = [bool(purged)]
                 if version is None:
                     return Written(name, suffix)
                 return Written(name, suffix, client_id, (managed.CURRENT,))
@@ -97,11 +100,14 @@ class ManagedCommands:
             return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
 
         try:
-            return await with_known_keys(self.door, caller, UseCase.WRITE_SECRETS, tenant,
-                                         [key], attempt)
+            written = await with_known_keys(self.door, caller, UseCase.WRITE_SECRETS, tenant,
+                                            [key], attempt)
         except VersionIdInUse:
             return await repeated_write(self.door, tenant, space, SecretRef(name), client_id,
                                         plaintexts.get(key))
+        if any(purged_any):  # an incarnation past its window was purged with this create
+            await self.door.in_thread(self.door.envelope.rows.erase_deleted)
+        return written
 
     async def put(self, caller: Credential, tenant: str, space: str, ref: SecretRef,
                   value: ManagedValue, client_id: str, labels: Sequence[str],

@@ -214,6 +214,18 @@ def test_the_signing_key_is_stored_only_wrapped(runtime: LedgerRuntime, tenant: 
                                      issued.token.encode()])
 
 
+def end_window(runtime: LedgerRuntime, key: str) -> None:
+    """A deletion scheduled to end a moment ago (as if its recovery window had passed)."""
+    def ran_out(aggregate: Tenant | None, effects: Any, ctx: RequestContext
+                ) -> tuple[Tenant, None]:
+        assert aggregate is not None
+        now = utc_now()
+        managed.schedule_deletion(aggregate, key, now - timedelta(seconds=1), ctx, now)
+        return aggregate, None
+
+    run(runtime.ledger.door.command(WHO, UseCase.DELETE_SECRET, "acme", request(), ran_out))
+
+
 def test_a_recovery_window_that_ran_out_is_gone_and_then_purged(
         runtime: LedgerRuntime, ledger: Blocking, tenant: str) -> None:
     create(runtime, "db", "one")
@@ -222,16 +234,7 @@ def test_a_recovery_window_that_ran_out_is_gone_and_then_purged(
                                       request()))
     assert run(runtime.ledger.purges.sweep()) == 0  # a window still running
 
-    def ran_out(aggregate: Tenant | None, effects: Any, ctx: RequestContext
-                ) -> tuple[Tenant, None]:
-        """A deletion scheduled to end a moment ago (as if its window had passed)."""
-        assert aggregate is not None
-        now = utc_now()
-        managed.schedule_deletion(aggregate, "sm:us-east-1:db", now - timedelta(seconds=1),
-                                  ctx, now)
-        return aggregate, None
-
-    run(runtime.ledger.door.command(WHO, UseCase.DELETE_SECRET, "acme", request(), ran_out))
+    end_window(runtime, "sm:us-east-1:db")
     # Gone at once for every read and for its name, before any sweep.
     names = [row.name for row in run(runtime.ledger.managed_reads.listing(WHO, "acme", SPACE,
                                                                           True))]
@@ -258,3 +261,16 @@ def test_the_aggregate_remembers_a_bounded_number_of_version_ids(
     assert "first" + "0" * 27 not in ids
     last = f"{TRACKED_VERSION_IDS + 19:032d}"
     assert put(runtime, "db", f"v{TRACKED_VERSION_IDS + 20}", client_id=last).client_id == last
+
+
+def test_a_name_whose_window_ran_out_is_free_before_the_sweep(
+        runtime: LedgerRuntime, ledger: Blocking, tenant: str) -> None:
+    create(runtime, "db", "old")
+    put(runtime, "db", "older")
+    end_window(runtime, "sm:us-east-1:db")
+    create(runtime, "db", "new")
+    assert read(runtime, "db") == "new"
+    assert actions(ledger, "sm:us-east-1:db")[-5:] == [
+        ("destroy", 1), ("destroy", 2), ("metadata_updated", None), ("write", 3), ("read", 3)]
+    assert run(runtime.ledger.purges.sweep()) == 0
+    assert ledger.verify("acme").ok
