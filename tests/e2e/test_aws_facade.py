@@ -310,3 +310,24 @@ def test_an_oversize_body_is_refused_before_it_is_read(server: Server) -> None:
 
 def test_a_get_is_not_an_operation(server: Server) -> None:
     assert aws_error(httpx.get(server.aws_url + "/")) == "UnknownOperationException"
+
+
+def test_the_facade_has_its_own_metrics(server: Server, writer_sm: Any,
+                                        admin: httpx.Client) -> None:
+    writer_sm.list_secrets()
+    error_of(lambda: writer_sm.describe_secret(SecretId="no-such-secret"))
+    metrics = admin.get("/metrics").text
+    assert 'ledger_aws_requests_total{operation="ListSecrets",outcome="ok"}' in metrics
+    assert ('ledger_aws_requests_total{operation="DescribeSecret",'
+            'outcome="ResourceNotFoundException"}') in metrics
+
+
+def test_the_native_port_does_not_speak_aws(server: Server,
+                                            writer_token: dict[str, Any]) -> None:
+    key_id, secret = aws_key_pair(writer_token["token"])
+    native = boto3.client("secretsmanager", region_name=REGION, endpoint_url=server.base_url,
+                          aws_access_key_id=key_id, aws_secret_access_key=secret,
+                          config=NO_RETRIES)
+    with pytest.raises(ClientError) as caught:
+        native.list_secrets()
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] in (404, 405)
