@@ -160,6 +160,8 @@ def write_version(tenant: Tenant, key: str, version: NewVersion, seal: Sealer,
         _attach(labels, PREVIOUS, labels[CURRENT])
     for label in asked:
         _attach(labels, label, number)
+    if labels.get(PREVIOUS) == labels.get(CURRENT):  # asked for both: it is current
+        del labels[PREVIOUS]
     sealed = seal(key, number, tenant.key_version)
     tenant.record(ManagedVersionWritten, ctx, at, key=key, labels=labels, write={
         "version": number, "ciphertext": sealed.ciphertext, "dek_id": sealed.dek_id,
@@ -191,6 +193,10 @@ def move_label(tenant: Tenant, key: str, label: str, to_version: int | None,
     elif label in labels and labels[label] != to_version:
         raise InvalidRequest("that label is on another version", label=label,
                              version=labels[label])
+    if label == CURRENT and from_version is not None and to_version is None:
+        raise InvalidRequest("AWSCURRENT stays on a version: move it (MoveToVersionId)")
+    if label == PREVIOUS and to_version is not None and to_version == labels.get(CURRENT):
+        raise InvalidRequest("AWSPREVIOUS cannot be on the current version")
     if to_version is not None:
         _attach(labels, label, to_version)
     if label == CURRENT and from_version is not None and from_version != to_version:

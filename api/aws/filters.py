@@ -30,7 +30,7 @@ def check_filters(filters: Any) -> list[Filter]:
     for n, item in enumerate(filters, start=1):
         key = item.get("Key") if isinstance(item, dict) else None
         values = item.get("Values") if isinstance(item, dict) else None
-        if key is None:
+        if not isinstance(key, str):
             raise invalid_parameter("Invalid filter key")
         if key not in _ATTRIBUTES:
             raise AwsError("ValidationException",

@@ -6,6 +6,7 @@ an AWS-shaped 4xx, never a 5xx; and the tenant's history still verifies."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import httpx
@@ -56,7 +57,7 @@ def test_no_request_gets_a_server_error(server: Server, writer_token: dict[str, 
     send(server, token, "CreateSecret", json.dumps({"Name": "fuzz",
                                                     "SecretString": "v"}).encode())
 
-    @settings(max_examples=300, deadline=None,
+    @settings(max_examples=int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "300")), deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(OPERATION_NAMES, BODIES)
     def any_request(operation: str, fields: dict[str, Any]) -> None:
