@@ -71,8 +71,9 @@ class AwsFacade:
             status, error_type = 413, "RequestEntityTooLargeException"
             payload = orjson.dumps({"__type": error_type,
                                     "message": "The request body is too large."})
-        except Exception:  # never a trace or a value on the wire
-            log.exception("AWS façade request %s failed", request_id)
+        except Exception as error:  # never a trace or a value on the wire, or in the log
+            log.error("unexpected %s in AWS façade request %s (%s)", type(error).__name__,
+                      request_id, label)
             status, error_type = 500, "InternalServiceError"
             payload = orjson.dumps({"__type": error_type, "message": "Internal error."})
         response_headers = [(b"content-type", CONTENT_TYPE),
