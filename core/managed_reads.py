@@ -119,7 +119,7 @@ class ManagedReads:
     async def _value(self, principal: Principal, tenant: str, row: ManagedRow,
                      client_id: str | None, label: str | None,
                      request: RequestInfo) -> ManagedSecretValue:
-        ids = {c: v for v, c, _, _ in row.versions}
+        ids = {v.client_id: v.version for v in row.versions}
         if client_id is not None and label is not None and client_id in ids and (
                 row.labels.get(label) != ids[client_id]):
             raise InvalidRequest("You provided a VersionStage that is not associated to"
@@ -137,8 +137,8 @@ class ManagedReads:
             if version is None:
                 raise VersionNotFound("no such version", label=label or managed.CURRENT)
         secret = await self.reads.recorded(principal, tenant, row.key, request, version)
-        found = next(c for v, c, _, _ in row.versions if v == version)
-        created = next(at for v, _, at, _ in row.versions if v == version)
+        found = next(v.client_id for v in row.versions if v.version == version)
+        created = next(v.created_at for v in row.versions if v.version == version)
         return ManagedSecretValue(row, found, labels_of(row.labels, version), created,
                                   decode_managed(secret.value))
 

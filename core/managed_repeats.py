@@ -28,7 +28,7 @@ def _compare(door: Door, tenant: str, space: str, ref: SecretRef, client_id: str
     row = resolve(ref, [r for r in rows if live_row(r, utc_now())])
     if row is None:
         raise SecretNotFound("no such secret")
-    version = next((v for v, c, _, _ in row.versions if c == client_id), None)
+    version = next((v.version for v in row.versions if v.client_id == client_id), None)
     stored = (None if version is None
               else door.views.version_row(tenant_id, row.key, version))
     same = False

@@ -18,6 +18,9 @@ from secrets_ledger.core.key_ports import LiveProcesses as LiveProcesses
 from secrets_ledger.core.key_ports import MasterKeys as MasterKeys
 from secrets_ledger.core.key_ports import MasterKeySwitch as MasterKeySwitch
 from secrets_ledger.core.key_ports import TenantKeyRow as TenantKeyRow
+from secrets_ledger.core.managed_ports import ManagedRow as ManagedRow
+from secrets_ledger.core.managed_ports import ManagedVersion as ManagedVersion
+from secrets_ledger.core.managed_ports import MountRow as MountRow
 from secrets_ledger.core.principals import TokenRecord
 from secrets_ledger.domain.reads import ValueReads
 from secrets_ledger.domain.tenant import Tenant
@@ -174,20 +177,8 @@ class ViewQueries(Protocol):
     def expired_managed(self, now: str) -> list[tuple[str, str]]:
         """(tenant, key) of every managed secret whose recovery window ended by ``now``."""
 
-
-class ManagedRow(NamedTuple):
-    key: str
-    name: str
-    suffix: str
-    created_at: str
-    changed_at: str
-    description: str | None
-    kms_key_id: str | None
-    tags: list[list[str]] | None
-    labels: dict[str, int]  # in the order attached
-    deleted_at: str | None
-    purge_after: str | None
-    versions: list[tuple[int, str, str, str]]  # (version, client id, created_at, state)
+    def mounts(self, tenant_id: str) -> list[MountRow]:
+        """The tenant's mounts, by path."""
 
 
 class ValueLookup(NamedTuple):

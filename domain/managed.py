@@ -104,7 +104,7 @@ def check_new_client_id(state: ManagedState, client_id: str) -> None:
         raise VersionIdInUse("that client version id is in use", version=version)
 
 
-def _unexpired_versions(tenant: Tenant, key: str, state: ManagedState) -> list[int]:
+def unexpired_versions(tenant: Tenant, key: str, state: ManagedState) -> list[int]:
     """The versions of the incarnation not destroyed yet."""
     key_state = tenant.secrets.get(key)
     if key_state is None:
@@ -238,7 +238,7 @@ def purge(tenant: Tenant, key: str, state: ManagedState, ctx: RequestContext,
           at: datetime) -> list[int]:
     """Ends the incarnation: returns its versions, destroyed (their data keys must go
     with the save)."""
-    versions = _unexpired_versions(tenant, key, state)
+    versions = unexpired_versions(tenant, key, state)
     tenant.record(ManagedSecretPurged, ctx, at, key=key, current=state["labels"].get(CURRENT),
                   versions=versions)
     return versions

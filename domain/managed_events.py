@@ -25,6 +25,7 @@ class ManagedSecretCreated(Tenant.Event):
             "space": self.space, "name": self.name, "suffix": self.suffix, "base": self.base,
             "created_at": format_time(self.timestamp), "description": self.description,
             "kms_key_id": self.kms_key_id, "tags": self.tags, "ids": {}, "labels": {},
+            "deleted": [], "settings": {},
             "deleted_at": None, "purge_after": None}
 
 
@@ -118,3 +119,46 @@ class ManagedSecretPurged(Tenant.Event):
         # The key's versions so far all belong to ended incarnations: the next one starts
         # above them (its ``base``), so nothing else needs remembering here.
         del tenant.managed[self.key]
+
+
+class ManagedVersionsDeleted(Tenant.Event):
+    """Versions soft-deleted one by one (recoverable: their data keys stay)."""
+
+    key: str
+    versions: list[int]
+
+    def apply_to(self, tenant: Tenant) -> None:
+        managed = tenant.managed[self.key]
+        managed["deleted"] = sorted({*managed["deleted"], *self.versions})
+
+
+class ManagedVersionsUndeleted(Tenant.Event):
+    key: str
+    versions: list[int]
+
+    def apply_to(self, tenant: Tenant) -> None:
+        managed = tenant.managed[self.key]
+        managed["deleted"] = [v for v in managed["deleted"] if v not in self.versions]
+
+
+class ManagedVersionsDestroyed(Tenant.Event):
+    """Versions destroyed (their data keys deleted with the save); the events stay."""
+
+    key: str
+    versions: list[int]
+
+    def apply_to(self, tenant: Tenant) -> None:
+        state = tenant.secrets[self.key]
+        state["destroyed"] = sorted({*state["destroyed"], *self.versions})
+        managed = tenant.managed[self.key]
+        managed["deleted"] = [v for v in managed["deleted"] if v not in self.versions]
+
+
+class ManagedSettingsChanged(Tenant.Event):
+    """A secret's front-end settings as they stand after the change."""
+
+    key: str
+    settings: dict[str, Any]
+
+    def apply_to(self, tenant: Tenant) -> None:
+        tenant.managed[self.key]["settings"] = dict(self.settings)

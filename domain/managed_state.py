@@ -3,7 +3,7 @@ so that the aggregate can hold it without importing the commands that change it.
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 
 class ManagedState(TypedDict):
@@ -19,3 +19,15 @@ class ManagedState(TypedDict):
     labels: dict[str, int]  # staging label -> ledger version
     deleted_at: str | None
     purge_after: str | None  # scheduled deletion: gone once this time has passed
+    deleted: list[int]  # versions soft-deleted one by one (Vault's delete), sorted
+    settings: dict[str, Any]  # a front end's per-secret knobs (Vault: max_versions ...)
+
+
+class MountState(TypedDict):
+    """A mount of a tenant (Vault's ``sys/mounts``): its secrets live in the space
+    ``kv:<mount_id>``, so that a mount enabled again under the same path starts empty."""
+
+    mount_id: str
+    type: str
+    options: dict[str, Any]
+    config: dict[str, Any]

@@ -34,7 +34,7 @@ from secrets_ledger.domain.errors import (
     VersionDestroyed,
     VersionNotFound,
 )
-from secrets_ledger.domain.managed_state import ManagedState
+from secrets_ledger.domain.managed_state import ManagedState, MountState
 
 
 @lru_cache(maxsize=4096)
@@ -59,6 +59,7 @@ class Tenant(Aggregate):
         self.shredded = False
         self.secrets: dict[str, KeyState] = {}
         self.managed: dict[str, ManagedState] = {}  # managed secrets by key (domain.managed)
+        self.mounts: dict[str, MountState] = {}  # by path (domain.mounts)
 
     # ---- events ---------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
-from secrets_ledger.domain import managed, managed_events
+from secrets_ledger.domain import managed, managed_events, mounts
 from secrets_ledger.domain.reads import ValueRead, ValueReads
 from secrets_ledger.domain.tenant import Tenant
 from secrets_ledger.domain.times import format_time
@@ -89,6 +89,17 @@ _CHANGES: dict[type[Any], Callable[[Any], list[Change]]] = {
     managed_events.ManagedDeletionScheduled: lambda e: [("delete", e.key, e.current)],
     managed_events.ManagedSecretRestored: lambda e: [("undelete", e.key, e.current)],
     managed_events.ManagedSecretPurged: _purged_changes,
+    managed_events.ManagedVersionsDeleted: lambda e: [("delete", e.key, v) for v in e.versions],
+    managed_events.ManagedVersionsUndeleted: lambda e: [
+        ("undelete", e.key, v) for v in e.versions],
+    managed_events.ManagedVersionsDestroyed: lambda e: [
+        ("destroy", e.key, v) for v in e.versions],
+    managed_events.ManagedSettingsChanged: lambda e: [("metadata_updated", e.key, None)],
+    mounts.MountEnabled: lambda e: [("mount_enabled", None, None)],
+    mounts.MountConfigured: lambda e: [("mount_configured", None, None)],
+    mounts.MountDisabled: lambda e: [
+        *(("destroy", key, v) for key, versions in e.purged.items() for v in versions),
+        ("mount_disabled", None, None)],
 }
 
 

@@ -15,6 +15,7 @@ from secrets_ledger.domain.managed_events import (
     ManagedLabelsMoved,
     ManagedSecretPurged,
     ManagedSecretRestored,
+    ManagedVersionsDestroyed,
     ManagedVersionWritten,
 )
 from secrets_ledger.domain.outcomes import outcome_of
@@ -25,6 +26,13 @@ from secrets_ledger.projections.managed import (
     MANAGED_ORDER,
     MANAGED_TABLES,
     ManagedRows,
+)
+from secrets_ledger.projections.mounts import (
+    MOUNT_EVENTS,
+    MOUNT_ORDER,
+    MOUNT_TABLES,
+    MountRows,
+    gather_mount,
 )
 from secrets_ledger.projections.ports import Column, ViewWriter
 from secrets_ledger.projections.view import View, tenant_text
@@ -46,6 +54,7 @@ class _CurrentRows:
     idempotency: list[tuple[Any, ...]] = field(default_factory=list)
     stream_versions: dict[str, int] = field(default_factory=dict)
     managed: ManagedRows = field(default_factory=ManagedRows)
+    mounts: MountRows = field(default_factory=MountRows)
 
     def set_state(self, slot: VersionKey, state: str) -> None:
         row = self.versions.get(slot)
@@ -75,7 +84,7 @@ class CurrentSecretsView(View):
 
     name = "current"
     tables = ("tenants", "secret_versions", "current_secrets", "key_timeline",
-              "idempotency_records", *MANAGED_TABLES)
+              "idempotency_records", *MANAGED_TABLES, *MOUNT_TABLES)
     order_by: ClassVar[Mapping[str, str]] = {
         "tenants": "tenant",
         "secret_versions": "tenant_id, key, version",
@@ -83,6 +92,7 @@ class CurrentSecretsView(View):
         "key_timeline": "tenant_id, key, position",
         "idempotency_records": "tenant_id, idempotency_key",
         **MANAGED_ORDER,
+        **MOUNT_ORDER,
     }
     append_only = frozenset({"key_timeline"})
     pruned = frozenset({"idempotency_records"})
@@ -127,6 +137,7 @@ class CurrentSecretsView(View):
                  " updated_at = excluded.updated_at, deleted = excluded.deleted")
         tx.append(t["key_timeline"], _TIMELINE_COLUMNS, rows.timeline)
         tx.merge(t["idempotency_records"], _IDEMPOTENCY_COLUMNS, rows.idempotency, "DO NOTHING")
+        rows.mounts.write(tx, t)
         rows.managed.write(tx, t)
 
 
@@ -202,13 +213,19 @@ def _gather_managed(view: CurrentSecretsView, rows: _CurrentRows, position: int,
         current = event.labels.get(managed.CURRENT)
         if current is not None:
             rows.liveness(tenant_id, key, position, at, current, True)
-    elif isinstance(event, ManagedSecretPurged):
+    elif isinstance(event, ManagedSecretPurged | ManagedVersionsDestroyed):
         for version in event.versions:
             rows.destroy((tenant_id, key, version))
     if (isinstance(event, ManagedDeletionScheduled | ManagedSecretRestored
                    | ManagedSecretPurged) and event.current is not None):
         live = isinstance(event, ManagedSecretRestored)
         rows.liveness(tenant_id, key, position, at, event.current, live)
+
+
+def _gather_mount(view: CurrentSecretsView, rows: _CurrentRows, position: int, event: Any,
+                  tenant_id: str, at: str) -> None:
+    for key, version in gather_mount(rows.mounts, rows.managed, event, tenant_id, at):
+        rows.destroy((tenant_id, key, version))
 
 
 def _gather_nothing(view: CurrentSecretsView, rows: _CurrentRows, position: int, event: Any,
@@ -228,6 +245,7 @@ _GATHERERS: dict[type[Any], Gatherer] = {
     Tenant.TokenIssued: _gather_nothing,
     Tenant.TokenRevoked: _gather_nothing,
     **dict.fromkeys(MANAGED_GATHERERS, _gather_managed),
+    **dict.fromkeys(MOUNT_EVENTS, _gather_mount),
 }
 
 

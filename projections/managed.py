@@ -27,11 +27,12 @@ _SECRET_COLUMNS: list[Column] = [
     ("tenant_id", "text"), ("key", "text"), ("space", "text"), ("name", "text"),
     ("suffix", "text"), ("base", "integer"), ("created_at", "text"), ("changed_at", "text"),
     ("description", "text"), ("kms_key_id", "text"), ("tags", "text"), ("labels", "text"),
-    ("deleted_at", "text"), ("purge_after", "text")]
+    ("deleted_at", "text"), ("purge_after", "text"), ("settings", "text")]
 _SECRET_INDEX = {name: n for n, (name, _) in enumerate(_SECRET_COLUMNS)}
 _VERSION_COLUMNS: list[Column] = [
     ("tenant_id", "text"), ("key", "text"), ("version", "integer"), ("client_id", "text"),
-    ("created_at", "text")]
+    ("created_at", "text"), ("deleted_at", "text")]
+VersionSlot = tuple[str, str, int]
 
 
 @dataclass
@@ -42,7 +43,8 @@ class ManagedRows:
     created: dict[Slot, list[Any]] = field(default_factory=dict)
     changed: dict[Slot, dict[str, Any]] = field(default_factory=dict)
     purged: dict[Slot, None] = field(default_factory=dict)
-    versions: list[tuple[Any, ...]] = field(default_factory=list)
+    versions: dict[VersionSlot, list[Any]] = field(default_factory=dict)
+    version_deletions: dict[VersionSlot, str | None] = field(default_factory=dict)
 
     def change(self, slot: Slot, **columns: Any) -> None:
         row = self.created.get(slot)
@@ -51,6 +53,13 @@ class ManagedRows:
                 row[_SECRET_INDEX[name]] = value
         else:
             self.changed.setdefault(slot, {}).update(columns)
+
+    def version_deleted(self, slot: VersionSlot, at: str | None) -> None:
+        row = self.versions.get(slot)
+        if row is not None:
+            row[5] = at
+        else:
+            self.version_deletions[slot] = at
 
     def purge(self, slot: Slot) -> None:
         self.created.pop(slot, None)
@@ -68,7 +77,10 @@ class ManagedRows:
             assignments = ", ".join(f"{name} = %s" for name in names)
             tx.execute(f"UPDATE {secrets} SET {assignments} WHERE tenant_id = %s AND key = %s",
                        (*[columns[name] for name in names], tenant_id, key))
-        tx.append(t["managed_versions"], _VERSION_COLUMNS, self.versions)
+        tx.append(t["managed_versions"], _VERSION_COLUMNS, list(self.versions.values()))
+        tx.update(t["managed_versions"], assign=[("deleted_at", "text")],
+                  keys=[("tenant_id", "text"), ("key", "text"), ("version", "integer")],
+                  rows=[(at, *slot) for slot, at in self.version_deletions.items()])
 
 
 def labels_text(labels: dict[str, int]) -> str:
@@ -88,12 +100,13 @@ def _created(rows: ManagedRows, event: Any, tenant_id: str, at: str) -> None:
     rows.created[(tenant_id, event.key)] = [
         tenant_id, event.key, event.space, event.name, event.suffix, event.base, at, at,
         event.description, event.kms_key_id, json.dumps(event.tags), labels_text({}),
-        None, None]
+        None, None, json.dumps({})]
 
 
 def _written(rows: ManagedRows, event: Any, tenant_id: str, at: str) -> None:
     write = event.write
-    rows.versions.append((tenant_id, event.key, write["version"], write["client_id"], at))
+    slot = (tenant_id, event.key, write["version"])
+    rows.versions[slot] = [*slot, write["client_id"], at, None]
     rows.change((tenant_id, event.key), labels=labels_text(event.labels), changed_at=at)
 
 
@@ -118,6 +131,21 @@ def _purged(rows: ManagedRows, event: Any, tenant_id: str, at: str) -> None:
     rows.purge((tenant_id, event.key))
 
 
+def _versions_deleted(rows: ManagedRows, event: Any, tenant_id: str, at: str) -> None:
+    for version in event.versions:
+        rows.version_deleted((tenant_id, event.key, version), at)
+
+
+def _versions_undeleted_or_destroyed(rows: ManagedRows, event: Any, tenant_id: str,
+                                     at: str) -> None:
+    for version in event.versions:  # a destroyed version is no longer "deleted"
+        rows.version_deleted((tenant_id, event.key, version), None)
+
+
+def _settings_changed(rows: ManagedRows, event: Any, tenant_id: str, at: str) -> None:
+    rows.change((tenant_id, event.key), settings=json.dumps(event.settings), changed_at=at)
+
+
 MANAGED_GATHERERS: dict[type[Any], ManagedGatherer] = {
     managed_events.ManagedSecretCreated: _created,
     managed_events.ManagedVersionWritten: _written,
@@ -126,4 +154,8 @@ MANAGED_GATHERERS: dict[type[Any], ManagedGatherer] = {
     managed_events.ManagedDeletionScheduled: _deletion_scheduled,
     managed_events.ManagedSecretRestored: _restored,
     managed_events.ManagedSecretPurged: _purged,
+    managed_events.ManagedVersionsDeleted: _versions_deleted,
+    managed_events.ManagedVersionsUndeleted: _versions_undeleted_or_destroyed,
+    managed_events.ManagedVersionsDestroyed: _versions_undeleted_or_destroyed,
+    managed_events.ManagedSettingsChanged: _settings_changed,
 }

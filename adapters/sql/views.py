@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from secrets_ledger.adapters.sql.database import Database, fetch_all, fetch_one
-from secrets_ledger.core.ports import AuditFilter, AuditRow, ManagedRow
+from secrets_ledger.core.ports import (
+    AuditFilter,
+    AuditRow,
+    ManagedRow,
+    ManagedVersion,
+    MountRow,
+)
 
 NATIVE = "key NOT LIKE '%%:%%'"
 """Native keys only: a managed secret's key is ``<space>:<name>`` (``domain.managed``),
@@ -118,24 +124,32 @@ class SqlViewQueries:
             params += names
         rows = fetch_all(self.db, "SELECT key, name, suffix, created_at, changed_at,"
                                   " description, kms_key_id, tags, labels, deleted_at,"
-                                  f" purge_after, base FROM managed_secrets WHERE {where}"
-                                  " ORDER BY created_at, key", params)
+                                  " purge_after, base, settings FROM managed_secrets"
+                                  f" WHERE {where} ORDER BY created_at, key", params)
         if not rows:
             return []
         keys = [row[0] for row in rows]
         marks = ", ".join(["%s"] * len(keys))
-        versions: dict[str, list[tuple[int, str, str, str]]] = {key: [] for key in keys}
+        versions: dict[str, list[ManagedVersion]] = {key: [] for key in keys}
         bases = {row[0]: int(row[11]) for row in rows}
-        for key, version, client_id, created_at, state in fetch_all(
-                self.db, "SELECT m.key, m.version, m.client_id, m.created_at, v.state"
-                         " FROM managed_versions m JOIN secret_versions v"
+        for key, version, client_id, created_at, state, deleted_at in fetch_all(
+                self.db, "SELECT m.key, m.version, m.client_id, m.created_at, v.state,"
+                         " m.deleted_at FROM managed_versions m JOIN secret_versions v"
                          " ON v.tenant_id = m.tenant_id AND v.key = m.key"
                          " AND v.version = m.version"
                          f" WHERE m.tenant_id = %s AND m.key IN ({marks})"
                          " ORDER BY m.key, m.version", [tenant_id, *keys]):
             if int(version) > bases[key]:
-                versions[key].append((int(version), str(client_id), str(created_at),
-                                      str(state)))
+                versions[key].append(ManagedVersion(int(version), str(client_id),
+                                                    str(created_at), str(state), deleted_at))
         return [ManagedRow(str(k), str(n), str(s), str(c), str(ch), d, kms, json.loads(t),
-                           json.loads(lb), da, pa, versions[k])
-                for k, n, s, c, ch, d, kms, t, lb, da, pa, _ in rows]
+                           json.loads(lb), da, pa, versions[k], int(b),
+                           json.loads(st) if st else {})
+                for k, n, s, c, ch, d, kms, t, lb, da, pa, b, st in rows]
+
+    def mounts(self, tenant_id: str) -> list[MountRow]:
+        rows = fetch_all(self.db, "SELECT path, mount_id, type, options, config, enabled_at"
+                                  " FROM mounts WHERE tenant_id = %s ORDER BY path",
+                         (tenant_id,))
+        return [MountRow(str(p), str(m), str(t), json.loads(o), json.loads(c), str(e))
+                for p, m, t, o, c, e in rows]

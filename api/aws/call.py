@@ -138,7 +138,7 @@ def written_shape(call: Call, written: Written) -> dict[str, Any]:
 def stages_of(row: ManagedRow) -> dict[str, list[str]]:
     """Versions with labels (those without are deprecated, as AWS lists them)."""
     stages: dict[str, list[str]] = {}
-    for version, client_id, _, _ in row.versions:
+    for version, client_id, *_ in row.versions:
         labels = list(labels_of(row.labels, version))
         if labels:
             stages[client_id] = labels

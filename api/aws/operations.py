@@ -196,7 +196,7 @@ async def list_secret_version_ids(call: Call) -> dict[str, Any]:
                                                    call.secret_ref())
     include_all = bool(call.body.get("IncludeDeprecated"))
     versions = []
-    for version, client_id, created_at, _ in row.versions:
+    for version, client_id, created_at, *_ in row.versions:
         labels = list(labels_of(row.labels, version))
         if labels or include_all:
             versions.append({"VersionId": client_id, "VersionStages": labels,

@@ -13,7 +13,8 @@ from secrets_ledger.api.rest.schemas import AuditItemOut, AuditOut, VerifyOut
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["audit"])
 Action = Literal["tenant_opened", "write", "delete", "undelete", "destroy", "rollback", "read",
                  "key_rotated", "token_created", "token_revoked", "shredded",
-                 "metadata_updated", "labels_moved"]
+                 "metadata_updated", "labels_moved", "mount_enabled", "mount_configured",
+                 "mount_disabled"]
 
 
 @router.get("/audit", response_model=AuditOut)
