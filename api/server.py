@@ -12,16 +12,18 @@ import signal
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from secrets_ledger.api.aws.app import AwsFacade
 from secrets_ledger.api.http_guard import guarded_http
 from secrets_ledger.api.rest.app import create_app
+from secrets_ledger.api.vault.app import VaultFacade
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.runtime import LedgerRuntime
 
 
 def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
-          aws_port: int | None = None) -> int:
+          aws_port: int | None = None, vault_port: int | None = None) -> int:
     with LedgerRuntime(settings, follow=follow, serving=True) as runtime:
         configured = settings.bootstrap_token
         first_token = asyncio.run(runtime.ledger.tokens.bootstrap(
@@ -34,12 +36,17 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
         if aws_port is not None:
             apps[aws_port] = AwsFacade(runtime.ledger, settings.aws_account_id,
                                        native.state.telemetry.registry)
+        if vault_port is not None:
+            apps[vault_port] = VaultFacade(runtime.ledger, native.state.telemetry.registry)
         sockets = [uvicorn.Config(native, host=host, port=p).bind_socket() for p in apps]
         config = uvicorn.Config(
             ByPort(apps, native), host=host, port=port, timeout_graceful_shutdown=30,
             access_log=False, log_level="info", server_header=False,
-            http=guarded_http(settings.header_timeout, settings.body_timeout,
-                              settings.max_connections),
+            http=protocol_by_port(
+                guarded_http(settings.header_timeout, settings.body_timeout,
+                             settings.max_connections),
+                # Vault's LIST method is no method httptools knows: h11 takes any token.
+                {vault_port: H11Protocol} if vault_port is not None else {}),
             limit_concurrency=settings.max_connections,
             timeout_keep_alive=int(settings.keep_alive_timeout))
         # uvicorn restores the handler it found and re-raises SIGTERM once it has drained:
@@ -47,6 +54,23 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
         uvicorn.Server(config).run(sockets=sockets)
     return 0
+
+
+def protocol_by_port(default: type[Any], others: dict[int, type[Any]]) -> type[Any]:
+    """One protocol class for uvicorn that becomes, per connection, the protocol of the
+    port the connection came in on (the asyncio transport is handed over)."""
+
+    class ProtocolByPort(asyncio.Protocol):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._args, self._kwargs = args, kwargs
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            port = transport.get_extra_info("sockname")[1]
+            chosen = others.get(port, default)(*self._args, **self._kwargs)
+            transport.set_protocol(chosen)
+            chosen.connection_made(transport)
+
+    return ProtocolByPort
 
 
 class ByPort:

@@ -11,6 +11,9 @@ nothing below them.
     ledger.managed         create, put, update, tag, move_label, delete, restore
     ledger.managed_reads   describe, listing, value, values
     ledger.purges          sweep (the server's: recovery windows that ran out)
+    ledger.kv              enable/configure/disable_mount, write, delete/undelete/destroy_
+                           versions, set_metadata, delete_metadata (Vault KV v2)
+    ledger.kv_reads        mounts, mount, metadata, keys, read
     ledger.signing_keys    of (an AWS access key id's principal and secret)
 
 Each takes the caller's credential first and admits it for its ``policy.UseCase``; all
@@ -27,6 +30,8 @@ from secrets_ledger.core.door import Door
 from secrets_ledger.core.history import History
 from secrets_ledger.core.imports import Imports
 from secrets_ledger.core.keys import Keys
+from secrets_ledger.core.kv import KvCommands
+from secrets_ledger.core.kv_reads import KvReads
 from secrets_ledger.core.managed import ManagedCommands
 from secrets_ledger.core.managed_purges import ManagedPurges
 from secrets_ledger.core.managed_reads import ManagedReads
@@ -56,6 +61,8 @@ class Ledger:
         self.managed_reads = ManagedReads(self.door, self.reads)
         self.signing_keys = SigningKeys(self.door)
         self.purges = ManagedPurges(self.door)
+        self.kv = KvCommands(self.door)
+        self.kv_reads = KvReads(self.door, self.reads)
 
     async def authenticate(self, credential: Credential) -> Principal:
         """The principal a credential proves (Unauthorized if none)."""

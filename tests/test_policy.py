@@ -135,6 +135,44 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
     "managed_reads.values": (UseCase.READ_VALUE,
                              lambda ledger, who, t: ledger.managed_reads.values(
                                  who, t, SPACE, [SecretRef("m1")], _request())),
+    "kv.enable_mount": (UseCase.WRITE_SECRETS,
+                        lambda ledger, who, t: ledger.kv.enable_mount(
+                            who, t, f"m-{uuid.uuid4().hex[:8]}", "kv", {}, _request())),
+    "kv.configure_mount": (UseCase.WRITE_SECRETS,
+                           lambda ledger, who, t: ledger.kv.configure_mount(
+                               who, t, "kv", {"max_versions": 5}, _request())),
+    "kv.write": (UseCase.WRITE_SECRETS,
+                 lambda ledger, who, t: ledger.kv.write(who, t, "kv", "k1", {"a": "b"}, None,
+                                                        _request())),
+    "kv.delete_versions": (UseCase.DELETE_SECRET,
+                           lambda ledger, who, t: ledger.kv.delete_versions(
+                               who, t, "kv", "k1", [1], _request())),
+    "kv.undelete_versions": (UseCase.UNDELETE_SECRET,
+                             lambda ledger, who, t: ledger.kv.undelete_versions(
+                                 who, t, "kv", "k1", [1], _request())),
+    "kv.set_metadata": (UseCase.WRITE_SECRETS,
+                        lambda ledger, who, t: ledger.kv.set_metadata(
+                            who, t, "kv", "k1", {"cas_required": False}, _request())),
+    "kv.destroy_versions": (UseCase.DESTROY_VERSIONS,
+                            lambda ledger, who, t: ledger.kv.destroy_versions(
+                                who, t, "kv", "k-destroy", [1], _request())),
+    "kv.delete_metadata": (UseCase.DESTROY_VERSIONS,
+                           lambda ledger, who, t: ledger.kv.delete_metadata(
+                               who, t, "kv", "k-purge", _request())),
+    "kv.disable_mount": (UseCase.DESTROY_VERSIONS,
+                         lambda ledger, who, t: ledger.kv.disable_mount(
+                             who, t, "kv-gone", _request())),
+    "kv_reads.mounts": (UseCase.LIST_KEYS,
+                        lambda ledger, who, t: ledger.kv_reads.mounts(who, t)),
+    "kv_reads.mount": (UseCase.LIST_KEYS,
+                       lambda ledger, who, t: ledger.kv_reads.mount(who, t, "kv")),
+    "kv_reads.metadata": (UseCase.LIST_VERSIONS,
+                          lambda ledger, who, t: ledger.kv_reads.metadata(who, t, "kv", "k1")),
+    "kv_reads.keys": (UseCase.LIST_KEYS,
+                      lambda ledger, who, t: ledger.kv_reads.keys(who, t, "kv", "")),
+    "kv_reads.read": (UseCase.READ_VALUE,
+                      lambda ledger, who, t: ledger.kv_reads.read(who, t, "kv", "k1", None,
+                                                                  _request())),
     "tenants.shred": (UseCase.SHRED_TENANT,
                       lambda ledger, who, t: ledger.tenants.shred(who, t, _request())),
 }
@@ -180,6 +218,11 @@ def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Ledge
         for secret in ("m1", "m-del", "m-gone"):
             run(runtime.ledger.managed.create(OPERATOR, name, SPACE, secret, NO_METADATA, "v",
                                               FIRST_ID, _request()))
+        for mount in ("kv", "kv-gone"):
+            run(runtime.ledger.kv.enable_mount(OPERATOR, name, mount, "kv", {}, _request()))
+        for key in ("k1", "k-destroy", "k-purge"):
+            run(runtime.ledger.kv.write(OPERATOR, name, "kv", key, {"v": 1}, None,
+                                        _request()))
         SPARE_TOKENS[name] = ledger.issue_token("reader", name, SETUP).token_id
         SPARE_TOKENS[f"any {name}"] = ledger.issue_token("reader", name, SETUP).token_id
     token = ledger.issue_token(role, None if role == "admin" else "acme", SETUP).token
@@ -225,7 +268,8 @@ def test_the_policy_table_covers_every_use_case_and_every_use_case_is_called() -
     assert {use_case for use_case, _ in CALLS.values()} == set(UseCase)
     groups = {"tenants": "Tenants", "tokens": "Tokens", "secrets": "Secrets",
               "imports": "Imports", "reads": "Reads", "history": "History", "keys": "Keys",
-              "managed": "ManagedCommands", "managed_reads": "ManagedReads"}
+              "managed": "ManagedCommands", "managed_reads": "ManagedReads",
+              "kv": "KvCommands", "kv_reads": "KvReads"}
     public = set()
     for group in groups:
         module = __import__(f"secrets_ledger.core.{group}", fromlist=[groups[group]])

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8200)
     serve.add_argument("--aws-port", type=int, default=None,
                        help="also serve the AWS Secrets Manager façade on this port")
+    serve.add_argument("--vault-port", type=int, default=None,
+                       help="also serve the Vault KV v2 façade on this port")
     serve.add_argument("--no-projector", action="store_true",
                        help="no projector thread: run `secrets-ledger project` beside it"
                        " (queries still catch the views up when they must)")

@@ -84,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from secrets_ledger.api.server import serve  # uvicorn is only needed here
 
     return serve(Settings(), args.host, args.port, follow=not args.no_projector,
-                 aws_port=args.aws_port)
+                 aws_port=args.aws_port, vault_port=args.vault_port)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -65,6 +65,7 @@ class Server:
     host: str = "127.0.0.1"
     port: int = field(default_factory=free_port)
     aws_port: int = field(default_factory=free_port)  # the AWS Secrets Manager façade
+    vault_port: int = field(default_factory=free_port)  # the Vault KV v2 façade
     schema: str | None = None
     proc: subprocess.Popen[bytes] | None = None
     cli: Path = CLI  # the installed ``secrets-ledger`` that serves
@@ -78,6 +79,10 @@ class Server:
     @property
     def aws_url(self) -> str:
         return f"http://{self.host}:{self.aws_port}"
+
+    @property
+    def vault_url(self) -> str:
+        return f"http://{self.host}:{self.vault_port}"
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -118,8 +123,9 @@ class Server:
         pytest.fail(f"serve did not answer /healthz in time:\n{self.log_text()}", pytrace=False)
 
     def serve_options(self) -> list[str]:
-        """The AWS façade too, unless this is an older build (an upgrade test's)."""
-        return [] if self.cli != CLI else ["--aws-port", str(self.aws_port)]
+        """The façades too, unless this is an older build (an upgrade test's)."""
+        return [] if self.cli != CLI else ["--aws-port", str(self.aws_port),
+                                           "--vault-port", str(self.vault_port)]
 
     def stop(self) -> int | None:
         """SIGTERM, then wait for the process to exit; returns its exit status."""
