@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -40,6 +41,8 @@ from secrets_ledger.domain.errors import (
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 
 T = TypeVar("T")
+TOKEN_TENANTS_KEPT = 10_000
+_UNKNOWN = object()
 QUERY_THREADS = 32
 """Queries run in a pool of their own, bounded: each holds a database connection while it
 runs, and a read-your-writes wait holds its thread (at most the configured timeout)."""
@@ -60,6 +63,8 @@ class Door:
                                                settings.max_queued_bytes,
                                                settings.idempotency_cache_bytes))
         self._threads = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="ledger-query")
+        self._token_tenants: dict[str, str | None] = {}
+        self._token_tenants_lock = threading.Lock()
 
     def _saved(self) -> None:
         self.follower.wake()
@@ -81,6 +86,22 @@ class Door:
             return credential
         rows = self.ports.token_rows.by_hashes([credential.digest])
         return principal_of(credential.digest, rows.get(credential.digest))
+
+    def tenant_of(self, credential: Credential) -> str | None:
+        """The tenant of a credential's token (None: an admin's), remembered for recent
+        tokens (bounded): it never changes, and whether the token is still live is
+        checked by every use case it is presented to. Unauthorized for an unknown one."""
+        if isinstance(credential, Principal):
+            return credential.tenant
+        known = self._token_tenants.get(credential.digest, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
+        tenant = self.authenticate(credential).tenant
+        with self._token_tenants_lock:
+            if len(self._token_tenants) >= TOKEN_TENANTS_KEPT:
+                self._token_tenants.pop(next(iter(self._token_tenants)))
+            self._token_tenants[credential.digest] = tenant
+        return tenant
 
     def admit(self, credential: Credential, tenant: str | None, use_case: UseCase
               ) -> Principal:

@@ -70,6 +70,13 @@ class Ledger:
             return credential
         return await self.door.in_thread(self.door.authenticate, credential)
 
+    async def tenant_of(self, credential: Credential) -> str | None:
+        """The tenant of a credential's token (None: an admin's); Unauthorized if unknown.
+        Not an admission: each use case still checks the token and its right."""
+        if isinstance(credential, Principal):
+            return credential.tenant
+        return await self.door.in_thread(self.door.tenant_of, credential)
+
     async def refuse(self, credential: Credential, tenant: str | None, use_case: UseCase,
                      error: LedgerError) -> NoReturn:
         """For a front end that found the request malformed before it could call the use

@@ -226,6 +226,10 @@ class ValueRow(NamedTuple):
     managed_labels: str | None = None
     managed_purge_after: str | None = None
     managed_client_id: str | None = None
+    managed_base: int | None = None
+    managed_settings: str | None = None  # JSON
+    managed_deleted_at: str | None = None  # the version's soft delete
+    mount_config: str | None = None  # JSON, of a Vault key's mount
 
     @property
     def token(self) -> tuple[Any, ...]:

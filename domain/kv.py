@@ -82,8 +82,10 @@ def write(tenant: Tenant, mount: MountState, path: str, cas: int | None, seal: S
 def _trim(tenant: Tenant, mount: MountState, key: str, state: ManagedState,
           ctx: RequestContext, at: datetime) -> list[int]:
     limit = setting(mount, state, "max_versions") or 0
+    if not limit:  # unbounded history, the ledger's default: nothing to count
+        return []
     alive = managed.unexpired_versions(tenant, key, state)
-    if not limit or len(alive) <= limit:
+    if len(alive) <= limit:
         return []
     oldest = alive[:len(alive) - limit]
     tenant.record(ManagedVersionsDestroyed, ctx, at, key=key, versions=oldest)

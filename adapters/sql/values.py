@@ -23,12 +23,16 @@ _COLUMNS = (
 )
 # A managed secret's incarnation and the client id of the version read (domain.managed):
 # joined only in a batch that reads one.
-_MANAGED_COLUMNS = "m.suffix, m.labels, m.purge_after, mv.client_id"
+_MANAGED_COLUMNS = ("m.suffix, m.labels, m.purge_after, mv.client_id, m.base, m.settings,"
+                    " mv.deleted_at, mt.config")
 _MANAGED_JOINS = (
     " LEFT JOIN managed_secrets m ON m.tenant_id = r.tenant_id AND m.key = r.key"
     " LEFT JOIN managed_versions mv ON mv.tenant_id = v.tenant_id AND mv.key = v.key"
     " AND mv.version = v.version"
+    # A Vault key's mount (its space is kv:<mount id>): a tenant has few mounts.
+    " LEFT JOIN mounts mt ON mt.tenant_id = m.tenant_id AND 'kv:' || mt.mount_id = m.space"
 )
+_NO_MANAGED_COLUMNS = ", ".join(["NULL"] * (_MANAGED_COLUMNS.count(",") + 1))
 _JOINS = (
     " LEFT JOIN tokens k ON k.token_hash = r.token_hash"
     " LEFT JOIN tenants t ON t.tenant_id = r.tenant_id"
@@ -61,7 +65,7 @@ def value_statement(with_clause: str, source: str, events_table: str, *, version
     lookup reads one."""
     columns = _COLUMNS.format(events=events_table, at_version="a.version" if times else "NULL",
                               at_live="a.live" if times else "NULL",
-                              managed=_MANAGED_COLUMNS if managed else "NULL, NULL, NULL, NULL")
+                              managed=_MANAGED_COLUMNS if managed else _NO_MANAGED_COLUMNS)
     version = ("COALESCE(r.version, a.version, c.version)" if times else
                "COALESCE(r.version, c.version)" if versions else "c.version")
     joins = _JOINS.format(timeline=_TIMELINE if times else "", version=version)

@@ -103,16 +103,17 @@ class VaultFacade:
         token = headers.get("x-vault-token", "").strip()
         if not token:
             raise VaultError(403, {"errors": [PERMISSION_DENIED]})
-        principal = await self.ledger.authenticate(BearerToken.of(token))
+        credential = BearerToken.of(token)
+        own = await self.ledger.tenant_of(credential)
         namespace = headers.get("x-vault-namespace", "").strip().strip("/")
-        if principal.tenant is not None:
-            if namespace and namespace != principal.tenant:
+        if own is not None:
+            if namespace and namespace != own:
                 raise VaultError(403, {"errors": [PERMISSION_DENIED]})
-            return principal.tenant, principal
+            return own, credential
         if not namespace:
             raise VaultError(400, {"errors": [
                 "an admin token works in one tenant: name it in X-Vault-Namespace"]})
-        return namespace, principal
+        return namespace, credential
 
     async def _body(self, receive: Any, headers: dict[str, str]) -> bytes:
         declared = headers.get("content-length", "0")

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from secrets_ledger.core.ledger import Ledger
-from secrets_ledger.core.principals import Principal
+from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.requests import RequestInfo
 
 
@@ -22,7 +22,7 @@ class VaultError(Exception):
 @dataclass(frozen=True)
 class Request:
     ledger: Ledger
-    caller: Principal
+    caller: Credential
     tenant: str
     method: str
     path: str
