@@ -43,6 +43,7 @@ from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 T = TypeVar("T")
 TOKEN_TENANTS_KEPT = 10_000
 _UNKNOWN = object()
+UNKNOWN = _UNKNOWN
 QUERY_THREADS = 32
 """Queries run in a pool of their own, bounded: each holds a database connection while it
 runs, and a read-your-writes wait holds its thread (at most the configured timeout)."""
@@ -91,10 +92,8 @@ class Door:
         """The tenant of a credential's token (None: an admin's), remembered for recent
         tokens (bounded): it never changes, and whether the token is still live is
         checked by every use case it is presented to. Unauthorized for an unknown one."""
-        if isinstance(credential, Principal):
-            return credential.tenant
-        known = self._token_tenants.get(credential.digest, _UNKNOWN)
-        if known is not _UNKNOWN:
+        known = self.remembered_tenant(credential)
+        if known is not _UNKNOWN or isinstance(credential, Principal):
             return known  # type: ignore[return-value]
         tenant = self.authenticate(credential).tenant
         with self._token_tenants_lock:
@@ -102,6 +101,12 @@ class Door:
                 self._token_tenants.pop(next(iter(self._token_tenants)))
             self._token_tenants[credential.digest] = tenant
         return tenant
+
+    def remembered_tenant(self, credential: Credential) -> object:
+        """``tenant_of`` without a statement: the tenant, or ``UNKNOWN`` if not remembered."""
+        if isinstance(credential, Principal):
+            return credential.tenant
+        return self._token_tenants.get(credential.digest, _UNKNOWN)
 
     def admit(self, credential: Credential, tenant: str | None, use_case: UseCase
               ) -> Principal:

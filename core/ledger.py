@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from secrets_ledger.core.admission import WorkQueue
-from secrets_ledger.core.door import Door
+from secrets_ledger.core.door import UNKNOWN, Door
 from secrets_ledger.core.history import History
 from secrets_ledger.core.imports import Imports
 from secrets_ledger.core.keys import Keys
@@ -73,8 +73,9 @@ class Ledger:
     async def tenant_of(self, credential: Credential) -> str | None:
         """The tenant of a credential's token (None: an admin's); Unauthorized if unknown.
         Not an admission: each use case still checks the token and its right."""
-        if isinstance(credential, Principal):
-            return credential.tenant
+        known = self.door.remembered_tenant(credential)
+        if known is not UNKNOWN:  # no thread, no statement: most requests
+            return known  # type: ignore[return-value]
         return await self.door.in_thread(self.door.tenant_of, credential)
 
     async def refuse(self, credential: Credential, tenant: str | None, use_case: UseCase,
