@@ -18,6 +18,7 @@ import resource
 from collections import OrderedDict
 from typing import Any
 
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PROBES = (b"/healthz", b"/readyz")
@@ -112,3 +113,56 @@ def guarded_http(header_timeout: float, body_timeout: float,
         "header_timeout": header_timeout, "body_timeout": body_timeout,
         "max_connections": connection_cap(max_connections), "waiting": OrderedDict(),
         "sweeping": []})
+
+
+class GuardedH11Protocol(H11Protocol):
+    """h11 (which takes any method token: Vault's ``LIST``) with the same deadlines: a
+    request's headers within ``header_timeout``, its body within ``body_timeout``, or
+    the connection is closed. One timer per request: the Vault port's traffic is far
+    from the native hot path's."""
+
+    header_timeout = 10.0
+    body_timeout = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        cycle = self.cycle
+        super().data_received(data)
+        if self.cycle is not cycle:  # a request's headers arrived: now its body
+            self._arm(self.body_timeout)
+        if self.cycle is not None and not self.cycle.more_body:
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm(self.header_timeout)  # the next request's headers (or keep-alive's end)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def guarded_h11(header_timeout: float, body_timeout: float) -> type[GuardedH11Protocol]:
+    return type("ConfiguredH11Protocol", (GuardedH11Protocol,), {
+        "header_timeout": header_timeout, "body_timeout": body_timeout})

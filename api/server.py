@@ -12,10 +12,9 @@ import signal
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from secrets_ledger.api.aws.app import AwsFacade
-from secrets_ledger.api.http_guard import guarded_http
+from secrets_ledger.api.http_guard import guarded_h11, guarded_http
 from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.api.vault.app import VaultFacade
 from secrets_ledger.core.settings import Settings
@@ -46,7 +45,8 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
                 guarded_http(settings.header_timeout, settings.body_timeout,
                              settings.max_connections),
                 # Vault's LIST method is no method httptools knows: h11 takes any token.
-                {vault_port: H11Protocol} if vault_port is not None else {}),
+                {vault_port: guarded_h11(settings.header_timeout, settings.body_timeout)}
+                if vault_port is not None else {}),
             limit_concurrency=settings.max_connections,
             timeout_keep_alive=int(settings.keep_alive_timeout))
         # uvicorn restores the handler it found and re-raises SIGTERM once it has drained:

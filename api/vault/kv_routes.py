@@ -210,6 +210,24 @@ async def _metadata(request: Request, mount: str, key: str) -> tuple[int, Any]:
     if request.method == "DELETE":
         await ledger.kv.delete_metadata(caller, tenant, mount, key, request.info)
         return NO_CONTENT
+    if request.method == "PATCH":  # a JSON merge patch of an existing key's metadata
+        try:
+            row, _ = await ledger.kv_reads.metadata(caller, tenant, mount, key)
+        except SecretNotFound:
+            raise NOT_FOUND from None
+        fields = request.json()
+        patch = fields.get("custom_metadata")
+        if isinstance(patch, dict):
+            custom = dict((row.settings or {}).get("custom_metadata") or {})
+            for name, value in patch.items():
+                if value is None:
+                    custom.pop(name, None)
+                else:
+                    custom[name] = value
+            fields = {**fields, "custom_metadata": custom}
+        await ledger.kv.set_metadata(caller, tenant, mount, key, _settings_in(fields),
+                                     request.info)
+        return NO_CONTENT
     raise UNSUPPORTED
 
 

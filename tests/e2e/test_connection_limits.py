@@ -91,3 +91,15 @@ def test_past_the_cap_of_busy_connections_requests_are_503_and_healthz_answers(
             conn.close()
     time.sleep(0.2)
     assert httpx.get(f"{limited.base_url}/v1/tenants", timeout=5).status_code == 401
+
+
+@pytest.mark.parametrize("port", ["aws_port", "vault_port"])
+def test_the_facades_cut_off_trickling_headers_and_bodies(limited: Server, port: str) -> None:
+    address = (limited.host, getattr(limited, port))
+    for first_bytes in (b"POST / HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+                        b"POST /v1/kv/data/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                        b"\r\n{"):
+        conn = socket.create_connection(address, timeout=10)
+        conn.sendall(first_bytes)
+        with conn:
+            assert closed_within(conn, 5) is not None, (port, first_bytes)

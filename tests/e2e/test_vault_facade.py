@@ -170,6 +170,12 @@ def test_the_cli_kv_commands_as_it_sends_them(kv: httpx.Client) -> None:
     assert (meta["max_versions"], meta["custom_metadata"], meta["current_version"]) == (
         5, {"team": "ops"}, 2)
     assert set(meta["versions"]) == {"1", "2"}
+    # vault kv metadata patch -custom-metadata=team= -custom-metadata=tier=1 kvv2/app
+    assert kv.patch("kvv2/metadata/app", json={"custom_metadata": {"team": None, "tier": "1"}},
+                    headers={"Content-Type": MERGE_PATCH}).status_code == 204
+    assert kv.get("kvv2/metadata/app").json()["data"]["custom_metadata"] == {"tier": "1"}
+    assert kv.patch("kvv2/metadata/none", json={"max_versions": 1},
+                    headers={"Content-Type": MERGE_PATCH}).status_code == 404
     # vault kv list kvv2/ (the LIST method, and GET ?list=true)
     kv.put("kvv2/data/dir/inner", json={"data": {"x": 1}})
     assert kv.request("LIST", "kvv2/metadata/").json()["data"]["keys"] == ["app", "dir/"]
