@@ -17,18 +17,15 @@ row in the tenant's audit trail.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from typing import Any
 
 import httpx
 from _common import (
     PAYLOAD,
-    base_parser,
     console,
     fmt,
     fmt_ratio,
-    median,
     print_table,
     ratio,
     run_benchmark,
@@ -36,18 +33,17 @@ from _common import (
     workspace,
     write_json,
 )
+from _facades import OPS, measure, medians_of, native_versions, parse_args, read_rows
 from _servers import (
     Server,
     free_port,
     ledger_server,
     new_bootstrap_token,
     new_master_key,
-    run_loadgen,
     wait_views,
 )
 
 NAME = "vault"
-OPS = ("GET", "PUT")
 TARGETS = ("vault", "native")
 TENANT = "bench"
 KEY = "bench/key"
@@ -95,23 +91,13 @@ def check(ledger: Server, setup: dict[str, Any], acknowledged: Counter[str]) -> 
     wait_views(ledger)
     meta = httpx.get(setup["url"] + f"kvv2/metadata/{KEY}", headers=setup["vault"],
                      timeout=120).raise_for_status().json()["data"]
-    reads: Counter[str] = Counter()
-    with httpx.Client(base_url=ledger.base_url, timeout=120.0, headers=setup["admin"]) as client:
-        native_versions = len(client.get(f"/v1/tenants/{TENANT}/secrets/{KEY}/versions")
-                              .raise_for_status().json()["items"])
-        cursor = None
-        while True:
-            params = {"action": "read", "limit": "1000", **({"cursor": cursor} if cursor else {})}
-            page = client.get(f"/v1/tenants/{TENANT}/audit", params=params).raise_for_status()
-            reads.update("native" if item["key"] == KEY else "vault"
-                         for item in page.json()["items"])
-            cursor = page.json().get("next_cursor")
-            if not cursor:
-                break
+    reads = read_rows(ledger.base_url, setup["admin"], TENANT)
     out = {"vault_versions": meta["current_version"], "vault_puts": acknowledged["vault PUT"] + 1,
-           "vault_read_rows": reads["vault"], "vault_gets": acknowledged["vault GET"],
-           "native_versions": native_versions, "native_puts": acknowledged["native PUT"] + 1,
-           "native_read_rows": reads["native"], "native_gets": acknowledged["native GET"]}
+           "vault_read_rows": sum(n for key, n in reads.items() if key != KEY),
+           "vault_gets": acknowledged["vault GET"],
+           "native_versions": native_versions(ledger.base_url, setup["admin"], TENANT, KEY),
+           "native_puts": acknowledged["native PUT"] + 1,
+           "native_read_rows": reads[KEY], "native_gets": acknowledged["native GET"]}
     out["ok"] = (out["vault_versions"] == out["vault_puts"]
                  and out["vault_read_rows"] == out["vault_gets"]
                  and out["native_versions"] == out["native_puts"]
@@ -120,44 +106,19 @@ def check(ledger: Server, setup: dict[str, Any], acknowledged: Counter[str]) -> 
 
 
 def main() -> int:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=None)
-    parser.add_argument("--warmup", type=float, default=None)
-    parser.add_argument("--concurrency", type=int, default=16)
-    args = parser.parse_args()
-    duration = args.duration or (2.0 if args.quick else 5.0)
-    warmup = args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0)
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        op: {name: [] for name in TARGETS} for op in OPS}
-    acknowledged: Counter[str] = Counter()
+    args, duration, warmup = parse_args(__doc__.splitlines()[0])
     with workspace(args.backend) as space:
         console.print(f"[bold]{NAME}[/bold]: backend={args.backend} duration={duration}s "
                       f"reps={args.reps} concurrency={args.concurrency}")
         ledger, requests, setup = start(space)
         try:
-            for rep in range(args.reps):
-                for op in OPS:
-                    for name in TARGETS[rep % 2:] + TARGETS[:rep % 2]:
-                        wait_views(ledger)
-                        spec = {"host": "127.0.0.1", **requests[name][op],
-                                "concurrency": args.concurrency, "duration": duration,
-                                "warmup": warmup}
-                        result = run_loadgen(spec, ledger)
-                        result.pop("bodies", None)
-                        acknowledged[f"{name} {op}"] += int(result["acknowledged_total"])
-                        runs[op][name].append(result)
-                        console.print(f"rep {rep + 1} {op:<4}{name:<8}"
-                                      f"{result['ops_per_s']:9,.0f} req/s"
-                                      f"  p50 {result['p50_ms']:7.2f} ms"
-                                      f"  p99 {result['p99_ms']:7.2f} ms"
-                                      f"  statuses {result['statuses']}")
+            runs, acknowledged = measure(args, duration, warmup, TARGETS, requests,
+                                         lambda name: ledger,
+                                         lambda name: wait_views(ledger) and None)
             checks = check(ledger, setup, acknowledged)
         finally:
             ledger.stop()
-    medians = {op: {name: {m: median([float(r[m]) if r.get(m) is not None else math.nan
-                                      for r in runs[op][name]])
-                           for m in ("ops_per_s", "p50_ms", "p99_ms")}
-                    for name in TARGETS} for op in OPS}
+    medians = medians_of(runs)
     rows, goals_met = [], {}
     for op in OPS:
         value = ratio(medians[op]["vault"]["ops_per_s"], medians[op]["native"]["ops_per_s"])

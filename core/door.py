@@ -158,6 +158,18 @@ class Door:
                                          tenant_id=tenant_id, command=checked,
                                          replayed=replayed))
 
+    async def on_tenant(self, credential: Credential, use_case: UseCase, tenant: str,
+                        request: RequestInfo,
+                        run: Callable[[Tenant, Any, RequestContext], T]) -> T:
+        """``command`` for a use case that needs the tenant to exist: ``run`` gets its
+        aggregate (and the effects, and the context) and returns the caller's result."""
+        def on_existing(aggregate: Tenant | None, effects: Any, ctx: RequestContext
+                        ) -> tuple[Tenant, T]:
+            found = self.existing(aggregate)
+            return found, run(found, effects, ctx)
+
+        return await self.command(credential, use_case, tenant, request, on_existing)
+
     @staticmethod
     def existing(tenant: Tenant | None) -> Tenant:
         if tenant is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from secrets_ledger.core.door import Door
 from secrets_ledger.core.envelope import ValueSealer
@@ -17,7 +17,7 @@ from secrets_ledger.core.jobs import Effects
 from secrets_ledger.core.managed_purges import (
     KnownKeys,
     StaleKeys,
-    purged_data_keys,
+    destroy_before_save,
     with_known_keys,
 )
 from secrets_ledger.core.policy import UseCase
@@ -27,8 +27,6 @@ from secrets_ledger.domain import kv, mounts, rules
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,24 +39,6 @@ class KvCommands:
     def __init__(self, door: Door) -> None:
         self.door = door
 
-    async def _run(self, caller: Credential, use_case: UseCase, tenant: str,
-                   request: RequestInfo,
-                   run: Callable[[Tenant, Effects, RequestContext], T]) -> T:
-        def command(aggregate: Tenant | None, effects: Effects, ctx: RequestContext
-                    ) -> tuple[Tenant, T]:
-            found = self.door.existing(aggregate)
-            return found, run(found, effects, ctx)
-
-        return await self.door.command(caller, use_case, tenant, request, command)
-
-    def _destroying(self, tenant: str, effects: Effects, known: KnownKeys,
-                    purged: dict[str, list[int]]) -> None:
-        rows, tenant_id = self.door.envelope.rows, str(tenant_id_for(tenant))
-        dek_ids = [dek for key, versions in purged.items()
-                   for dek in purged_data_keys(known, key, versions)]
-        if dek_ids:
-            effects.before_save.append(lambda: rows.destroy_data_keys(tenant_id, dek_ids))
-
     async def _erased(self) -> None:
         await self.door.in_thread(self.door.envelope.rows.erase_deleted)
 
@@ -70,14 +50,14 @@ class KvCommands:
             mounts.enable(aggregate, path, mount_type, options, str(uuid.uuid4()), ctx,
                           utc_now())
 
-        await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+        await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)
 
     async def configure_mount(self, caller: Credential, tenant: str, path: str,
                               config: dict[str, Any], request: RequestInfo) -> None:
         def run(aggregate: Tenant, effects: Effects, ctx: RequestContext) -> None:
             mounts.configure(aggregate, path, config, ctx, utc_now())
 
-        await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+        await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)
 
     async def disable_mount(self, caller: Credential, tenant: str, path: str,
                             request: RequestInfo) -> None:
@@ -86,10 +66,10 @@ class KvCommands:
 
         async def attempt(known: KnownKeys) -> None:
             def run(aggregate: Tenant, effects: Effects, ctx: RequestContext) -> None:
-                self._destroying(tenant, effects, known,
-                                 mounts.disable(aggregate, path, ctx, utc_now()))
+                destroy_before_save(self.door, tenant, effects, known,
+                                    mounts.disable(aggregate, path, ctx, utc_now()))
 
-            await self._run(caller, UseCase.DESTROY_VERSIONS, tenant, request, run)
+            await self.door.on_tenant(caller, UseCase.DESTROY_VERSIONS, tenant, request, run)
 
         await with_known_keys(self.door, caller, UseCase.DESTROY_VERSIONS, tenant, keys,
                               attempt)
@@ -120,10 +100,10 @@ class KvCommands:
                 sealer = ValueSealer(envelope, tenant_id, {key: plaintext})
                 version, trimmed = kv.write(aggregate, state, path, cas, sealer, ctx, at)
                 effects.data_keys += sealer.new_keys
-                self._destroying(tenant, effects, known, {key: trimmed})
+                destroy_before_save(self.door, tenant, effects, known, {key: trimmed})
                 return KvWritten(version, format_time(at))
 
-            return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+            return await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)
 
         try:  # nearly always nothing to destroy: no data keys to look up first
             return await attempt({})
@@ -156,7 +136,7 @@ class KvCommands:
                 kv.delete_versions(aggregate, state, kv.check_path(path), versions, ctx,
                                    utc_now())
 
-        await self._run(caller, UseCase.DELETE_SECRET, tenant, request, run)
+        await self.door.on_tenant(caller, UseCase.DELETE_SECRET, tenant, request, run)
 
     async def undelete_versions(self, caller: Credential, tenant: str, mount: str, path: str,
                                 versions: Sequence[int], request: RequestInfo) -> None:
@@ -164,7 +144,7 @@ class KvCommands:
             kv.undelete_versions(aggregate, mounts.check_mount(aggregate, mount),
                                  kv.check_path(path), versions, ctx, utc_now())
 
-        await self._run(caller, UseCase.UNDELETE_SECRET, tenant, request, run)
+        await self.door.on_tenant(caller, UseCase.UNDELETE_SECRET, tenant, request, run)
 
     async def destroy_versions(self, caller: Credential, tenant: str, mount: str, path: str,
                                versions: Sequence[int], request: RequestInfo) -> None:
@@ -189,9 +169,9 @@ class KvCommands:
             def run(aggregate: Tenant, effects: Effects, ctx: RequestContext) -> None:
                 state = mounts.check_mount(aggregate, mount)
                 key, destroyed = destroy(aggregate, state, ctx, utc_now())
-                self._destroying(tenant, effects, known, {key: destroyed})
+                destroy_before_save(self.door, tenant, effects, known, {key: destroyed})
 
-            await self._run(caller, UseCase.DESTROY_VERSIONS, tenant, request, run)
+            await self.door.on_tenant(caller, UseCase.DESTROY_VERSIONS, tenant, request, run)
 
         await with_known_keys(self.door, caller, UseCase.DESTROY_VERSIONS, tenant, keys,
                               attempt)
@@ -203,4 +183,4 @@ class KvCommands:
             kv.set_settings(aggregate, mounts.check_mount(aggregate, mount),
                             kv.check_path(path), settings, ctx, utc_now())
 
-        await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+        await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 from secrets_ledger.core.door import Door
 from secrets_ledger.core.envelope import ValueSealer
 from secrets_ledger.core.jobs import Effects
-from secrets_ledger.core.managed_purges import KnownKeys, purged_data_keys, with_known_keys
+from secrets_ledger.core.managed_purges import KnownKeys, destroy_before_save, with_known_keys
 from secrets_ledger.core.managed_repeats import repeated_write
 from secrets_ledger.core.managed_values import (
     Deleted,
@@ -43,7 +42,6 @@ from secrets_ledger.domain.managed_state import ManagedState
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
 
-T = TypeVar("T")
 SUFFIX_ALPHABET = string.ascii_letters
 
 
@@ -54,24 +52,6 @@ def _suffix() -> str:
 class ManagedCommands:
     def __init__(self, door: Door) -> None:
         self.door = door
-
-    async def _run(self, caller: Credential, use_case: UseCase, tenant: str,
-                   request: RequestInfo,
-                   run: Callable[[Tenant, Effects, RequestContext], T]) -> T:
-        def command(aggregate: Tenant | None, effects: Effects, ctx: RequestContext
-                    ) -> tuple[Tenant, T]:
-            found = self.door.existing(aggregate)
-            return found, run(found, effects, ctx)
-
-        return await self.door.command(caller, use_case, tenant, request, command)
-
-    def _destroying(self, tenant: str, effects: Effects, known: KnownKeys, key: str,
-                    versions: list[int]) -> None:
-        """The purged versions' data keys go before the event is saved."""
-        dek_ids = purged_data_keys(known, key, versions)
-        if dek_ids:
-            rows, tenant_id = self.door.envelope.rows, str(tenant_id_for(tenant))
-            effects.before_save.append(lambda: rows.destroy_data_keys(tenant_id, dek_ids))
 
     async def create(self, caller: Credential, tenant: str, space: str, name: str,
                      metadata: SecretMetadata, value: ManagedValue | None, client_id: str,
@@ -91,13 +71,13 @@ class ManagedCommands:
                 version, purged = managed.create(aggregate, space, name, suffix, metadata,
                                                  first, sealer, ctx, utc_now())
                 effects.data_keys += sealer.new_keys
-                self._destroying(tenant, effects, known, key, purged)
+                destroy_before_save(self.door, tenant, effects, known, {key: purged})
                 purged_any[:] = [bool(purged)]
                 if version is None:
                     return Written(name, suffix)
                 return Written(name, suffix, client_id, (managed.CURRENT,))
 
-            return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+            return await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)
 
         try:
             written = await with_known_keys(self.door, caller, UseCase.WRITE_SECRETS, tenant,
@@ -128,7 +108,7 @@ class ManagedCommands:
                            labels_of(aggregate.managed[key]["labels"], version))
 
         try:
-            return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+            return await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)
         except VersionIdInUse:
             return await repeated_write(self.door, tenant, space, ref, client_id, plaintext)
 
@@ -159,7 +139,7 @@ class ManagedCommands:
             return Written(state["name"], state["suffix"], client_id, (managed.CURRENT,))
 
         try:
-            return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+            return await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)
         except VersionIdInUse:
             return await repeated_write(self.door, tenant, space, ref, client_id, plaintext)
 
@@ -179,7 +159,7 @@ class ManagedCommands:
                 ctx, at)
             return Written(state["name"], state["suffix"])
 
-        return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+        return await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)
 
     async def move_label(self, caller: Credential, tenant: str, space: str, ref: SecretRef,
                          label: str, move_to: str | None, remove_from: str | None,
@@ -208,7 +188,7 @@ class ManagedCommands:
             managed.move_label(aggregate, key, label, target, source, ctx, at)
             return Written(state["name"], state["suffix"])
 
-        return await self._run(caller, UseCase.WRITE_SECRETS, tenant, request, run)
+        return await self.door.on_tenant(caller, UseCase.WRITE_SECRETS, tenant, request, run)
 
     async def delete(self, caller: Credential, tenant: str, space: str, ref: SecretRef,
                      recovery_days: int | None, force: bool, request: RequestInfo) -> Deleted:
@@ -226,14 +206,14 @@ class ManagedCommands:
                         raise
                     return Deleted(ref.text, _suffix(), format_time(at))
                 if force:
-                    self._destroying(tenant, effects, known, key,
-                                     managed.purge_now(aggregate, key, ctx, at))
+                    destroy_before_save(self.door, tenant, effects, known,
+                                        {key: managed.purge_now(aggregate, key, ctx, at)})
                     return Deleted(state["name"], state["suffix"], format_time(at))
                 purge_after = at + timedelta(days=recovery_days or 30)
                 managed.schedule_deletion(aggregate, key, purge_after, ctx, at)
                 return Deleted(state["name"], state["suffix"], format_time(purge_after))
 
-            return await self._run(caller, use_case, tenant, request, run)
+            return await self.door.on_tenant(caller, use_case, tenant, request, run)
 
         if not force:
             return await attempt({})
@@ -251,7 +231,7 @@ class ManagedCommands:
             managed.restore(aggregate, key, ctx, at)
             return Written(state["name"], state["suffix"])
 
-        return await self._run(caller, UseCase.UNDELETE_SECRET, tenant, request, run)
+        return await self.door.on_tenant(caller, UseCase.UNDELETE_SECRET, tenant, request, run)
 
 
 def _resolved(aggregate: Tenant, space: str, ref: SecretRef, at: datetime

@@ -46,6 +46,16 @@ def purged_data_keys(known: KnownKeys, key: str, versions: Sequence[int]) -> lis
     return [dek for version in versions if (dek := of_key[version]) is not None]
 
 
+def destroy_before_save(door: Door, tenant: str, effects: Effects, known: KnownKeys,
+                        purged: dict[str, list[int]]) -> None:
+    """The purged versions' data keys are deleted just before the event is saved."""
+    rows, tenant_id = door.envelope.rows, str(tenant_id_for(tenant))
+    dek_ids = [dek for key, versions in purged.items()
+               for dek in purged_data_keys(known, key, versions)]
+    if dek_ids:
+        effects.before_save.append(lambda: rows.destroy_data_keys(tenant_id, dek_ids))
+
+
 async def with_known_keys(door: Door, caller: Credential, use_case: UseCase, tenant: str,
                           keys: Sequence[str], attempt: Callable[[KnownKeys], Awaitable[T]]
                           ) -> T:
