@@ -25,6 +25,7 @@ from secrets_ledger.domain.errors import LedgerError
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20
+MAX_PATH_CHARS = 1024
 PERMISSION_DENIED = "permission denied"
 UNAUTHENTICATED = {"sys/health": {"initialized": True, "sealed": False, "standby": False,
                                   "performance_standby": False, "version": "1.17.0+ledger",
@@ -86,6 +87,9 @@ class VaultFacade:
         if not path.startswith("/v1/"):
             raise VaultError(404, {"errors": []})
         path = path[len("/v1/"):]
+        if len(path) > MAX_PATH_CHARS or any(c < " " or c == "\x7f" for c in path):
+            # No stored name may hold a control character (NUL is no text to PostgreSQL).
+            raise VaultError(400, {"errors": ["invalid path"]})
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if method == "GET" and query.get("list") == ["true"]:
             method = "LIST"

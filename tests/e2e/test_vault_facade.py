@@ -225,5 +225,10 @@ def test_bad_requests_are_vault_shaped_4xx(kv: httpx.Client) -> None:
     for response in (kv.get("nothing-mounted-here/data/app"), kv.get("kvv2/unknown/app"),
                      kv.get("kvv2/data/../etc"), kv.get("v2/data")):
         assert response.status_code == 404, response.text
+    for path in ("kvv2/data/a%00b", "kvv2/metadata/a%00", "sys/mounts/%00", "kvv2%01/data/x",
+                 "kvv2/data/" + "x" * 1100):
+        for method in ("GET", "POST", "DELETE"):
+            response = kv.request(method, path, json={"data": {"k": 1}})
+            assert vault_error(response, 400) == ["invalid path"], (method, path)
     huge = kv.post("kvv2/data/app", content=b"{" + b" " * (2 << 20) + b"}")
     assert vault_error(huge, 413)
