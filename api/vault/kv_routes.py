@@ -254,10 +254,16 @@ async def _subkeys(request: Request, mount: str, key: str) -> tuple[int, Any]:
     if found.data is None:
         raise NOT_FOUND
 
-    def shape(value: Any) -> Any:
-        return {k: shape(v) for k, v in value.items()} if isinstance(value, dict) else None
+    depth = _query_int(request, "depth") or 0  # 0: no limit
 
-    return 200, request.envelope({"subkeys": shape(found.data),
+    def shape(value: Any, level: int) -> Any:
+        """The keys, values replaced by null; at ``depth`` a nested object counts as a
+        leaf too (Vault's ``depth``)."""
+        if not isinstance(value, dict) or (depth and level >= depth):
+            return None
+        return {k: shape(v, level + 1) for k, v in value.items()}
+
+    return 200, request.envelope({"subkeys": shape(found.data, 0),
                                   "metadata": _version_metadata(row, found)})
 
 

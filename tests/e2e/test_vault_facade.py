@@ -193,6 +193,11 @@ def test_the_cli_kv_commands_as_it_sends_them(kv: httpx.Client) -> None:
     # vault kv get -field... subkeys (newer CLIs)
     assert kv.get("kvv2/subkeys/app").json()["data"]["subkeys"] == {"user": None,
                                                                    "pass": None}
+    kv.put("kvv2/data/nested", json={"data": {"a": {"b": {"c": 1}}, "d": 2}})
+    assert kv.get("kvv2/subkeys/nested").json()["data"]["subkeys"] == {
+        "a": {"b": {"c": None}}, "d": None}
+    assert kv.get("kvv2/subkeys/nested", params={"depth": "2"}).json()["data"][
+        "subkeys"] == {"a": {"b": None}, "d": None}
 
 
 def test_health_and_seal_status_need_no_token(server: Server) -> None:
