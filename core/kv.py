@@ -23,7 +23,7 @@ from secrets_ledger.core.managed_purges import (
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.requests import RequestInfo
-from secrets_ledger.domain import kv, mounts, rules
+from secrets_ledger.domain import kv, managed, mounts, rules
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
@@ -123,7 +123,7 @@ class KvCommands:
         tenant_id, _ = self.door.tenant_row(tenant)
         found = [m for m in self.door.views.mounts(tenant_id) if m.path == mount]
         return [] if not found else [
-            f"{mounts.space_of(found[0].mount_id)}:{path}"]
+            managed.managed_key(mounts.space_of(found[0].mount_id), path)]
 
     async def delete_versions(self, caller: Credential, tenant: str, mount: str, path: str,
                               versions: Sequence[int] | None, request: RequestInfo) -> None:

@@ -16,7 +16,7 @@ from secrets_ledger.core.ports import ManagedRow, ManagedVersion, MountRow, Valu
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.reads import Reads
 from secrets_ledger.core.requests import RequestInfo
-from secrets_ledger.domain import mounts
+from secrets_ledger.domain import managed, mounts
 from secrets_ledger.domain.errors import LedgerError, SecretNotFound
 from secrets_ledger.domain.times import format_time, parse_time, utc_now
 
@@ -91,7 +91,7 @@ class KvReads:
                 raise _Unusual("take the full path")
             seen.append(row)
 
-        key = f"{mounts.space_of(mount_id)}:{path}"
+        key = managed.managed_key(mounts.space_of(mount_id), path)
         try:
             secret = await self.reads.recorded(caller, tenant, key, request, None, judge=judge)
         except _Unusual:
