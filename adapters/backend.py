@@ -6,14 +6,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from secrets_ledger.adapters.eventstore import LedgerEvents
+from secrets_ledger.adapters.log_keys import LogKey
 from secrets_ledger.adapters.masterkeys import MasterKeyring
 from secrets_ledger.adapters.sql.database import Database
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.masterkeycheck import check_master_key
 from secrets_ledger.adapters.sql.migrations import migrate
 from secrets_ledger.adapters.sql.processes import SqlProcesses
+from secrets_ledger.adapters.sql.tlog import SqlLogRows
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
+from secrets_ledger.adapters.tlog_build import build_logs
 from secrets_ledger.core.ports import TenantStreams, ValueLookups
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.crypto import key_fingerprint
@@ -42,6 +45,8 @@ class Storage:
     view_store: ViewStore
     event_source: EventSource
     replay_loader: ReplayLoader
+    log_rows: SqlLogRows
+    log_key: LogKey
     closers: list[Callable[[], None]] = field(default_factory=list)
     maintenance: list[Callable[[], None]] = field(default_factory=list)
     """What a server runs every second (e.g. keeping WAL files within their limit)."""
@@ -54,8 +59,14 @@ class Storage:
         for task in self.maintenance:
             task()
 
-    def migrate(self) -> list[str]:
-        return migrate(self.db)
+    def migrate(self, progress: Callable[[int], None] | None = None) -> list[str]:
+        """Applies the schema migrations, then builds the transparency logs of records
+        stored before them (if any)."""
+        applied = migrate(self.db)
+        built = build_logs(self.log_rows, self.streams, progress)
+        if built is not None:
+            applied.append(f"transparency logs ({built} records)")
+        return applied
 
     def check_master_key(self, *, joining: bool = False) -> str:
         """The master key in force, which this process must hold (else Unavailable, one

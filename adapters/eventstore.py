@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate, DomainEvent
 from eventsourcing.persistence import IntegrityError, Mapper, Recording, StoredEvent
 from eventsourcing.utils import resolve_topic
 
+from secrets_ledger.adapters.tlog_appender import LogAppender, StagedLog
 from secrets_ledger.core.ports import ConcurrentAppend, WrappedDataKey
 from secrets_ledger.core.ports import StoredEvent as StoredRecord
 from secrets_ledger.domain.reads import ValueReads
@@ -94,9 +95,10 @@ class LedgerEvents(Application):  # type: ignore[type-arg]
 class StoredStreams(ABC):
     """``ports.TenantStreams`` over the application; ``save_batch`` is the backend's."""
 
-    def __init__(self, events: LedgerEvents) -> None:
+    def __init__(self, events: LedgerEvents, log: LogAppender) -> None:
         self.events = events
         self.recorder = events.recorder
+        self.log = log
 
     def load(self, tenant_id: UUID) -> Tenant | None:
         try:
@@ -111,15 +113,25 @@ class StoredStreams(ABC):
     def save(self, tenants: Sequence[Tenant], reads: Sequence[ValueReads],
              data_keys: Sequence[WrappedDataKey]) -> None:
         rows = [(k.dek_id, k.tenant_id, k.key_version, k.wrapped) for k in data_keys]
+        aggregates = [*tenants, *reads]
+        # In store order: the tenants' events, then the read record (``save`` keeps it).
+        staged = self.log.stage([event for aggregate in aggregates
+                                 for event in aggregate.pending_events])
         try:
-            self.save_batch([*tenants, *reads], rows)
+            self.save_batch(aggregates, rows, staged)
         except IntegrityError:
+            self.log.drop(list(staged.heads))
             raise ConcurrentAppend from None
+        except BaseException:
+            self.log.drop(list(staged.heads))
+            raise
+        self.log.stored(staged)
 
     @abstractmethod
-    def save_batch(self, aggregates: Sequence[Any], data_keys: Sequence[tuple[str, str, int, str]]
-                   ) -> None:
-        """Saves the aggregates' events, storing the data keys the backend's way."""
+    def save_batch(self, aggregates: Sequence[Any], data_keys: Sequence[tuple[str, str, int, str]],
+                   log: StagedLog) -> None:
+        """Saves the aggregates' events and their log leaves, storing the data keys the
+        backend's way."""
 
     def head(self, tenant_id: UUID) -> int | None:
         latest = self.recorder.select_events(tenant_id, desc=True, limit=1)
@@ -140,6 +152,18 @@ class StoredStreams(ABC):
                              partial(decode, n))
                 for n in self.recorder.select_notifications(start=position, limit=limit,
                                                             inclusive_of_start=False)]
+
+
+    def stored_event(self, stream_id: UUID, version: int) -> Any | None:
+        found = self.recorder.select_events(stream_id, gt=version - 1, lte=version)
+        return self.events.mapper.to_domain_event(found[0]) if found else None
+
+    def event_at(self, position: int) -> Any | None:
+        found = self.stored_after(position - 1, 1)
+        if not found or found[0].position != position:
+            return None
+        event = found[0].decode()
+        return event if isinstance(event, Tenant.Event) else None
 
 
 class LibraryEventSource:

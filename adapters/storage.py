@@ -16,6 +16,7 @@ from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.postgres.storage import open_postgres
 from secrets_ledger.adapters.sql.pruning import IdempotencyPruning
 from secrets_ledger.adapters.sqlite.storage import VIEWS_FILE, open_sqlite
+from secrets_ledger.adapters.tlog_build import build_logs
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.errors import InvalidRequest
 
@@ -39,6 +40,7 @@ def open_storage(settings: Settings, *, run_migrations: bool = True) -> Storage:
                                                   settings.idempotency_retention_hours))
     if run_migrations:  # else the schema may predate the check (``migrate`` wraps nothing)
         try:
+            build_logs(storage.log_rows, storage.streams)
             storage.check_master_key()
         except BaseException:
             storage.close()

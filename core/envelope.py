@@ -27,6 +27,7 @@ from secrets_ledger.domain import crypto
 from secrets_ledger.domain.changes import SealedValue
 from secrets_ledger.domain.errors import CannotOpen, Unavailable, VersionDestroyed
 from secrets_ledger.domain.times import format_time, utc_now
+from secrets_ledger.verifier import value_commitment
 
 
 class Envelope:
@@ -150,6 +151,9 @@ class ValueSealer:
             raise Unavailable("the tenant key cannot be opened") from None
         data_key = self._envelope.new_data_key(self._tenant_id, key_version, tenant_key)
         self.new_keys.append(data_key)
-        sealed = crypto.seal(data_key.key, self._plaintexts[key],
-                             crypto.value_aad(self._tenant_id, key, version))
-        return SealedValue(crypto.to_text(sealed), data_key.dek_id)
+        aad = crypto.value_aad(self._tenant_id, key, version)
+        plaintext = self._plaintexts[key]
+        sealed = crypto.seal(data_key.key, plaintext, aad)
+        opening = crypto.commitment_opening(data_key.key, aad)
+        return SealedValue(crypto.to_text(sealed), data_key.dek_id,
+                           value_commitment(opening, plaintext))

@@ -15,6 +15,9 @@ nothing below them.
                            versions, set_metadata, delete_metadata (Vault KV v2)
     ledger.kv_reads        mounts, mount, metadata, keys, read
     ledger.signing_keys    of (an AWS access key id's principal and secret)
+    ledger.transparency    log_keys, checkpoint, inclusion, consistency, leaves,
+                           value_proof (the tenants' transparency logs)
+    ledger.checkpointer    sign_round (the server's: checkpoints, and their witnessing)
 
 Each takes the caller's credential first and admits it for its ``policy.UseCase``; all
 are coroutines (the CLI runs each with ``asyncio.run``).
@@ -26,12 +29,14 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from secrets_ledger.core.admission import WorkQueue
+from secrets_ledger.core.checkpoints import Checkpointer, Witness
 from secrets_ledger.core.door import UNKNOWN, Door
 from secrets_ledger.core.history import History
 from secrets_ledger.core.imports import Imports
 from secrets_ledger.core.keys import Keys
 from secrets_ledger.core.kv import KvCommands
 from secrets_ledger.core.kv_reads import KvReads
+from secrets_ledger.core.log_ports import WitnessPost
 from secrets_ledger.core.managed import ManagedCommands
 from secrets_ledger.core.managed_purges import ManagedPurges
 from secrets_ledger.core.managed_reads import ManagedReads
@@ -44,11 +49,13 @@ from secrets_ledger.core.settings import Settings
 from secrets_ledger.core.signing_keys import SigningKeys
 from secrets_ledger.core.tenants import Tenants
 from secrets_ledger.core.tokens import Tokens
+from secrets_ledger.core.transparency import TransparencyLog
 from secrets_ledger.domain.errors import LedgerError
 
 
 class Ledger:
-    def __init__(self, ports: Ports, follower: ViewsFollower, settings: Settings) -> None:
+    def __init__(self, ports: Ports, follower: ViewsFollower, settings: Settings,
+                 witness_post: WitnessPost | None = None) -> None:
         self.door = Door(ports, follower, settings)
         self.tenants = Tenants(self.door)
         self.tokens = Tokens(self.door)
@@ -63,6 +70,11 @@ class Ledger:
         self.purges = ManagedPurges(self.door)
         self.kv = KvCommands(self.door)
         self.kv_reads = KvReads(self.door, self.reads)
+        self.checkpointer = Checkpointer(
+            ports.log_rows, ports.log_key, ports.views,
+            [Witness.parse(witness) for witness in settings.witnesses], witness_post)
+        self.transparency = TransparencyLog(self.door, ports.log_rows, ports.log_key,
+                                            self.checkpointer)
 
     async def authenticate(self, credential: Credential) -> Principal:
         """The principal a credential proves (Unauthorized if none)."""

@@ -62,6 +62,8 @@ class UseCase(StrEnum):
     VERIFY_TENANT = "verify_tenant"
     VERIFY_ALL = "verify_all"
     ROTATE_MASTER_KEY = "rotate_master_key"
+    READ_LOG_PROOFS = "read_log_proofs"  # checkpoints and proofs: hashes only
+    READ_LOG_LEAVES = "read_log_leaves"  # the records behind the leaves: who read what
 
 
 NEEDS: Mapping[UseCase, Permission] = {
@@ -87,6 +89,8 @@ NEEDS: Mapping[UseCase, Permission] = {
     UseCase.VERIFY_TENANT: Permission.READ_HISTORY,
     UseCase.VERIFY_ALL: Permission.READ_HISTORY,
     UseCase.ROTATE_MASTER_KEY: Permission.MANAGE_KEYS,
+    UseCase.READ_LOG_PROOFS: Permission.READ_METADATA,
+    UseCase.READ_LOG_LEAVES: Permission.READ_HISTORY,
 }
 
 GLOBAL_USE_CASES = frozenset({UseCase.OPEN_TENANT, UseCase.LIST_TENANTS, UseCase.VERIFY_ALL,

@@ -18,6 +18,10 @@ from secrets_ledger.core.key_ports import LiveProcesses as LiveProcesses
 from secrets_ledger.core.key_ports import MasterKeys as MasterKeys
 from secrets_ledger.core.key_ports import MasterKeySwitch as MasterKeySwitch
 from secrets_ledger.core.key_ports import TenantKeyRow as TenantKeyRow
+from secrets_ledger.core.log_ports import HeadRow as HeadRow
+from secrets_ledger.core.log_ports import LogRows, LogSigner
+from secrets_ledger.core.log_ports import StoredCheckpoint as StoredCheckpoint
+from secrets_ledger.core.log_ports import StoredLeaf as StoredLeaf
 from secrets_ledger.core.managed_ports import ManagedRow as ManagedRow
 from secrets_ledger.core.managed_ports import ManagedVersion as ManagedVersion
 from secrets_ledger.core.managed_ports import MountRow as MountRow
@@ -81,6 +85,12 @@ class TenantStreams(Protocol):
 
     def stored_after(self, position: int, limit: int) -> Sequence[StoredEvent]:
         """The next stored events of every stream after ``position``, in order."""
+
+    def stored_event(self, stream_id: UUID, version: int) -> Any | None:
+        """One stored event of a stream (a tenant's, or a read record's), decoded."""
+
+    def event_at(self, position: int) -> Any | None:
+        """The tenant event stored at a position, decoded (None if it is not one)."""
 
 
 TokenRow = tuple[str, str, str, str | None, str | None, str | None]
@@ -180,6 +190,9 @@ class ViewQueries(Protocol):
     def mounts(self, tenant_id: str) -> list[MountRow]:
         """The tenant's mounts, by path."""
 
+    def version_position(self, tenant_id: str, key: str, version: int) -> int | None:
+        """The store position of the event that wrote a version of a key."""
+
 
 class ValueLookup(NamedTuple):
     """One value read of a batch: which tenant, key and version, and whose token."""
@@ -278,3 +291,9 @@ class Ports(Protocol):
 
     @property
     def value_lookups(self) -> ValueLookups: ...
+
+    @property
+    def log_rows(self) -> LogRows: ...
+
+    @property
+    def log_key(self) -> LogSigner: ...

@@ -23,7 +23,7 @@ from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.ports import TenantKeyRow, ValueLookup, ValueRow
 from secrets_ledger.core.principals import BearerToken, Credential
 from secrets_ledger.core.requests import RequestInfo
-from secrets_ledger.domain import rules
+from secrets_ledger.domain import crypto, rules
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import (
     InvalidRequest,
@@ -52,6 +52,10 @@ class SecretValue:
     metadata: dict[str, str] | None
     created_at: str
     created_by: str
+    # The value as sealed (its JSON text) and its commitment's opening: a proof of the
+    # read binds them to the log (``transparency.value_proof``). Never in a log line.
+    stored: bytes | None = field(default=None, repr=False)
+    opening: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -204,11 +208,17 @@ def opened_value(door: Door, tenant_id: str, key: str, asked: int | None, at: st
                   TenantKeyRow(tenant_id, int(row.tenant_key_version), row.tenant_key_wrapped,
                                row.master_key_id))
 
+    opened: list[bytes] = []
+
     def data_key_of(dek_id: str) -> bytes:
-        return door.envelope.open_data_key(tenant_id, dek_id, row.data_key_wrapped, tenant_key)
+        opened.append(door.envelope.open_data_key(tenant_id, dek_id, row.data_key_wrapped,
+                                                  tenant_key))
+        return opened[-1]
 
     plaintext = door.envelope.open_value(tenant_id, key, version, row.ciphertext, row.dek_id,
                                          data_key_of)
     return SecretValue(key, version, rules.decode_value(plaintext),
                        json.loads(row.metadata) if row.metadata else None,
-                       str(row.created_at), str(row.created_by))
+                       str(row.created_at), str(row.created_by), plaintext,
+                       crypto.commitment_opening(opened[-1], crypto.value_aad(tenant_id, key,
+                                                                              version)))

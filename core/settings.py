@@ -45,6 +45,22 @@ class Settings(BaseSettings):
     aws_account_id: str = Field(
         default="123456789012", pattern=r"^\d{12}$",
         description="the account id in the AWS façade's ARNs (they never route)")
+    log_key: SecretStr | None = Field(
+        default=None, description="the transparency logs' signer key (PRIVATE+KEY+…);"
+        " unset: log.key in the data directory, made on first use")
+    log_name: str = Field(
+        default="secrets-ledger", pattern=r"^[A-Za-z0-9._/:-]{1,100}$",
+        description="the log key's name when one is made, and the start of every tenant"
+        " log's origin (<name>/tenants/<tenant>)")
+    retired_log_keys: list[str] = Field(
+        default_factory=list, description="verifier keys of retired log keys, still"
+        " published (JSON list; with LEDGER_LOG_KEY)")
+    checkpoint_interval: float = Field(
+        default=0.5, gt=0, le=1.0, description="seconds between checkpoint rounds: a log"
+        " with new leaves has a signed checkpoint within about this long")
+    witnesses: list[str] = Field(
+        default_factory=list, description='witnesses to submit checkpoints to: JSON list of'
+        ' "<URL> <verifier key>"')
     bootstrap_token: SecretStr | None = None
     pool_size: int = Field(default=8, ge=1, le=100)
     read_your_writes_timeout: float = Field(default=5.0, gt=0)

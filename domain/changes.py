@@ -34,6 +34,16 @@ class Precondition:
 class SealedValue:
     ciphertext: str  # base64 of nonce || ciphertext || tag
     dek_id: str  # the data key in the key store that opens it
+    # SHA-256 of an opening and the value (``verifier.value_commitment``), in hex: what
+    # binds the value a reader is given to the event in the transparency log.
+    commitment: str | None = None
+
+    def fields(self) -> dict[str, str]:
+        """What a write stores of its sealed value."""
+        stored = {"ciphertext": self.ciphertext, "dek_id": self.dek_id}
+        if self.commitment is not None:
+            stored["commitment"] = self.commitment
+        return stored
 
 
 Sealer = Callable[[str, int, int], SealedValue]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
@@ -35,6 +36,14 @@ def open_sealed(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
         return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], associated_data)
     except InvalidTag:
         raise CannotOpen from None
+
+
+def commitment_opening(data_key: bytes, associated_data: bytes) -> bytes:
+    """The opening of a value's commitment (``verifier.value_commitment``): derived from
+    the value's own data key, so that it is there exactly as long as the value opens, and
+    handed only to a reader of that value (from it nobody learns the key)."""
+    return hmac.new(data_key, b"secrets-ledger opening\x00" + associated_data,
+                    hashlib.sha256).digest()
 
 
 def key_fingerprint(key: bytes) -> str:

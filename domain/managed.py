@@ -164,8 +164,8 @@ def write_version(tenant: Tenant, key: str, version: NewVersion, seal: Sealer,
         del labels[PREVIOUS]
     sealed = seal(key, number, tenant.key_version)
     tenant.record(ManagedVersionWritten, ctx, at, key=key, labels=labels, write={
-        "version": number, "ciphertext": sealed.ciphertext, "dek_id": sealed.dek_id,
-        "key_version": tenant.key_version, "client_id": version.client_id})
+        "version": number, **sealed.fields(), "key_version": tenant.key_version,
+        "client_id": version.client_id})
     return number
 
 

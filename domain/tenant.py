@@ -174,8 +174,7 @@ class Tenant(Aggregate):
                 {
                     "key": change.key,
                     "version": version,
-                    "ciphertext": sealed.ciphertext,
-                    "dek_id": sealed.dek_id,
+                    **sealed.fields(),
                     "key_version": self.key_version,
                     "metadata": change.metadata,
                     "rollback_of": change.rollback_of,

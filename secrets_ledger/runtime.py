@@ -14,6 +14,7 @@ from types import TracebackType
 from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.sql.processes import BEAT_SECONDS
 from secrets_ledger.adapters.storage import open_storage
+from secrets_ledger.adapters.witness_post import WitnessClient
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.managed_purges import SWEEP_SECONDS
 from secrets_ledger.core.settings import Settings
@@ -38,7 +39,8 @@ class LedgerRuntime:
                 self.storage.check_master_key(joining=True)
                 self._start(self._beat, "heartbeat")
             self.projector = Projector(self.storage.view_store, self.storage.event_source)
-            self.ledger = Ledger(self.storage, self.projector, settings)
+            self.witnesses = WitnessClient()
+            self.ledger = Ledger(self.storage, self.projector, settings, self.witnesses)
         except BaseException:
             self._stop.set()
             self.storage.close()
@@ -47,6 +49,7 @@ class LedgerRuntime:
             self._start(self.projector.run, "projector", settings.projection_poll_interval)
         if serving:
             self._start(self._sweep, "managed-purges")
+            self._start(self._checkpoints, "checkpoints")
 
     def _start(self, target: Callable[..., None], name: str, *args: object) -> None:
         thread = threading.Thread(target=target, args=(self._stop, *args), name=name,
@@ -72,6 +75,15 @@ class LedgerRuntime:
             except Exception:
                 logger.warning("purging expired secrets failed; retrying")
 
+    def _checkpoints(self, stop: threading.Event) -> None:
+        """Signs a checkpoint of every log that grew, every ``checkpoint_interval``."""
+        while not stop.wait(self.settings.checkpoint_interval):
+            try:
+                self.ledger.checkpointer.sign_round()
+            except Exception as error:
+                logger.warning("signing checkpoints failed (%s); retrying",
+                               type(error).__name__)
+
     def close(self) -> None:
         self._stop.set()
         self.projector.wake()
@@ -81,6 +93,7 @@ class LedgerRuntime:
             with contextlib.suppress(Exception):
                 self.storage.processes.leave()
         self.ledger.close()
+        self.witnesses.close()
         self.storage.close()
 
     def __enter__(self) -> LedgerRuntime:

@@ -173,6 +173,18 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
     "kv_reads.read": (UseCase.READ_VALUE,
                       lambda ledger, who, t: ledger.kv_reads.read(who, t, "kv", "k1", None,
                                                                   _request())),
+    "transparency.checkpoint": (UseCase.READ_LOG_PROOFS,
+                                lambda ledger, who, t: ledger.transparency.checkpoint(who, t)),
+    "transparency.inclusion": (UseCase.READ_LOG_PROOFS,
+                               lambda ledger, who, t: ledger.transparency.inclusion(who, t, 0, 1)),
+    "transparency.consistency": (
+        UseCase.READ_LOG_PROOFS,
+        lambda ledger, who, t: ledger.transparency.consistency(who, t, 1, 1)),
+    "transparency.leaves": (UseCase.READ_LOG_LEAVES,
+                            lambda ledger, who, t: ledger.transparency.leaves(who, t, 0, 1)),
+    # A value's proof is asked for with the value: the read admits the caller first.
+    "transparency.value_proof": (UseCase.READ_VALUE,
+                                 lambda ledger, who, t: _proved_read(ledger, who, t)),
     "tenants.shred": (UseCase.SHRED_TENANT,
                       lambda ledger, who, t: ledger.tenants.shred(who, t, _request())),
 }
@@ -187,6 +199,11 @@ def _set(key: str) -> SetValue:
 
 
 SPARE_TOKENS: dict[str, str] = {}  # live reader token ids of each tenant, to revoke
+
+
+async def _proved_read(ledger: Ledger, who: Credential, tenant: str) -> object:
+    secret = await ledger.reads.value(who, tenant, "rolled", _request())
+    return await ledger.transparency.value_proof(who, tenant, secret)
 
 
 async def _revoke_a_spare(ledger: Ledger, who: Credential, tenant: str) -> None:
@@ -269,7 +286,7 @@ def test_the_policy_table_covers_every_use_case_and_every_use_case_is_called() -
     groups = {"tenants": "Tenants", "tokens": "Tokens", "secrets": "Secrets",
               "imports": "Imports", "reads": "Reads", "history": "History", "keys": "Keys",
               "managed": "ManagedCommands", "managed_reads": "ManagedReads",
-              "kv": "KvCommands", "kv_reads": "KvReads"}
+              "kv": "KvCommands", "kv_reads": "KvReads", "transparency": "TransparencyLog"}
     public = set()
     for group in groups:
         module = __import__(f"secrets_ledger.core.{group}", fromlist=[groups[group]])

@@ -229,7 +229,7 @@ def test_openapi_documents_the_paths_that_answer(app: App) -> None:
     paths = app.client.get("/openapi.json").json()["paths"]
     secret = paths["/v1/tenants/{tenant}/secrets/{key}"]
     assert {"get", "put", "delete"} <= set(secret)
-    assert "SecretOut" in json.dumps(secret["get"]["responses"]["200"])
+    assert "SecretWithProofOut" in json.dumps(secret["get"]["responses"]["200"])
 
 
 def test_openapi_documents_errors_as_the_server_answers_them(app: App) -> None:

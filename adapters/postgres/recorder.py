@@ -7,7 +7,8 @@ at all: no orphan keys after a conflict, and one durable commit per batch, not t
 The whole transaction is sent as ONE simple query, so it costs one round trip:
 
     INSERT INTO data_keys …; SET LOCAL lock_timeout …; LOCK TABLE events IN EXCLUSIVE
-    MODE; NOTIFY …; INSERT INTO events … RETURNING notification_id
+    MODE; NOTIFY …; INSERT INTO log_leaves …; INSERT INTO log_heads … ON CONFLICT …;
+    INSERT INTO events … RETURNING notification_id
 
 PostgreSQL runs the statements of one simple query as a single (implicit) transaction:
 they commit together when the last one succeeds, and an error in any of them rolls all
@@ -38,11 +39,18 @@ from psycopg.pq import Escaping
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Identifier
 
+from secrets_ledger.adapters.sql.tlog import INSERT_LEAF, UPSERT_HEAD
+from secrets_ledger.adapters.tlog_appender import StagedLog
+
 DataKeyRow = tuple[str, str, int, str]  # dek_id, tenant_id, key_version, wrapped
+_Statements = tuple[bytes, bytes, bytes, bytes, bytes]
+# A head only ever grows (the leaves' primary key already refuses a stale one).
+_HEADS_CONFLICT = (b" ON CONFLICT (tenant_id) DO UPDATE SET size = excluded.size,"
+                   b" root = excluded.root WHERE log_heads.size < excluded.size")
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
-    _statements: tuple[bytes, bytes, bytes] | None = None
+    _statements: _Statements | None = None
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent],
@@ -51,6 +59,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             # Not the ledger's configuration: the library's own path (and hook below).
             return cast(Sequence[int] | None, super().insert_events(stored_events, **kwargs))
         rows: Sequence[DataKeyRow] = kwargs.get("data_keys", ())
+        log: StagedLog | None = kwargs.get("log")
         if not stored_events and not rows:
             return None
         with self.datastore.get_connection() as conn:
@@ -59,7 +68,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             # a transaction opened by psycopg nothing here would ever be committed.)
             if not conn.autocommit:
                 raise ProgrammingError("the event store's connections must be in autocommit")
-            query = self._transaction_text(conn, stored_events, rows)
+            query = self._transaction_text(conn, stored_events, rows, log)
             with conn.cursor() as curs:
                 curs.execute(query)  # no parameters: the simple query protocol
                 if not stored_events:
@@ -81,10 +90,15 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                     " VALUES (%s, %s, %s, %s)").format(Identifier(self.datastore.schema)),
                 rows,
             )
+        log: StagedLog | None = kwargs.get("log")
+        if log is not None and log.leaves:
+            curs.executemany(INSERT_LEAF, log.leaves)
+            curs.executemany(UPSERT_HEAD, log.head_rows)
 
     def _transaction_text(self, conn: Connection[DictRow], stored_events: Sequence[StoredEvent],
-                          rows: Sequence[DataKeyRow]) -> bytes:
-        insert_keys, lock, insert_events = self._statements or self._prepare_statements(conn)
+                          rows: Sequence[DataKeyRow], log: StagedLog | None) -> bytes:
+        insert_keys, lock, insert_leaves, upsert_heads, insert_events = (
+            self._statements or self._prepare_statements(conn))
         literal = Escaping(conn.pgconn).escape_literal
         parts: list[bytes] = []
         if rows:
@@ -96,6 +110,16 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         if stored_events:
             uuid_ids = self.datastore.originator_id_type == "uuid"
             parts.append(lock)
+            if log is not None and log.leaves:  # under the lock: a stale head fails at once
+                parts.append(insert_leaves + b",".join([
+                    b"(%s,%d,%s,%d,E'\\\\x%s')" % (
+                        literal(tenant_id.encode()), int(index), literal(record_id.encode()),
+                        int(version), hashes.hex().encode())
+                    for tenant_id, index, record_id, version, hashes in log.leaves]))
+                parts.append(upsert_heads + b",".join([
+                    b"(%s,%d,E'\\\\x%s')" % (literal(tenant_id.encode()), int(size),
+                                            root.hex().encode())
+                    for tenant_id, size, root in log.head_rows]) + _HEADS_CONFLICT)
             parts.append(insert_events + b",".join([
                 b"(%s,%d,%s,E'\\\\x%s')" % (
                     b"'%s'" % str(UUID(str(event.originator_id))).encode() if uuid_ids
@@ -108,7 +132,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             ]) + b" RETURNING notification_id")
         return b";".join(parts)
 
-    def _prepare_statements(self, conn: Connection[DictRow]) -> tuple[bytes, bytes, bytes]:
+    def _prepare_statements(self, conn: Connection[DictRow]) -> _Statements:
         schema = Identifier(self.datastore.schema)
         insert_keys = SQL(
             "INSERT INTO {}.data_keys (dek_id, tenant_id, key_version, wrapped) VALUES "
@@ -122,7 +146,12 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         insert_events = SQL(
             "INSERT INTO {}.{} (originator_id, originator_version, topic, state) VALUES "
         ).format(schema, Identifier(self.events_table_name)).as_bytes(conn)
-        self._statements = (insert_keys, lock, insert_events)
+        insert_leaves = SQL(
+            "INSERT INTO {}.log_leaves (tenant_id, idx, record_id, record_version, hashes)"
+            " VALUES ").format(schema).as_bytes(conn)
+        upsert_heads = SQL("INSERT INTO {}.log_heads (tenant_id, size, root) VALUES "
+                           ).format(schema).as_bytes(conn)
+        self._statements = (insert_keys, lock, insert_leaves, upsert_heads, insert_events)
         return self._statements
 
 

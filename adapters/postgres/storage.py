@@ -8,6 +8,7 @@ from typing import Any
 
 from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.eventstore import LedgerEvents, StoredStreams
+from secrets_ledger.adapters.log_keys import LogKey
 from secrets_ledger.adapters.masterkeys import MasterKeyring
 from secrets_ledger.adapters.postgres.database import (
     MIGRATION_LOCK_ID,
@@ -23,8 +24,10 @@ from secrets_ledger.adapters.postgres.viewstore import PostgresViewStore
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.migrations import migrate
 from secrets_ledger.adapters.sql.processes import SqlProcesses
+from secrets_ledger.adapters.sql.tlog import SqlLogRows, log_ddl
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
+from secrets_ledger.adapters.tlog_appender import LogAppender, StagedLog
 from secrets_ledger.core.settings import Settings
 
 
@@ -33,8 +36,8 @@ class PostgresStreams(StoredStreams):
     transaction: they commit together or not at all, in one round trip."""
 
     def save_batch(self, aggregates: Sequence[Any],
-                   data_keys: Sequence[tuple[str, str, int, str]]) -> None:
-        self.events.save(*aggregates, data_keys=data_keys)
+                   data_keys: Sequence[tuple[str, str, int, str]], log: StagedLog) -> None:
+        self.events.save(*aggregates, data_keys=data_keys, log=log)
 
 
 def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Storage:
@@ -50,13 +53,18 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
         with db.transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
             events = LedgerEvents(env=env)
+            for statement in log_ddl("BYTEA"):  # beside the events: one transaction
+                cur.execute(statement)
         master = MasterKeyring.from_settings(settings)
     except BaseException:
         db.close()
         raise
     source = PostgresEventSource(events)
     key_rows = SqlKeyRows(db, SqlProcesses(db))
-    return Storage(settings, db, events, PostgresStreams(events), key_rows, master,
-                   SqlTokenRows(db), SqlViewQueries(db, key_order='key COLLATE "C"'),
+    log_rows = SqlLogRows(db)
+    return Storage(settings, db, events, PostgresStreams(events, LogAppender(log_rows)),
+                   key_rows, master, SqlTokenRows(db),
+                   SqlViewQueries(db, key_order='key COLLATE "C"'),
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
-                   replay_loader=lambda events, workers: loader_for(settings, events, workers))
+                   replay_loader=lambda events, workers: loader_for(settings, events, workers),
+                   log_rows=log_rows, log_key=LogKey(settings))

@@ -50,6 +50,12 @@ class SqlViewQueries:
                                  " WHERE tenant_id = %s AND key = %s", (tenant_id, key))
         return None if row is None else (int(row[0]), bool(row[1]))
 
+    def version_position(self, tenant_id: str, key: str, version: int) -> int | None:
+        row = fetch_one(self.db, "SELECT position FROM secret_versions"
+                                 " WHERE tenant_id = %s AND key = %s AND version = %s",
+                        (tenant_id, key, version))
+        return None if row is None else int(row[0])
+
     def version_row(self, tenant_id: str, key: str, version: int
                     ) -> tuple[str | None, str | None, str | None] | None:
         row = fetch_one(self.db, "SELECT ciphertext, dek_id, metadata FROM secret_versions"

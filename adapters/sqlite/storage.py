@@ -9,16 +9,20 @@ from typing import Any
 
 from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.eventstore import LedgerEvents, LibraryEventSource, StoredStreams
+from secrets_ledger.adapters.log_keys import LogKey
 from secrets_ledger.adapters.masterkeys import MasterKeyring
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.migrations import migrate
 from secrets_ledger.adapters.sql.processes import SqlProcesses
+from secrets_ledger.adapters.sql.tlog import SqlLogRows
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
 from secrets_ledger.adapters.sqlite.database import SQLiteDatabase, use_wal
 from secrets_ledger.adapters.sqlite.files import WalLimit, make_private
+from secrets_ledger.adapters.sqlite.recorder import RECORDER_TOPIC
 from secrets_ledger.adapters.sqlite.values import SQLiteValueLookups
 from secrets_ledger.adapters.sqlite.viewstore import SQLiteViewStore
+from secrets_ledger.adapters.tlog_appender import LogAppender, StagedLog
 from secrets_ledger.core.settings import Settings
 
 EVENTS_FILE = "events.sqlite"
@@ -29,14 +33,14 @@ class SQLiteStreams(StoredStreams):
     """The data keys live in another file than the events: they commit first, so that no
     stored event lacks its key (a key whose event then fails to save opens nothing)."""
 
-    def __init__(self, events: LedgerEvents, key_rows: SqlKeyRows) -> None:
-        super().__init__(events)
+    def __init__(self, events: LedgerEvents, log: LogAppender, key_rows: SqlKeyRows) -> None:
+        super().__init__(events, log)
         self.key_rows = key_rows
 
     def save_batch(self, aggregates: Sequence[Any],
-                   data_keys: Sequence[tuple[str, str, int, str]]) -> None:
+                   data_keys: Sequence[tuple[str, str, int, str]], log: StagedLog) -> None:
         self.key_rows.store_data_keys(data_keys)
-        self.events.save(*aggregates)
+        self.events.save(*aggregates, log=log)
 
 
 def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
@@ -56,15 +60,20 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
             first.close()
         events = LedgerEvents(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite",
                                    "SQLITE_DBNAME": str(events_file),
-                                   "SQLITE_LOCK_TIMEOUT": "30"})
+                                   "SQLITE_LOCK_TIMEOUT": "30",
+                                   "APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC})
         master = MasterKeyring.from_settings(settings)
     except BaseException:
         db.close()
         raise
     key_rows = SqlKeyRows(db, SqlProcesses(db))
     lookups = SQLiteValueLookups(views_file, events_file)
-    return Storage(settings, db, events, SQLiteStreams(events, key_rows), key_rows, master,
-                   SqlTokenRows(db), SqlViewQueries(db, key_order="key"), lookups,
-                   SQLiteViewStore(db), LibraryEventSource(events),
-                   replay_loader=lambda events, workers: None, closers=[lookups.close],
+    log_db = SQLiteDatabase(events_file)  # the logs live beside the events, in their file
+    log_rows = SqlLogRows(log_db)
+    return Storage(settings, db, events, SQLiteStreams(events, LogAppender(log_rows), key_rows),
+                   key_rows, master, SqlTokenRows(db), SqlViewQueries(db, key_order="key"),
+                   lookups, SQLiteViewStore(db), LibraryEventSource(events),
+                   replay_loader=lambda events, workers: None, log_rows=log_rows,
+                   log_key=LogKey(settings),
+                   closers=[lookups.close, log_db.close],
                    maintenance=[WalLimit(events_file), WalLimit(views_file)])

@@ -80,6 +80,22 @@ async def positive_int(request: Request, name: str, caller: Credential,
     raise refusal
 
 
+_BOOLEAN = TypeAdapter(bool)  # "true"/"false"/"1"/"0"…, as ``Query()`` reads a bool
+
+
+async def flag(request: Request, name: str, caller: Credential, ledger: Ledger) -> bool:
+    """An optional boolean query parameter (absent: false)."""
+    text = request.query_params.get(name)
+    if text is None:
+        return False
+    try:
+        return _BOOLEAN.validate_python(text)
+    except ValidationError:
+        refusal = InvalidRequest(f"invalid request: check query.{name}")
+    await ledger.authenticate(caller)
+    raise refusal
+
+
 def parameter(place: str, name: str, schema: dict[str, Any], description: str = ""
               ) -> dict[str, Any]:
     return {"name": name, "in": place, "required": place == "path", "schema": schema,

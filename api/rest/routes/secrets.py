@@ -18,10 +18,12 @@ from secrets_ledger.api.rest.deps import (
     request_info_of,
     text_header,
 )
+from secrets_ledger.api.rest.log_schemas import SecretWithProofOut, ValueProofOut
 from secrets_ledger.api.rest.paths import rest_key
 from secrets_ledger.api.rest.plain import (
     BEARER,
     body_of,
+    flag,
     json_body,
     parameter,
     path_parameters,
@@ -44,6 +46,7 @@ from secrets_ledger.api.rest.schemas import (
 )
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.policy import UseCase
+from secrets_ledger.core.transparency import b64
 from secrets_ledger.domain.changes import Change, DeleteKey, SetValue
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["secrets"])
@@ -96,13 +99,15 @@ async def list_versions(tenant: str, key: str, caller: Caller, ledger: LedgerDep
         for i in items]))
 
 
-@router.get("/secrets/{key:path}", response_model=SecretOut,
+@router.get("/secrets/{key:path}", response_model=SecretWithProofOut,
             openapi_extra={"security": BEARER, "parameters": [
                 *path_parameters("tenant", "key"),
                 parameter("query", "version", {"type": "integer", "minimum": 1},
                           "this version rather than the current one"),
                 parameter("query", "at", {"type": "string"},
-                          "the version current at this RFC 3339 time")]})
+                          "the version current at this RFC 3339 time"),
+                parameter("query", "proof", {"type": "boolean"},
+                          "with the proof that binds the value to the signed log")]})
 async def get_secret(request: Request) -> Response:
     # A plain route (plain.py): the request's parts are read here, not by FastAPI.
     tenant, key = request.path_params["tenant"], request.path_params["key"]
@@ -110,14 +115,24 @@ async def get_secret(request: Request) -> Response:
     caller = credential_of(request)
     info = await request_info_of(request, caller, ledger)
     version = at = None
+    proof = False
     if request.scope["query_string"]:
         version = await positive_int(request, "version", caller, ledger)
         at = request.query_params.get("at")
+        proof = await flag(request, "proof", caller, ledger)
     await judged(ledger, caller, tenant, UseCase.READ_VALUE, lambda: rest_key(key))
     secret = await ledger.reads.value(caller, tenant, key, info, version=version, at=at)
-    return json_response(SecretOut.model_construct(
+    out = SecretOut.model_construct(
         key=secret.key, version=secret.version, value=secret.value, metadata=secret.metadata,
-        created_at=secret.created_at, created_by=secret.created_by), etag=secret.version)
+        created_at=secret.created_at, created_by=secret.created_by)
+    if proof:
+        bound = await ledger.transparency.value_proof(caller, tenant, secret)
+        out = SecretWithProofOut.model_construct(**vars(out), proof=ValueProofOut(
+            event_version=bound.event_version, leaf_index=bound.leaf_index,
+            tree_size=bound.proof.size, record=bound.record, value_json=bound.value_json,
+            opening=b64([bound.opening])[0], inclusion=b64(bound.proof.hashes),
+            checkpoint=bound.proof.checkpoint or ""))
+    return json_response(out, etag=secret.version)
 
 
 @router.post("/secrets/{key:path}/undelete", response_model=KeyVersion)

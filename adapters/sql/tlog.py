@@ -1,0 +1,150 @@
+"""The tenants' transparency logs as stored beside the events (in the event store's own
+database, so that a batch's leaves commit in the events' transaction): one row per leaf
+holding the subtrees it completes (``domain.merkle_log``), each log's head, and its
+latest signed checkpoint.
+
+``log_leaves.record_id`` is ``''`` for a tenant event (its record is the tenant's own
+stream at ``record_version``) and a read record's id otherwise; a record is in a log at
+most once (a unique index), and a leaf index is taken at most once (the primary key):
+a writer whose cached head is stale fails on it and retries, as on an event conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_all, fetch_one
+from secrets_ledger.core.ports import HeadRow, StoredCheckpoint, StoredLeaf
+from secrets_ledger.domain.merkle_log import LogHead, head_from, node_row, peaks
+
+TABLES = ("log_leaves", "log_heads", "log_checkpoints", "log_built")
+
+
+def log_ddl(blob: str, without_rowid: str = "") -> list[str]:
+    """The log's tables, in the backend's type for bytes (and SQLite's compact layout)."""
+    return [
+        "CREATE TABLE IF NOT EXISTS log_leaves (tenant_id TEXT NOT NULL, idx BIGINT NOT NULL,"
+        f" record_id TEXT NOT NULL, record_version BIGINT NOT NULL, hashes {blob} NOT NULL,"
+        f" PRIMARY KEY (tenant_id, idx)){without_rowid}",
+        "CREATE UNIQUE INDEX IF NOT EXISTS log_leaves_record"
+        " ON log_leaves (tenant_id, record_id, record_version)",
+        "CREATE TABLE IF NOT EXISTS log_heads (tenant_id TEXT PRIMARY KEY,"
+        f" size BIGINT NOT NULL, root {blob} NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS log_checkpoints (tenant_id TEXT PRIMARY KEY,"
+        f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL,"
+        " signed_at TEXT NOT NULL)",
+        # Whether every record stored so far is in the logs (a store written before them
+        # is not until ``build_logs`` has run).
+        "CREATE TABLE IF NOT EXISTS log_built (id INTEGER PRIMARY KEY, complete BOOLEAN NOT NULL)",
+    ]
+
+
+LeafRow = tuple[str, int, str, int, bytes]  # tenant id, index, record id, version, hashes
+
+UPSERT_HEAD = ("INSERT INTO log_heads (tenant_id, size, root) VALUES (%s, %s, %s)"
+               " ON CONFLICT (tenant_id) DO UPDATE SET size = excluded.size,"
+               " root = excluded.root WHERE log_heads.size < excluded.size")
+INSERT_LEAF = ("INSERT INTO log_leaves (tenant_id, idx, record_id, record_version, hashes)"
+               " VALUES (%s, %s, %s, %s, %s)")
+
+
+class SqlLogRows:
+    """The logs' rows, read (and checkpoints written) through the event store's database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def heads(self, tenant_ids: Sequence[str]) -> dict[str, LogHead]:
+        """The stored head of each of these logs (absent: an empty log)."""
+        if not tenant_ids:
+            return {}
+        marks = ", ".join(["%s"] * len(tenant_ids))
+        sizes = {row[0]: int(row[1]) for row in fetch_all(
+            self.db, f"SELECT tenant_id, size FROM log_heads WHERE tenant_id IN ({marks})",
+            list(tenant_ids))}
+        return {tenant_id: head_from(size, self.rows(tenant_id, [node_row(node)[0]
+                                                                  for node in peaks(size)]))
+                for tenant_id, size in sizes.items()}
+
+    def rows(self, tenant_id: str, indexes: Iterable[int]) -> dict[int, bytes]:
+        wanted = sorted(set(indexes))
+        if not wanted:
+            return {}
+        marks = ", ".join(["%s"] * len(wanted))
+        return {int(row[0]): bytes(row[1]) for row in fetch_all(
+            self.db, f"SELECT idx, hashes FROM log_leaves WHERE tenant_id = %s"
+                     f" AND idx IN ({marks})", [tenant_id, *wanted])}
+
+    def size(self, tenant_id: str) -> tuple[int, bytes] | None:
+        row = fetch_one(self.db, "SELECT size, root FROM log_heads WHERE tenant_id = %s",
+                        (tenant_id,))
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def leaves(self, tenant_id: str, start: int, end: int) -> list[StoredLeaf]:
+        """The stored leaves ``start`` to ``end - 1`` of a log, in order."""
+        return [StoredLeaf(int(row[0]), row[1], int(row[2]), bytes(row[3])) for row in fetch_all(
+            self.db, "SELECT idx, record_id, record_version, hashes FROM log_leaves"
+                     " WHERE tenant_id = %s AND idx >= %s AND idx < %s ORDER BY idx",
+            (tenant_id, start, end))]
+
+    def leaf_of(self, tenant_id: str, record_id: str, record_version: int) -> int | None:
+        row = fetch_one(self.db, "SELECT idx FROM log_leaves WHERE tenant_id = %s"
+                                 " AND record_id = %s AND record_version = %s",
+                        (tenant_id, record_id, record_version))
+        return None if row is None else int(row[0])
+
+    # ---- checkpoints ------------------------------------------------------------------
+
+    def unsigned(self) -> list[HeadRow]:
+        """The heads of the logs whose latest checkpoint is older than them."""
+        return [(row[0], int(row[1]), bytes(row[2])) for row in fetch_all(
+            self.db, "SELECT h.tenant_id, h.size, h.root FROM log_heads h"
+                     " LEFT JOIN log_checkpoints c ON c.tenant_id = h.tenant_id"
+                     " WHERE c.size IS NULL OR c.size < h.size")]
+
+    def checkpoint(self, tenant_id: str) -> StoredCheckpoint | None:
+        row = fetch_one(self.db, "SELECT size, root, note FROM log_checkpoints"
+                                 " WHERE tenant_id = %s", (tenant_id,))
+        return None if row is None else StoredCheckpoint(int(row[0]), bytes(row[1]), row[2])
+
+    def store_checkpoints(self, rows: Sequence[tuple[str, int, bytes, str, str]]) -> None:
+        """Stores signed checkpoints (tenant, size, root, note, time), each only if newer
+        than the one stored, or the same one with more signatures (a witness's)."""
+        with self.db.transaction() as cur:
+            cur.executemany(
+                "INSERT INTO log_checkpoints (tenant_id, size, root, note, signed_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (tenant_id) DO UPDATE SET"
+                " size = excluded.size, root = excluded.root, note = excluded.note,"
+                " signed_at = excluded.signed_at WHERE log_checkpoints.size < excluded.size"
+                " OR (log_checkpoints.size = excluded.size"
+                " AND log_checkpoints.root = excluded.root"
+                " AND length(log_checkpoints.note) < length(excluded.note))", rows)
+
+    # ---- building the logs of an older store --------------------------------------------
+
+    def complete(self) -> bool:
+        row = fetch_one(self.db, "SELECT complete FROM log_built WHERE id = 1")
+        return row is not None and bool(row[0])
+
+    @contextmanager
+    def building(self) -> Iterator[Cursor | None]:
+        """A transaction in which to build the logs (None: they are complete). Under the
+        migration lock: a second process waits, then finds them complete; a build that
+        fails stores nothing, and the next one starts from nothing."""
+        with self.db.transaction() as cur:
+            self.db.lock_for_migrations(cur)
+            cur.execute("SELECT complete FROM log_built WHERE id = 1")
+            row = cur.fetchone()
+            if row is not None and row[0]:
+                yield None
+                return
+            for table in TABLES:
+                cur.execute(f"DELETE FROM {table}")
+            yield cur
+            cur.execute("INSERT INTO log_built (id, complete) VALUES (1, %s)", (True,))
+
+
+def append_rows(cur: Cursor, leaves: Sequence[LeafRow], heads: Sequence[HeadRow]) -> None:
+    cur.executemany(INSERT_LEAF, leaves)
+    cur.executemany(UPSERT_HEAD, heads)

@@ -1,0 +1,64 @@
+"""What the transparency-log use cases need from storage and from the log key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import NamedTuple, Protocol
+
+
+class StoredLeaf(NamedTuple):
+    leaf_index: int
+    record_id: str  # '' for the tenant's own event (then record_version is its version)
+    record_version: int
+    hashes: bytes  # the leaf's hash, then the subtrees it completes (``merkle_log``)
+
+
+class StoredCheckpoint(NamedTuple):
+    size: int
+    root: bytes
+    note: str  # the signed note, with any witness cosignatures
+
+
+HeadRow = tuple[str, int, bytes]  # tenant id, size, root
+
+
+class LogRows(Protocol):
+    """The tenants' logs as stored beside the events."""
+
+    def rows(self, tenant_id: str, indexes: Iterable[int]) -> dict[int, bytes]:
+        """The stored hashes of these leaves' rows (those that exist)."""
+
+    def size(self, tenant_id: str) -> tuple[int, bytes] | None:
+        """(size, root) of the log's head, or None when it has no leaf."""
+
+    def leaves(self, tenant_id: str, start: int, end: int) -> list[StoredLeaf]:
+        """The stored leaves ``start`` to ``end - 1``, in order."""
+
+    def leaf_of(self, tenant_id: str, record_id: str, record_version: int) -> int | None:
+        """The index of a record's leaf in the tenant's log."""
+
+    def unsigned(self) -> list[HeadRow]:
+        """The heads of the logs whose latest checkpoint is older than them."""
+
+    def checkpoint(self, tenant_id: str) -> StoredCheckpoint | None: ...
+
+    def store_checkpoints(self, rows: Sequence[tuple[str, int, bytes, str, str]]) -> None:
+        """(tenant, size, root, note, time): each stored if newer than the one stored,
+        or the same checkpoint with more signatures."""
+
+
+class LogSigner(Protocol):
+    """The log key: signs checkpoints; its public half is published."""
+
+    @property
+    def name(self) -> str: ...
+
+    def sign(self, text: str) -> str:
+        """The checkpoint text as a signed note."""
+
+    def published(self) -> list[str]:
+        """The verifier keys of the key in use, then of retired ones."""
+
+
+WitnessPost = Callable[[str, bytes], tuple[int, str]]
+"""POSTs a body to a URL: (HTTP status, response text)."""
