@@ -91,7 +91,21 @@ class LogKey:
     def _path(self) -> Path:
         return self._data_dir / LOG_KEY_FILE
 
+    def _file_signature(self) -> object:
+        try:
+            found = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return (found.st_ino, found.st_mtime_ns)
+
+    def refresh(self) -> None:
+        """Embedded mode: takes the key file again if a rotation replaced it (a running
+        server signs with the new key within a heartbeat)."""
+        if self._env is None and self._file_signature() != self._seen:
+            self.reload()
+
     def reload(self) -> None:
+        self._seen = self._file_signature()
         if self._env is not None:
             text = self._env
         else:
@@ -100,6 +114,7 @@ class LogKey:
                     self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                     _write_private(self._path, signer_key_text(
                         self._default_name, Ed25519PrivateKey.generate()))
+            self._seen = self._file_signature()
             text = self._path.read_text("ascii")
         self._name, self._key = parse_signer_key(text)
 

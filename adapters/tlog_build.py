@@ -30,10 +30,10 @@ def build_logs(rows: SqlLogRows, streams: TenantStreams,
             touched: set[str] = set()
             for stored in page:
                 try:
-                    event = stored.decode()
+                    made = leaves_of(stored.decode())
                 except Exception:  # noqa: S112 (damage ``verify`` names; no leaf to give)
                     continue
-                for tenant_id, record_id, version, leaf in leaves_of(event):
+                for tenant_id, record_id, version, leaf in made:
                     head = heads.setdefault(tenant_id, LogHead())
                     leaves.append((tenant_id, head.size, record_id, version, head.append(leaf)))
                     touched.add(tenant_id)

@@ -59,6 +59,8 @@ class Checkpointer:
         self.post = post
         self._names: dict[str, str] = {}
         self._witnessed: dict[tuple[str, str], int] = {}  # (witness, tenant) -> its size
+        # Signed on demand (for a read's proof): witnessed by the next round, not the read.
+        self._unwitnessed: dict[str, tuple[str, int, bytes, str, str]] = {}
         self._lock = threading.Lock()  # one signing round at a time in this process
 
     def origin(self, tenant: str) -> str:
@@ -85,9 +87,15 @@ class Checkpointer:
                     if (name := self._name_of(tenant_id)) is not None]
             if rows:
                 self.rows.store_checkpoints(rows)
+            signed = {row[0] for row in rows}
+            rows += [row for tenant_id, row in self._unwitnessed.items()
+                     if tenant_id not in signed]
+            self._unwitnessed.clear()
+        if not self.witnesses:
+            return len(signed)
         for tenant_id, size, root, note, _ in rows:
             self._witness(tenant_id, size, root, note)
-        return len(rows)
+        return len(signed)
 
     def covering(self, tenant_id: str, tenant: str, index: int) -> StoredCheckpoint:
         """The latest checkpoint of the log, signed now if it does not hold leaf
@@ -99,7 +107,10 @@ class Checkpointer:
         if head is None or head[0] <= index:
             raise Unavailable("the log does not hold that record yet; retry")
         with self._lock:
-            self.rows.store_checkpoints([self._signed(tenant_id, tenant, *head)])
+            row = self._signed(tenant_id, tenant, *head)
+            self.rows.store_checkpoints([row])
+            if self.witnesses:
+                self._unwitnessed[tenant_id] = row
         stored = self.rows.checkpoint(tenant_id)
         assert stored is not None
         return stored

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from eventsourcing.utils import resolve_topic
@@ -16,6 +17,7 @@ from secrets_ledger.core.ports import AuditFilter, AuditRow
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.domain import rules
 from secrets_ledger.domain.errors import TenantNotFound
+from secrets_ledger.domain.log_check import LogCheck
 from secrets_ledger.domain.read_chain import ReadChainsCheck, TenantReadsCheck
 from secrets_ledger.domain.reads import ValueRead, ValueReads
 from secrets_ledger.domain.tenant import tenant_id_for
@@ -27,12 +29,14 @@ READ_EVENTS = (ValueReads.Recorded, ValueRead.Recorded)
 
 @dataclass
 class FullScan:
+    logs: LogCheck
     checks: dict[str, ChainCheck] = field(default_factory=dict)
     reads: ReadChainsCheck = field(default_factory=ReadChainsCheck)
 
     @property
     def ok(self) -> bool:
-        return self.reads.ok and all(check.ok for check in self.checks.values())
+        return (self.reads.ok and self.logs.ok
+                and all(check.ok for check in self.checks.values()))
 
 
 class History:
@@ -81,25 +85,61 @@ class History:
         if check.events == 0:
             raise TenantNotFound("no such tenant")
         if check.ok:
-            reads = self._tenant_reads(check.tenant_id)
-            if not reads.ok:
-                assert reads.first_bad_position is not None
-                check.fail(reads.first_bad_position,
-                           f"at store position {reads.first_bad_position}: {reads.reason}")
+            reads, log = self._tenant_reads_and_log(check.tenant_id)
+            for verdict in (reads, log):
+                if not verdict.ok:
+                    assert verdict.first_bad_position is not None
+                    check.fail(verdict.first_bad_position, f"at store position"
+                                                           f" {verdict.first_bad_position}:"
+                                                           f" {verdict.reason}")
+                    break
         return check
 
-    def _tenant_reads(self, tenant_id: str, page_size: int = 5000) -> TenantReadsCheck:
-        """The tenant's thread through every writer's chain of read records (a scan of
-        the store: read records are stored in batches across tenants)."""
-        reads = TenantReadsCheck(tenant_id)
+    def _log_check(self, tenant_id: str | None) -> LogCheck:
+        rows = self.door.ports.log_rows
+        check = LogCheck(rows.leaf_rows, tenant_id)
+        for checkpoint_of, (size, root) in rows.checkpoint_roots(tenant_id).items():
+            check.expect_checkpoint(checkpoint_of, size, root)
+        return check
+
+    def _tenant_reads_and_log(self, tenant_id: str, page_size: int = 5000
+                              ) -> tuple[TenantReadsCheck, LogCheck]:
+        """The tenant's thread through every writer's chain of read records, and its
+        transparency log (a scan of the store: read records are stored in batches
+        across tenants)."""
+        reads, log = TenantReadsCheck(tenant_id), self._log_check(tenant_id)
         position = 0
         while page := self.door.streams.stored_after(position, page_size):
             for stored in page:
                 # An undecodable record: whose reads it held is unknown; a gap will show.
                 if _records_reads(stored.topic) and (event := _decoded(stored.decode)):
                     reads.add(stored.position, event)
+                    log.add(stored.position, event)
+                elif str(stored.stream_id) == tenant_id and (event := _decoded(stored.decode)):
+                    log.add(stored.position, event)
             position = page[-1].position
-        return reads
+        log.finish(position, self.door.ports.log_rows.head_roots(tenant_id))
+        return reads, log
+
+    async def verify_logs(self, caller: Credential, page_size: int = 5000,
+                          progress: Callable[[int], None] | None = None) -> LogCheck:
+        """Every tenant's transparency log against the records (what replay checks)."""
+        return await self.door.in_thread(self._verify_logs, caller, page_size, progress)
+
+    def _verify_logs(self, caller: Credential, page_size: int,
+                     progress: Callable[[int], None] | None) -> LogCheck:
+        self.door.admit(caller, None, UseCase.VERIFY_ALL)
+        logs = self._log_check(None)
+        position = 0
+        while page := self.door.streams.stored_after(position, page_size):
+            for stored in page:
+                if (event := _decoded(stored.decode)) is not None:
+                    logs.add(stored.position, event)
+            position = page[-1].position
+            if progress is not None:
+                progress(len(page))
+        logs.finish(position, self.door.ports.log_rows.head_roots(None))
+        return logs
 
     async def verify_all(self, caller: Credential, page_size: int = 5000,
                          progress: Callable[[int], None] | None = None) -> FullScan:
@@ -109,20 +149,29 @@ class History:
     def _verify_all(self, caller: Credential, page_size: int,
                     progress: Callable[[int], None] | None) -> FullScan:
         self.door.admit(caller, None, UseCase.VERIFY_ALL)
-        scan = FullScan()
+        scan = FullScan(self._log_check(None))
         position = 0
         while page := self.door.streams.stored_after(position, page_size):
             for stored in page:
+                event = _decoded(stored.decode)
+                if event is not None:
+                    scan.logs.add(stored.position, event)
                 if _records_reads(stored.topic):  # in the writers' read chains
                     _add_read_record(scan.reads, stored.position, stored.decode)
                     continue
                 stream = str(stored.stream_id)
                 check = scan.checks.setdefault(stream, ChainCheck(stream))
-                check.add(stored.version, stored.decode)
+                check.add(stored.version, stored.decode if event is None else partial(
+                    _same, event))
             position = page[-1].position
             if progress is not None:
                 progress(len(page))
+        scan.logs.finish(position, self.door.ports.log_rows.head_roots(None))
         return scan
+
+
+def _same(event: Any) -> Any:
+    return event
 
 
 def _decoded(decode: Callable[[], Any]) -> Any | None:

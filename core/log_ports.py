@@ -37,6 +37,16 @@ class LogRows(Protocol):
     def leaf_of(self, tenant_id: str, record_id: str, record_version: int) -> int | None:
         """The index of a record's leaf in the tenant's log."""
 
+    def leaf_rows(self, tenant_id: str, start: int, end: int
+                  ) -> Sequence[tuple[int, str, int, bytes]]:
+        """``leaves`` as plain tuples (verification reads them all)."""
+
+    def head_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
+        """(size, root) of one log's head, or of every log's."""
+
+    def checkpoint_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
+        """(size, root) of one log's latest checkpoint, or of every log's."""
+
     def unsigned(self) -> list[HeadRow]:
         """The heads of the logs whose latest checkpoint is older than them."""
 
@@ -58,6 +68,9 @@ class LogSigner(Protocol):
 
     def published(self) -> list[str]:
         """The verifier keys of the key in use, then of retired ones."""
+
+    def rotate(self) -> str:
+        """A new key in use (the old one retired, still published); its verifier key."""
 
 
 WitnessPost = Callable[[str, bytes], tuple[int, str]]

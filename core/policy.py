@@ -64,6 +64,7 @@ class UseCase(StrEnum):
     ROTATE_MASTER_KEY = "rotate_master_key"
     READ_LOG_PROOFS = "read_log_proofs"  # checkpoints and proofs: hashes only
     READ_LOG_LEAVES = "read_log_leaves"  # the records behind the leaves: who read what
+    ROTATE_LOG_KEY = "rotate_log_key"
 
 
 NEEDS: Mapping[UseCase, Permission] = {
@@ -91,11 +92,12 @@ NEEDS: Mapping[UseCase, Permission] = {
     UseCase.ROTATE_MASTER_KEY: Permission.MANAGE_KEYS,
     UseCase.READ_LOG_PROOFS: Permission.READ_METADATA,
     UseCase.READ_LOG_LEAVES: Permission.READ_HISTORY,
+    UseCase.ROTATE_LOG_KEY: Permission.MANAGE_KEYS,
 }
 
 GLOBAL_USE_CASES = frozenset({UseCase.OPEN_TENANT, UseCase.LIST_TENANTS, UseCase.VERIFY_ALL,
                               UseCase.ROTATE_MASTER_KEY, UseCase.REVOKE_ANY_TOKEN,
-                              UseCase.LIST_ALL_TOKENS})
+                              UseCase.LIST_ALL_TOKENS, UseCase.ROTATE_LOG_KEY})
 
 
 def authorize(principal: Principal, tenant: str | None, use_case: UseCase) -> None:

@@ -78,6 +78,15 @@ class TransparencyLog:
         """The log key's verifier keys (in use first, then retired ones): public."""
         return self.signer.published()
 
+    async def rotate_log_key(self, caller: Credential) -> str:
+        """A new log key signs from now on (servers take it within a heartbeat); the old
+        one's verifier key stays published. Returns the new verifier key."""
+        return await self.door.in_thread(self._rotate_log_key, caller)
+
+    def _rotate_log_key(self, caller: Credential) -> str:
+        self.door.admit(caller, None, UseCase.ROTATE_LOG_KEY)
+        return self.signer.rotate()
+
     def _tenant(self, caller: Credential, tenant: str, use_case: UseCase) -> str:
         self.door.admit(caller, tenant, use_case)
         rules.check_tenant_name(tenant)

@@ -62,6 +62,7 @@ class LedgerRuntime:
         while not stop.wait(BEAT_SECONDS):
             try:
                 keyring.refresh()
+                self.storage.log_key.refresh()
                 processes.beat(keyring.held())
                 self.storage.maintain()
             except Exception:  # storage away for a moment: the next beat tries again

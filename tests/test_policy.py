@@ -185,6 +185,9 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
     # A value's proof is asked for with the value: the read admits the caller first.
     "transparency.value_proof": (UseCase.READ_VALUE,
                                  lambda ledger, who, t: _proved_read(ledger, who, t)),
+    "transparency.rotate_log_key": (UseCase.ROTATE_LOG_KEY,
+                                    lambda ledger, who, t: ledger.transparency.rotate_log_key(
+                                        who)),
     "tenants.shred": (UseCase.SHRED_TENANT,
                       lambda ledger, who, t: ledger.tenants.shred(who, t, _request())),
 }

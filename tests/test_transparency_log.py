@@ -13,14 +13,23 @@ import psycopg
 from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.sql.tlog import TABLES
 from secrets_ledger.adapters.sqlite.storage import EVENTS_FILE
+from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.merkle_log import peaks
 from secrets_ledger.domain.reads import ValueRead, ValueReads
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.runtime import LedgerRuntime
-from secrets_ledger.verifier import event_link_hash, leaf_hash, reads_digest, root_hash
-from tests.support import Blocking, blocking, held_writer
+from secrets_ledger.verifier import (
+    event_link_hash,
+    leaf_hash,
+    reads_digest,
+    root_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from tests.support import Blocking, blocking, held_writer, run
 from tests.test_concurrency import request, run_together
+from tests.test_tamper_evidence import cli
 
 
 def recomputed_leaves(storage: Storage) -> dict[str, list[bytes]]:
@@ -66,18 +75,22 @@ def assert_logs_match_records(storage: Storage) -> dict[str, list[bytes]]:
     return expected
 
 
-def forget_logs(settings: Settings) -> None:
-    """Leaves the store as a version before the logs left it: records, and no logs."""
-    statements = [f"DELETE FROM {table}" for table in TABLES]
+def on_log_tables(settings: Settings, *statements: tuple[str, tuple[object, ...]]) -> None:
+    """Runs statements on the logs' tables behind the ledger's back (``%s`` placeholders)."""
     if settings.database_url is None:
         with sqlite3.connect(settings.data_dir / EVENTS_FILE) as conn:
-            for statement in statements:
-                conn.execute(statement)
+            for sql, params in statements:
+                conn.execute(sql.replace("%s", "?"), params)
         return
     with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
         conn.execute(f"SET search_path TO {settings.database_schema}")
-        for statement in statements:
-            conn.execute(statement)
+        for sql, params in statements:
+            conn.execute(sql, params)  # type: ignore[arg-type]
+
+
+def forget_logs(settings: Settings) -> None:
+    """Leaves the store as a version before the logs left it: records, and no logs."""
+    on_log_tables(settings, *[(f"DELETE FROM {table}", ()) for table in TABLES])
 
 
 def test_every_event_and_read_of_a_tenant_is_a_leaf_of_its_log(ledger: Blocking,
@@ -166,3 +179,100 @@ def test_a_store_written_before_the_logs_gets_them_built_the_same(
         assert migrated.storage.log_rows.size(tenant_id) == before
         assert_logs_match_records(migrated.storage)
         assert migrated.storage.migrate() == []  # idempotent: nothing left to do
+
+
+def acme_with_history(ledger: Blocking) -> str:
+    ledger.open_tenant("acme", request())
+    for n in range(6):
+        ledger.put_secret("acme", "k", f"v{n}", None, None, request())
+        ledger.get_secret("acme", "k", request())
+    return str(tenant_id_for("acme"))
+
+
+def assert_log_broken(runtime: LedgerRuntime, ledger: Blocking, reason: str) -> None:
+    check = ledger.verify("acme")
+    assert not check.ok
+    assert reason in str(check.reason)
+    scan = ledger.verify_all()
+    assert not scan.logs.ok
+    assert reason in str(scan.logs.reason)
+
+
+def test_an_untouched_log_verifies(ledger: Blocking, runtime: LedgerRuntime) -> None:
+    acme_with_history(ledger)
+    runtime.ledger.checkpointer.sign_round()
+    assert ledger.verify("acme").ok
+    scan = ledger.verify_all()
+    assert scan.logs.ok
+    assert scan.logs.leaves == len(recomputed_leaves(runtime.storage)[
+        str(tenant_id_for("acme"))])
+
+
+def test_an_edited_leaf_is_detected(ledger: Blocking, runtime: LedgerRuntime,
+                                    settings: Settings) -> None:
+    tenant_id = acme_with_history(ledger)
+    on_log_tables(settings, ("UPDATE log_leaves SET hashes = %s WHERE tenant_id = %s"
+                             " AND idx = 3", (b"\x00" * 32, tenant_id)))
+    assert_log_broken(runtime, ledger, "leaf 3 of tenant")
+
+
+def test_an_edited_interior_hash_is_detected(ledger: Blocking, runtime: LedgerRuntime,
+                                             settings: Settings) -> None:
+    tenant_id = acme_with_history(ledger)
+    row = runtime.storage.log_rows.rows(tenant_id, [3])[3]  # leaf 3 completes levels 1, 2
+    on_log_tables(settings, ("UPDATE log_leaves SET hashes = %s WHERE tenant_id = %s"
+                             " AND idx = 3", (row[:64] + b"\x01" * 32, tenant_id)))
+    assert_log_broken(runtime, ledger, "does not hash to what its record recomputes to")
+
+
+def test_a_deleted_last_leaf_is_detected(ledger: Blocking, runtime: LedgerRuntime,
+                                         settings: Settings) -> None:
+    tenant_id = acme_with_history(ledger)
+    size = runtime.storage.log_rows.size(tenant_id)
+    assert size is not None
+    on_log_tables(settings, ("DELETE FROM log_leaves WHERE tenant_id = %s AND idx = %s",
+                             (tenant_id, size[0] - 1)))
+    assert_log_broken(runtime, ledger, "is missing")
+
+
+def test_a_checkpoint_of_another_root_is_detected(ledger: Blocking, runtime: LedgerRuntime,
+                                                  settings: Settings) -> None:
+    tenant_id = acme_with_history(ledger)
+    runtime.ledger.checkpointer.sign_round()
+    on_log_tables(settings, ("UPDATE log_checkpoints SET root = %s WHERE tenant_id = %s",
+                             (b"\x07" * 32, tenant_id)))
+    assert_log_broken(runtime, ledger, "signed checkpoint")
+
+
+def test_proofs_issued_before_a_shred_still_verify_after_it(ledger: Blocking,
+                                                            runtime: LedgerRuntime) -> None:
+    tenant_id = acme_with_history(ledger)
+    transparency = runtime.ledger.transparency
+    operator = Principal.operator()
+    before = run(transparency.checkpoint(operator, "acme"))
+    proof = run(transparency.inclusion(operator, "acme", 2, before.size))
+    leaves = recomputed_leaves(runtime.storage)[tenant_id]
+    ledger.destroy_versions("acme", "k", [1, 2], request())
+    ledger.shred_tenant("acme", request())
+    verify_inclusion(2, before.size, leaf_hash(leaves[2]), proof.hashes, before.root)
+    runtime.ledger.checkpointer.sign_round()  # as a server's round would, within a second
+    after = run(transparency.checkpoint(operator, "acme"))
+    assert after.size == before.size + 2  # the destroy and the shred are leaves too
+    consistency = run(transparency.consistency(operator, "acme", before.size, after.size))
+    verify_consistency(before.size, after.size, consistency.hashes, before.root, after.root)
+    assert recomputed_leaves(runtime.storage)[tenant_id][:before.size] == leaves[:before.size]
+    assert ledger.verify("acme").ok
+
+
+def test_replay_checks_every_log_against_the_records(ledger: Blocking, runtime: LedgerRuntime,
+                                                     settings: Settings) -> None:
+    tenant_id = acme_with_history(ledger)
+    runtime.close()
+    replayed = cli(settings, "replay")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "logs: 1 logs" in replayed.stderr
+    on_log_tables(settings, ("UPDATE log_heads SET root = %s WHERE tenant_id = %s",
+                             (b"\x02" * 32, tenant_id)))
+    refused = cli(settings, "replay")
+    assert refused.returncode == 2
+    assert "log head is not its records' root" in refused.stderr

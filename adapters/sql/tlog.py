@@ -88,6 +88,22 @@ class SqlLogRows:
                      " WHERE tenant_id = %s AND idx >= %s AND idx < %s ORDER BY idx",
             (tenant_id, start, end))]
 
+    def leaf_rows(self, tenant_id: str, start: int, end: int
+                  ) -> list[tuple[int, str, int, bytes]]:
+        return [tuple(leaf) for leaf in self.leaves(tenant_id, start, end)]  # type: ignore[misc]
+
+    def head_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
+        return self._roots("log_heads", tenant_id)
+
+    def checkpoint_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
+        return self._roots("log_checkpoints", tenant_id)
+
+    def _roots(self, table: str, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
+        where, params = ("", ()) if tenant_id is None else (" WHERE tenant_id = %s",
+                                                            (tenant_id,))
+        return {row[0]: (int(row[1]), bytes(row[2])) for row in fetch_all(
+            self.db, f"SELECT tenant_id, size, root FROM {table}{where}", params)}
+
     def leaf_of(self, tenant_id: str, record_id: str, record_version: int) -> int | None:
         row = fetch_one(self.db, "SELECT idx FROM log_leaves WHERE tenant_id = %s"
                                  " AND record_id = %s AND record_version = %s",

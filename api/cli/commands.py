@@ -70,7 +70,7 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
             bar.stop()
 
 
-def _runtime(follow: bool = False) -> LedgerRuntime:
+def runtime_of_ledger(follow: bool = False) -> LedgerRuntime:
     settings = Settings()
     if not holds_a_ledger(settings):
         raise CommandFailed(
@@ -100,7 +100,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         if args.once:
             print(f"applied: {runtime.projector.catch_up()} events")
             return 0
@@ -114,7 +114,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     views = views_named(args.view)
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         storage = runtime.storage
         total = storage.event_source.max_position()
         loader = storage.replay_loader(total, args.workers)
@@ -124,13 +124,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
                                   progress=advance, loader=loader)
             except DamagedEvent as damaged:
                 raise CommandFailed(str(damaged)) from None
+        with _progress("check logs", total) as advance:
+            logs = asyncio.run(runtime.ledger.history.verify_logs(OPERATOR, progress=advance))
     print(f"checksum: {checksum}")
+    if not logs.ok:
+        raise CommandFailed(f"the transparency logs do not match the records: first bad"
+                            f" position {logs.first_bad_position} ({logs.reason})")
+    print(f"logs: {len(logs.heads)} logs, {logs.leaves} leaves, every root the records'",
+          file=sys.stderr)
     return 0
 
 
 def cmd_checksum(args: argparse.Namespace) -> int:
     views = views_named(args.view)
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         runtime.projector.catch_up()
         print(f"checksum: {views_checksum(runtime.storage.view_store, views)}")
     return 0
@@ -138,7 +145,7 @@ def cmd_checksum(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     reads_ok = True  # the read chains are checked by a whole scan (no --tenant)
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         history = runtime.ledger.history
         if args.tenant is not None:
             checks = [asyncio.run(history.verify(OPERATOR, args.tenant))]
@@ -148,14 +155,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
             with _progress("verify", total) as advance:
                 scan = asyncio.run(history.verify_all(OPERATOR, progress=advance))
             checks = list(scan.checks.values())
-            reads = scan.reads
-            reads_ok = reads.ok
+            reads, logs = scan.reads, scan.logs
+            reads_ok = reads.ok and logs.ok
             if reads.ok:
                 print(f"ok      read records: {reads.records} in {len(reads.heads)} chains"
                       f" ({reads.unchained} from before the chains)")
             else:
                 print(f"BROKEN  read records: first bad position {reads.first_bad_position}"
                       f" ({reads.reason})")
+            if logs.ok:
+                print(f"ok      transparency logs: {len(logs.heads)} logs, {logs.leaves}"
+                      " leaves, every head and checkpoint the records' root")
+            else:
+                print(f"BROKEN  transparency logs: first bad position"
+                      f" {logs.first_bad_position} ({logs.reason})")
     broken = 0
     for check in checks:
         label = check.name or check.tenant_id
@@ -170,14 +183,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         created_at = asyncio.run(runtime.ledger.tenants.open(OPERATOR, args.tenant, _request()))
     print(f"{args.tenant} {created_at}")
     return 0
 
 
 def cmd_tenant_list(args: argparse.Namespace) -> int:
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         for tenant in asyncio.run(runtime.ledger.tenants.list_all(OPERATOR)):
             state = f"shredded {tenant.shredded_at}" if tenant.shredded_at else "live"
             print(f"{tenant.tenant}\t{tenant.created_at}\t{state}")
@@ -185,7 +198,7 @@ def cmd_tenant_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         issued = asyncio.run(runtime.ledger.tokens.issue(
             OPERATOR, args.role, args.tenant, args.ttl_seconds, args.description, _request()))
     print(issued.token)
@@ -196,7 +209,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     # A token itself may be given (``-``: read from stdin, out of the process list); only
     # its id is ever printed.
     token = sys.stdin.readline().strip() if args.token == FROM_STDIN else args.token
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         tokens = runtime.ledger.tokens
         token_id = asyncio.run(
             tokens.revoke_any(OPERATOR, token, _request()) if args.tenant is None
@@ -216,7 +229,7 @@ def cmd_token_aws_credentials(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         records = asyncio.run(runtime.ledger.tokens.list_all(OPERATOR, args.tenant))
     for r in records:  # one line each; the description last, as a JSON string
         fields = (r.token_id, r.role, r.tenant, r.created_at, r.created_by, r.expires_at,
@@ -227,7 +240,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         switched = asyncio.run(runtime.ledger.keys.rotate_master(OPERATOR))
     if switched.retired is None:
         print(f"master key {switched.in_force} was in force already; re-wrapped"
@@ -239,7 +252,7 @@ def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate_tenant(args: argparse.Namespace) -> int:
-    with _runtime() as runtime:
+    with runtime_of_ledger() as runtime:
         version = asyncio.run(runtime.ledger.tenants.rotate_key(OPERATOR, args.tenant,
                                                                 _request()))
     print(f"key_version: {version}")
@@ -270,7 +283,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             rest_key(key)
         except InvalidRequest as error:
             raise CommandFailed(f"{error.detail}: {key!r}") from None
-    with _runtime() as runtime, _progress("import", len(values)) as advance:
+    with runtime_of_ledger() as runtime, _progress("import", len(values)) as advance:
         written = asyncio.run(runtime.ledger.imports.json_object(
             OPERATOR, args.tenant, values, _request(), create_tenant=args.create_tenant,
             progress=advance))
