@@ -62,6 +62,7 @@ class LogAppender:
         return staged
 
     def stored(self, staged: StagedLog) -> None:
+        self.rows.grown(staged.head_rows)
         for tenant_id, head in staged.heads.items():
             self._heads[tenant_id] = head
             self._heads.move_to_end(tenant_id)

@@ -27,7 +27,6 @@ def build_logs(rows: SqlLogRows, streams: TenantStreams,
         position = records = 0
         while page := streams.stored_after(position, PAGE):
             leaves: list[LeafRow] = []
-            touched: set[str] = set()
             for stored in page:
                 try:
                     made = leaves_of(stored.decode())
@@ -36,8 +35,7 @@ def build_logs(rows: SqlLogRows, streams: TenantStreams,
                 for tenant_id, record_id, version, leaf in made:
                     head = heads.setdefault(tenant_id, LogHead())
                     leaves.append((tenant_id, head.size, record_id, version, head.append(leaf)))
-                    touched.add(tenant_id)
-            append_rows(cur, leaves, [(t, heads[t].size, heads[t].root) for t in sorted(touched)])
+            append_rows(cur, leaves)
             position, records = page[-1].position, records + len(page)
             if progress is not None:
                 progress(len(page))

@@ -335,9 +335,12 @@ class _FillSealer:
                 self.tenant_id, key_version)
         data_key = self.keys.new_data_key(self.tenant_id, key_version, tenant_key)
         self.new_keys.append(data_key)
-        sealed = crypto.seal(data_key.key, self.plaintext,
-                             crypto.value_aad(self.tenant_id, key, version))
-        return SealedValue(crypto.to_text(sealed), data_key.dek_id)
+        from secrets_ledger.verifier import value_commitment
+
+        aad = crypto.value_aad(self.tenant_id, key, version)
+        sealed = crypto.seal(data_key.key, self.plaintext, aad)
+        return SealedValue(crypto.to_text(sealed), data_key.dek_id, value_commitment(
+            crypto.commitment_opening(data_key.key, aad), self.plaintext))
 
 
 def create_filled_tenants(rt: Any, tenants: Sequence[str], events_per_tenant: int,
@@ -358,7 +361,7 @@ def create_filled_tenants(rt: Any, tenants: Sequence[str], events_per_tenant: in
     from secrets_ledger.domain.tenant import Tenant
     from secrets_ledger.domain.times import utc_now
 
-    events, streams, keys = rt.storage.events, rt.storage.streams, rt.ledger.door.envelope
+    streams, keys = rt.storage.streams, rt.ledger.door.envelope
     ctx = RequestContext(actor="bench-fill", request_id="fill")
     plaintext = json.dumps(PAYLOAD).encode()
     secret_keys = [f"app/key-{k:04d}" for k in range(max(1, keys_per_tenant))]
@@ -369,7 +372,7 @@ def create_filled_tenants(rt: Any, tenants: Sequence[str], events_per_tenant: in
         opened = [Tenant.open(name, ctx, utc_now()) for name in tenants[i:i + 500]]
         for tenant in opened:
             keys.create_tenant_key(str(tenant.id), tenant.key_version)
-        events.save(*opened)
+        streams.save(opened, [], [])  # with their leaves, as the writer saves
         for tenant in opened:
             aggregates[tenant.name] = tenant
             sealers[tenant.name] = _FillSealer(keys, str(tenant.id), plaintext)

@@ -107,10 +107,11 @@ class LedgerSystem:
     name = "ledger"
     awaited = True  # the core's use cases are coroutines: writers are tasks on one loop
 
-    def __init__(self, space: Workspace, pool_size: int | None, follow: bool) -> None:
+    def __init__(self, space: Workspace, pool_size: int | None, follow: bool,
+                 prefix: str = "dw") -> None:
         from secrets_ledger.domain.changes import RequestContext
 
-        self.schema = space.schema("dw")
+        self.schema = space.schema(prefix)
         self.rt = open_runtime(space, self.schema, pool_size=pool_size, follow=follow)
         self.ledger = BlockingLedger(self.rt.ledger)
         self.ctx = RequestContext(actor="bench", request_id="bench-write")

@@ -1,8 +1,9 @@
 """Signed checkpoints of the tenants' logs, and their witnessing.
 
-A server signs, every ``checkpoint_interval`` seconds, one checkpoint for each log that
-has grown since its latest (``LogRows.unsigned``: logs grown by any process), stores
-them in one transaction, then submits each to the configured witnesses (C2SP
+A server signs, every ``checkpoint_interval`` seconds, one checkpoint for each log it has
+grown since its last round (every process signs what it appended: a command line verb
+as it exits; a server's start signs what any process left behind), stores them in one
+transaction, then submits each to the configured witnesses (C2SP
 ``tlog-witness``) with a consistency proof from the size the witness last cosigned, and
 attaches the cosignatures that verify against the witness's key. A read that asks for
 its proof gets a checkpoint covering its leaf: the latest, or one signed there and then.
@@ -62,6 +63,9 @@ class Checkpointer:
         # Signed on demand (for a read's proof): witnessed by the next round, not the read.
         self._unwitnessed: dict[str, tuple[str, int, bytes, str, str]] = {}
         self._lock = threading.Lock()  # one signing round at a time in this process
+        # The latest checkpoint known of each log, for reads' proofs: any one that covers
+        # the leaf proves it (a newer one may exist; the reader can ask for consistency).
+        self._latest: dict[str, StoredCheckpoint] = {}
 
     def origin(self, tenant: str) -> str:
         return f"{self.signer.name}/tenants/{tenant}"
@@ -78,15 +82,18 @@ class Checkpointer:
         note = self.signer.sign(Checkpoint(self.origin(name), size, root).text())
         return tenant_id, size, root, note, format_time(utc_now())
 
-    def sign_round(self) -> int:
-        """Signs and stores a checkpoint of every log grown since its latest, then has
-        them witnessed; how many it signed."""
+    def sign_round(self, *, sweep: bool = False) -> int:
+        """Signs and stores a checkpoint of every log this process grew since the last
+        round (``sweep``: of every log behind its checkpoint, whoever grew it: a server's
+        start), then has them witnessed; how many it signed."""
         with self._lock:
+            heads = self.rows.behind() if sweep else self.rows.unsigned()
             rows = [self._signed(tenant_id, name, size, root)
-                    for tenant_id, size, root in self.rows.unsigned()
+                    for tenant_id, size, root in heads
                     if (name := self._name_of(tenant_id)) is not None]
             if rows:
                 self.rows.store_checkpoints(rows)
+                self._remember(rows)
             signed = {row[0] for row in rows}
             rows += [row for tenant_id, row in self._unwitnessed.items()
                      if tenant_id not in signed]
@@ -97,10 +104,21 @@ class Checkpointer:
             self._witness(tenant_id, size, root, note)
         return len(signed)
 
+    def _remember(self, rows: Sequence[tuple[str, int, bytes, str, str]]) -> None:
+        for tenant_id, size, root, note, _ in rows:
+            known = self._latest.get(tenant_id)
+            if known is None or known.size < size or (known.size == size
+                                                      and len(known.note) < len(note)):
+                self._latest[tenant_id] = StoredCheckpoint(size, root, note)
+
     def covering(self, tenant_id: str, tenant: str, index: int) -> StoredCheckpoint:
         """The latest checkpoint of the log, signed now if it does not hold leaf
         ``index`` yet (nor does one exist)."""
-        latest = self.rows.checkpoint(tenant_id)
+        latest = self._latest.get(tenant_id)  # a checkpoint this process signed or saw
+        if latest is None or latest.size <= index:
+            latest = self.rows.checkpoint(tenant_id)
+            if latest is not None:
+                self._latest[tenant_id] = latest
         if latest is not None and latest.size > index:
             return latest
         head = self.rows.size(tenant_id)
@@ -113,6 +131,7 @@ class Checkpointer:
                 self._unwitnessed[tenant_id] = row
         stored = self.rows.checkpoint(tenant_id)
         assert stored is not None
+        self._latest[tenant_id] = stored
         return stored
 
     # ---- witnesses (tlog-witness, the log's side) ----------------------------------------
@@ -128,8 +147,9 @@ class Checkpointer:
             if lines:
                 cosigned += lines
         if cosigned != note:
-            self.rows.store_checkpoints([(tenant_id, size, root, cosigned,
-                                          format_time(utc_now()))])
+            row = (tenant_id, size, root, cosigned, format_time(utc_now()))
+            self.rows.store_checkpoints([row])
+            self._remember([row])
 
     def _submit(self, witness: Witness, tenant_id: str, size: int, note: str) -> str | None:
         assert self.post is not None

@@ -118,7 +118,7 @@ class History:
                 elif str(stored.stream_id) == tenant_id and (event := _decoded(stored.decode)):
                     log.add(stored.position, event)
             position = page[-1].position
-        log.finish(position, self.door.ports.log_rows.head_roots(tenant_id))
+        log.finish(position, [tenant_id])
         return reads, log
 
     async def verify_logs(self, caller: Credential, page_size: int = 5000,
@@ -138,7 +138,7 @@ class History:
             position = page[-1].position
             if progress is not None:
                 progress(len(page))
-        logs.finish(position, self.door.ports.log_rows.head_roots(None))
+        logs.finish(position, self.door.ports.log_rows.log_tenants())
         return logs
 
     async def verify_all(self, caller: Credential, page_size: int = 5000,
@@ -166,7 +166,7 @@ class History:
             position = page[-1].position
             if progress is not None:
                 progress(len(page))
-        scan.logs.finish(position, self.door.ports.log_rows.head_roots(None))
+        scan.logs.finish(position, self.door.ports.log_rows.log_tenants())
         return scan
 
 

@@ -41,14 +41,20 @@ class LogRows(Protocol):
                   ) -> Sequence[tuple[int, str, int, bytes]]:
         """``leaves`` as plain tuples (verification reads them all)."""
 
-    def head_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
-        """(size, root) of one log's head, or of every log's."""
+    def log_size(self, tenant_id: str) -> int:
+        """How many leaves the log holds (0: none, or no such tenant)."""
+
+    def log_tenants(self) -> list[str]:
+        """Every tenant with a stored log."""
 
     def checkpoint_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
         """(size, root) of one log's latest checkpoint, or of every log's."""
 
     def unsigned(self) -> list[HeadRow]:
-        """The heads of the logs whose latest checkpoint is older than them."""
+        """The heads this process grew since the last call (taken)."""
+
+    def behind(self) -> list[HeadRow]:
+        """The heads of every log whose latest checkpoint is older (a scan)."""
 
     def checkpoint(self, tenant_id: str) -> StoredCheckpoint | None: ...
 

@@ -10,8 +10,10 @@ auditors (and admins) only. Nobody of another tenant learns anything, not even a
 from __future__ import annotations
 
 import base64
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from secrets_ledger.core.checkpoints import Checkpointer
@@ -27,6 +29,9 @@ from secrets_ledger.domain.log_leaves import reads_record
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 
 MAX_LEAVES = 256
+WRITES_CACHED_BYTES = 16 * 1024 * 1024
+K = TypeVar("K")
+V = TypeVar("V")
 _FRAMING = frozenset({"hash", "originator_id", "originator_version", "timestamp",
                       "originator_topic"})
 
@@ -73,6 +78,10 @@ class TransparencyLog:
         self.signer = signer
         self.checkpointer = checkpointer
         self.proofs = LogProofs(rows)
+        self._writes: BoundedCache[tuple[str, str, int], tuple[int, int, dict[str, Any]]] = (
+            BoundedCache(WRITES_CACHED_BYTES))
+        self._inclusions: BoundedCache[tuple[str, int, int], list[bytes]] = BoundedCache(
+            1024 * 1024)
 
     def log_keys(self) -> list[str]:
         """The log key's verifier keys (in use first, then retired ones): public."""
@@ -91,7 +100,7 @@ class TransparencyLog:
         self.door.admit(caller, tenant, use_case)
         rules.check_tenant_name(tenant)
         tenant_id = str(tenant_id_for(tenant))
-        if self.rows.size(tenant_id) is None:
+        if not self.rows.log_size(tenant_id):
             raise TenantNotFound("no such tenant")
         return tenant_id
 
@@ -120,8 +129,7 @@ class TransparencyLog:
         return Proof(size, self.proofs.consistency(tenant_id, old, size))
 
     def _check_size(self, tenant_id: str, size: int) -> None:
-        head = self.rows.size(tenant_id)
-        if head is None or not 0 < size <= head[0]:
+        if not 0 < size <= self.rows.log_size(tenant_id):
             raise InvalidRequest("the tree size must be between 1 and the log's size")
 
     async def leaves(self, caller: Credential, tenant: str, start: int, end: int
@@ -150,19 +158,72 @@ class TransparencyLog:
         return await self.door.in_thread(self._value_proof, caller, tenant, secret)
 
     def _value_proof(self, caller: Credential, tenant: str, secret: SecretValue) -> ValueProof:
-        tenant_id = self._tenant(caller, tenant, UseCase.READ_LOG_PROOFS)
-        position = self.door.views.version_position(tenant_id, secret.key, secret.version)
+        self.door.admit(caller, tenant, UseCase.READ_LOG_PROOFS)
+        tenant_id = str(tenant_id_for(tenant))
+        if secret.opening is None or secret.stored is None:
+            raise Unavailable("the value was read without its opening; read it again")
+        version, index, record = self._written(tenant_id, secret.key, secret.version)
+        checkpoint = self.checkpointer.covering(tenant_id, tenant, index)
+        proof = Proof(checkpoint.size, self._inclusion_at(tenant_id, index, checkpoint.size),
+                      checkpoint.note)
+        return ValueProof(version, index, record, secret.opening,
+                          secret.stored.decode("utf-8"), proof)
+
+    def _written(self, tenant_id: str, key: str, version: int
+                 ) -> tuple[int, int, dict[str, Any]]:
+        """(stream version, leaf index, record) of the event that wrote a version:
+        immutable, so kept (bounded by bytes) for the reads of that version to come."""
+        found = self._writes.get((tenant_id, key, version))
+        if found is not None:
+            return found
+        position = self.door.views.version_position(tenant_id, key, version)
         event = None if position is None else self.door.streams.event_at(position)
-        if event is None or secret.opening is None or secret.stored is None:
+        if event is None:
             raise Unavailable("the version's event is not in the views yet; retry")
         index = self.rows.leaf_of(tenant_id, "", event.originator_version)
         if index is None:
             raise Unavailable("the version's event is not in the log; run verify")
-        checkpoint = self.checkpointer.covering(tenant_id, tenant, index)
-        proof = Proof(checkpoint.size, self.proofs.inclusion(tenant_id, index, checkpoint.size),
-                      checkpoint.note)
-        return ValueProof(event.originator_version, index, event_record(event), secret.opening,
-                          secret.stored.decode("utf-8"), proof)
+        found = (event.originator_version, index, event_record(event))
+        self._writes.put((tenant_id, key, version), found,
+                         sum(len(str(v)) for v in found[2]["fields"].values()))
+        return found
+
+    def _inclusion_at(self, tenant_id: str, index: int, size: int) -> list[bytes]:
+        found = self._inclusions.get((tenant_id, index, size))
+        if found is None:
+            found = self.proofs.inclusion(tenant_id, index, size)
+            self._inclusions.put((tenant_id, index, size), found, 32 * len(found))
+        return found
+
+
+class BoundedCache(Generic[K, V]):
+    """Least recently used entries within a budget of bytes (as estimated by the caller)."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
+
+    def put(self, key: K, value: V, size: int) -> None:
+        if size > self.budget // 64:  # a very large record is read again instead
+            return
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = (value, size)
+            self._bytes += size
+            while self._bytes > self.budget:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
 
 
 def b64(hashes: list[bytes]) -> list[str]:

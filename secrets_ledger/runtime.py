@@ -77,10 +77,13 @@ class LedgerRuntime:
                 logger.warning("purging expired secrets failed; retrying")
 
     def _checkpoints(self, stop: threading.Event) -> None:
-        """Signs a checkpoint of every log that grew, every ``checkpoint_interval``."""
-        while not stop.wait(self.settings.checkpoint_interval):
+        """Signs a checkpoint of every log that grew, every ``checkpoint_interval`` (at
+        start: of every log any process left behind its checkpoint)."""
+        sweep = True
+        while not stop.wait(0 if sweep else self.settings.checkpoint_interval):
             try:
-                self.ledger.checkpointer.sign_round()
+                self.ledger.checkpointer.sign_round(sweep=sweep)
+                sweep = False
             except Exception as error:
                 logger.warning("signing checkpoints failed (%s); retrying",
                                type(error).__name__)
@@ -94,6 +97,8 @@ class LedgerRuntime:
             with contextlib.suppress(Exception):
                 self.storage.processes.leave()
         self.ledger.close()
+        with contextlib.suppress(Exception):  # what this process appended gets signed
+            self.ledger.checkpointer.sign_round()
         self.witnesses.close()
         self.storage.close()
 

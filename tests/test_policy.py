@@ -90,6 +90,8 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
                        lambda ledger, who, t: ledger.history.verify(who, t)),
     "history.verify_all": (UseCase.VERIFY_ALL,
                            lambda ledger, who, t: ledger.history.verify_all(who)),
+    "history.verify_logs": (UseCase.VERIFY_ALL,
+                            lambda ledger, who, t: ledger.history.verify_logs(who)),
     "keys.rotate_master": (UseCase.ROTATE_MASTER_KEY,
                            lambda ledger, who, t: ledger.keys.rotate_master(who)),
     "reads.recorded": (UseCase.READ_VALUE,

@@ -271,8 +271,8 @@ def test_replay_checks_every_log_against_the_records(ledger: Blocking, runtime: 
     replayed = cli(settings, "replay")
     assert replayed.returncode == 0, replayed.stderr
     assert "logs: 1 logs" in replayed.stderr
-    on_log_tables(settings, ("UPDATE log_heads SET root = %s WHERE tenant_id = %s",
-                             (b"\x02" * 32, tenant_id)))
+    on_log_tables(settings, ("DELETE FROM log_leaves WHERE tenant_id = %s AND idx = 0",
+                             (tenant_id,)))
     refused = cli(settings, "replay")
     assert refused.returncode == 2
-    assert "log head is not its records' root" in refused.stderr
+    assert "leaf 0 of tenant" in refused.stderr

@@ -7,7 +7,7 @@ at all: no orphan keys after a conflict, and one durable commit per batch, not t
 The whole transaction is sent as ONE simple query, so it costs one round trip:
 
     INSERT INTO data_keys …; SET LOCAL lock_timeout …; LOCK TABLE events IN EXCLUSIVE
-    MODE; NOTIFY …; INSERT INTO log_leaves …; INSERT INTO log_heads … ON CONFLICT …;
+    MODE; NOTIFY …; INSERT INTO log_leaves …;
     INSERT INTO events … RETURNING notification_id
 
 PostgreSQL runs the statements of one simple query as a single (implicit) transaction:
@@ -39,14 +39,11 @@ from psycopg.pq import Escaping
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Identifier
 
-from secrets_ledger.adapters.sql.tlog import INSERT_LEAF, UPSERT_HEAD
+from secrets_ledger.adapters.sql.tlog import INSERT_LEAF
 from secrets_ledger.adapters.tlog_appender import StagedLog
 
 DataKeyRow = tuple[str, str, int, str]  # dek_id, tenant_id, key_version, wrapped
-_Statements = tuple[bytes, bytes, bytes, bytes, bytes]
-# A head only ever grows (the leaves' primary key already refuses a stale one).
-_HEADS_CONFLICT = (b" ON CONFLICT (tenant_id) DO UPDATE SET size = excluded.size,"
-                   b" root = excluded.root WHERE log_heads.size < excluded.size")
+_Statements = tuple[bytes, bytes, bytes, bytes]
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -93,11 +90,10 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         log: StagedLog | None = kwargs.get("log")
         if log is not None and log.leaves:
             curs.executemany(INSERT_LEAF, log.leaves)
-            curs.executemany(UPSERT_HEAD, log.head_rows)
 
     def _transaction_text(self, conn: Connection[DictRow], stored_events: Sequence[StoredEvent],
                           rows: Sequence[DataKeyRow], log: StagedLog | None) -> bytes:
-        insert_keys, lock, insert_leaves, upsert_heads, insert_events = (
+        insert_keys, lock, insert_leaves, insert_events = (
             self._statements or self._prepare_statements(conn))
         literal = Escaping(conn.pgconn).escape_literal
         parts: list[bytes] = []
@@ -116,10 +112,6 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
                         literal(tenant_id.encode()), int(index), literal(record_id.encode()),
                         int(version), hashes.hex().encode())
                     for tenant_id, index, record_id, version, hashes in log.leaves]))
-                parts.append(upsert_heads + b",".join([
-                    b"(%s,%d,E'\\\\x%s')" % (literal(tenant_id.encode()), int(size),
-                                            root.hex().encode())
-                    for tenant_id, size, root in log.head_rows]) + _HEADS_CONFLICT)
             parts.append(insert_events + b",".join([
                 b"(%s,%d,%s,E'\\\\x%s')" % (
                     b"'%s'" % str(UUID(str(event.originator_id))).encode() if uuid_ids
@@ -149,9 +141,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
         insert_leaves = SQL(
             "INSERT INTO {}.log_leaves (tenant_id, idx, record_id, record_version, hashes)"
             " VALUES ").format(schema).as_bytes(conn)
-        upsert_heads = SQL("INSERT INTO {}.log_heads (tenant_id, size, root) VALUES "
-                           ).format(schema).as_bytes(conn)
-        self._statements = (insert_keys, lock, insert_leaves, upsert_heads, insert_events)
+        self._statements = (insert_keys, lock, insert_leaves, insert_events)
         return self._statements
 
 

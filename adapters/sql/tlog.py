@@ -1,7 +1,8 @@
 """The tenants' transparency logs as stored beside the events (in the event store's own
 database, so that a batch's leaves commit in the events' transaction): one row per leaf
-holding the subtrees it completes (``domain.merkle_log``), each log's head, and its
-latest signed checkpoint.
+holding the subtrees it completes (``domain.merkle_log``), and each log's latest signed
+checkpoint. A log's size is its last index (the primary key's end), its root the hash of
+its peaks: no per-log row is rewritten by every batch.
 
 ``log_leaves.record_id`` is ``''`` for a tenant event (its record is the tenant's own
 stream at ``record_version``) and a read record's id otherwise; a record is in a log at
@@ -11,6 +12,7 @@ a writer whose cached head is stale fails on it and retries, as on an event conf
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -18,7 +20,7 @@ from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_all, fe
 from secrets_ledger.core.ports import HeadRow, StoredCheckpoint, StoredLeaf
 from secrets_ledger.domain.merkle_log import LogHead, head_from, node_row, peaks
 
-TABLES = ("log_leaves", "log_heads", "log_checkpoints", "log_built")
+TABLES = ("log_leaves", "log_checkpoints", "log_built")
 
 
 def log_ddl(blob: str, without_rowid: str = "") -> list[str]:
@@ -29,8 +31,6 @@ def log_ddl(blob: str, without_rowid: str = "") -> list[str]:
         f" PRIMARY KEY (tenant_id, idx)){without_rowid}",
         "CREATE UNIQUE INDEX IF NOT EXISTS log_leaves_record"
         " ON log_leaves (tenant_id, record_id, record_version)",
-        "CREATE TABLE IF NOT EXISTS log_heads (tenant_id TEXT PRIMARY KEY,"
-        f" size BIGINT NOT NULL, root {blob} NOT NULL)",
         "CREATE TABLE IF NOT EXISTS log_checkpoints (tenant_id TEXT PRIMARY KEY,"
         f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL,"
         " signed_at TEXT NOT NULL)",
@@ -42,9 +42,6 @@ def log_ddl(blob: str, without_rowid: str = "") -> list[str]:
 
 LeafRow = tuple[str, int, str, int, bytes]  # tenant id, index, record id, version, hashes
 
-UPSERT_HEAD = ("INSERT INTO log_heads (tenant_id, size, root) VALUES (%s, %s, %s)"
-               " ON CONFLICT (tenant_id) DO UPDATE SET size = excluded.size,"
-               " root = excluded.root WHERE log_heads.size < excluded.size")
 INSERT_LEAF = ("INSERT INTO log_leaves (tenant_id, idx, record_id, record_version, hashes)"
                " VALUES (%s, %s, %s, %s, %s)")
 
@@ -54,18 +51,24 @@ class SqlLogRows:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._lock = threading.Lock()
+        self._grown: dict[str, tuple[int, bytes]] = {}
 
     def heads(self, tenant_ids: Sequence[str]) -> dict[str, LogHead]:
         """The stored head of each of these logs (absent: an empty log)."""
-        if not tenant_ids:
-            return {}
-        marks = ", ".join(["%s"] * len(tenant_ids))
-        sizes = {row[0]: int(row[1]) for row in fetch_all(
-            self.db, f"SELECT tenant_id, size FROM log_heads WHERE tenant_id IN ({marks})",
-            list(tenant_ids))}
-        return {tenant_id: head_from(size, self.rows(tenant_id, [node_row(node)[0]
-                                                                  for node in peaks(size)]))
-                for tenant_id, size in sizes.items()}
+        heads = {}
+        for tenant_id in tenant_ids:
+            size = self.log_size(tenant_id)
+            if size:
+                heads[tenant_id] = head_from(size, self.rows(
+                    tenant_id, [node_row(node)[0] for node in peaks(size)]))
+        return heads
+
+    def log_size(self, tenant_id: str) -> int:
+        """How many leaves the log holds (its last index, from the primary key's end)."""
+        row = fetch_one(self.db, "SELECT max(idx) FROM log_leaves WHERE tenant_id = %s",
+                        (tenant_id,))
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def rows(self, tenant_id: str, indexes: Iterable[int]) -> dict[int, bytes]:
         wanted = sorted(set(indexes))
@@ -77,9 +80,15 @@ class SqlLogRows:
                      f" AND idx IN ({marks})", [tenant_id, *wanted])}
 
     def size(self, tenant_id: str) -> tuple[int, bytes] | None:
-        row = fetch_one(self.db, "SELECT size, root FROM log_heads WHERE tenant_id = %s",
-                        (tenant_id,))
-        return None if row is None else (int(row[0]), bytes(row[1]))
+        head = self.heads([tenant_id]).get(tenant_id)
+        return None if head is None else (head.size, head.root)
+
+    def grown(self, heads: Iterable[HeadRow]) -> None:
+        """Heads this process appended to (the next checkpoint round signs them)."""
+        with self._lock:
+            for tenant_id, size, root in heads:
+                if self._grown.get(tenant_id, (0, b""))[0] < size:
+                    self._grown[tenant_id] = (size, root)
 
     def leaves(self, tenant_id: str, start: int, end: int) -> list[StoredLeaf]:
         """The stored leaves ``start`` to ``end - 1`` of a log, in order."""
@@ -92,17 +101,14 @@ class SqlLogRows:
                   ) -> list[tuple[int, str, int, bytes]]:
         return [tuple(leaf) for leaf in self.leaves(tenant_id, start, end)]  # type: ignore[misc]
 
-    def head_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
-        return self._roots("log_heads", tenant_id)
+    def log_tenants(self) -> list[str]:
+        return [row[0] for row in fetch_all(self.db, "SELECT DISTINCT tenant_id FROM log_leaves")]
 
     def checkpoint_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
-        return self._roots("log_checkpoints", tenant_id)
-
-    def _roots(self, table: str, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
         where, params = ("", ()) if tenant_id is None else (" WHERE tenant_id = %s",
                                                             (tenant_id,))
         return {row[0]: (int(row[1]), bytes(row[2])) for row in fetch_all(
-            self.db, f"SELECT tenant_id, size, root FROM {table}{where}", params)}
+            self.db, f"SELECT tenant_id, size, root FROM log_checkpoints{where}", params)}
 
     def leaf_of(self, tenant_id: str, record_id: str, record_version: int) -> int | None:
         row = fetch_one(self.db, "SELECT idx FROM log_leaves WHERE tenant_id = %s"
@@ -113,11 +119,23 @@ class SqlLogRows:
     # ---- checkpoints ------------------------------------------------------------------
 
     def unsigned(self) -> list[HeadRow]:
-        """The heads of the logs whose latest checkpoint is older than them."""
-        return [(row[0], int(row[1]), bytes(row[2])) for row in fetch_all(
-            self.db, "SELECT h.tenant_id, h.size, h.root FROM log_heads h"
-                     " LEFT JOIN log_checkpoints c ON c.tenant_id = h.tenant_id"
-                     " WHERE c.size IS NULL OR c.size < h.size")]
+        """The heads this process grew since the last call (taken: a round signs them)."""
+        with self._lock:
+            grown, self._grown = self._grown, {}
+        return [(tenant_id, size, root) for tenant_id, (size, root) in grown.items()]
+
+    def behind(self) -> list[HeadRow]:
+        """The heads of every log whose latest checkpoint is older than it (a scan: for a
+        server's start, which signs what another process left unsigned)."""
+        signed = self.checkpoint_roots(None)
+        heads = []
+        for tenant_id in self.log_tenants():
+            size = self.log_size(tenant_id)
+            if signed.get(tenant_id, (0, b""))[0] < size:
+                found = self.size(tenant_id)
+                if found is not None:
+                    heads.append((tenant_id, *found))
+        return heads
 
     def checkpoint(self, tenant_id: str) -> StoredCheckpoint | None:
         row = fetch_one(self.db, "SELECT size, root, note FROM log_checkpoints"
@@ -161,6 +179,5 @@ class SqlLogRows:
             cur.execute("INSERT INTO log_built (id, complete) VALUES (1, %s)", (True,))
 
 
-def append_rows(cur: Cursor, leaves: Sequence[LeafRow], heads: Sequence[HeadRow]) -> None:
+def append_rows(cur: Cursor, leaves: Sequence[LeafRow]) -> None:
     cur.executemany(INSERT_LEAF, leaves)
-    cur.executemany(UPSERT_HEAD, heads)

@@ -9,7 +9,7 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from secrets_ledger.adapters.sql.tlog import INSERT_LEAF, UPSERT_HEAD, log_ddl
+from secrets_ledger.adapters.sql.tlog import INSERT_LEAF, log_ddl
 from secrets_ledger.adapters.tlog_appender import StagedLog
 
 
@@ -23,7 +23,6 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder):
         log: StagedLog | None = kwargs.get("log")
         if log is not None and log.leaves:
             c.executemany(INSERT_LEAF.replace("%s", "?"), log.leaves)
-            c.executemany(UPSERT_HEAD.replace("%s", "?"), log.head_rows)
         return super()._insert_events(c, stored_events, **kwargs)
 
 
