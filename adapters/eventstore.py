@@ -9,7 +9,7 @@ binary reads on PostgreSQL).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, cast
@@ -99,6 +99,8 @@ class StoredStreams(ABC):
         self.events = events
         self.recorder = events.recorder
         self.log = log
+        # The backend's fast reader (the projections' event source), set by the storage.
+        self.reader: Callable[[int, int], Sequence[tuple[int, Any]]] | None = None
 
     def load(self, tenant_id: UUID) -> Tenant | None:
         try:
@@ -153,6 +155,10 @@ class StoredStreams(ABC):
                 for n in self.recorder.select_notifications(start=position, limit=limit,
                                                             inclusive_of_start=False)]
 
+
+    def decoded_after(self, position: int, limit: int) -> Sequence[tuple[int, Any]]:
+        assert self.reader is not None, "the storage gives its streams their reader"
+        return self.reader(position, limit)
 
     def stored_event(self, stream_id: UUID, version: int) -> Any | None:
         found = self.recorder.select_events(stream_id, gt=version - 1, lte=version)

@@ -32,6 +32,7 @@ import asyncio
 import gc
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
@@ -245,16 +246,21 @@ def main() -> int:
                 started = time.perf_counter()
                 r["replay_checksum"] = replay(store, source, ALL_VIEWS, loader=loader)
                 r["replay_s"] = time.perf_counter() - started
+                # ``secrets-ledger replay``: the views, and the logs checked beside them.
+                started = time.perf_counter()
+                with ThreadPoolExecutor(1) as pool:
+                    checking = pool.submit(asyncio.run, rt.ledger.history.verify_logs(
+                        Principal.operator()))
+                    replay(store, source, ALL_VIEWS, loader=loader)
+                    r["logs_ok"] = checking.result().ok
+                r["replay_and_log_check_s"] = time.perf_counter() - started
                 started = time.perf_counter()
                 again = views_checksum(store, ALL_VIEWS)
                 r["checksum_s"] = time.perf_counter() - started
                 r["replay_without_checksum_s"] = r["replay_s"] - r["checksum_s"]
-                # ``secrets-ledger replay`` then checks every log against the records.
                 started = time.perf_counter()
-                logs = asyncio.run(rt.ledger.history.verify_logs(Principal.operator()))
+                asyncio.run(rt.ledger.history.verify_logs(Principal.operator()))
                 r["log_check_s"] = time.perf_counter() - started
-                r["logs_ok"] = logs.ok
-                r["replay_and_log_check_s"] = r["replay_s"] + r["log_check_s"]
                 started = time.perf_counter()
                 r["decoded"] = decode_all(rt)
                 r["decode_s"] = time.perf_counter() - started
@@ -297,8 +303,8 @@ def main() -> int:
     labels = {
         "replay": "ledger replay, all views (as called, incl. checksum)",
         "replay_without_checksum": "ledger replay minus its checksum pass",
-        "log_check": "the logs checked against the records (one more pass)",
-        "replay_and_log_check": "`secrets-ledger replay`: the views, then the logs",
+        "log_check": "the logs checked against the records, alone",
+        "replay_and_log_check": "`secrets-ledger replay`: the views, the logs beside",
         "decode": "library read + decode (pages of 1,000)",
         "ledger_read": "ledger read + decode (pages of 10,000, EventDecoder, no GC)",
         "copy_out": f"bare {copy_label} out",

@@ -86,6 +86,10 @@ class TenantStreams(Protocol):
     def stored_after(self, position: int, limit: int) -> Sequence[StoredEvent]:
         """The next stored events of every stream after ``position``, in order."""
 
+    def decoded_after(self, position: int, limit: int) -> Sequence[tuple[int, Any]]:
+        """(position, event) of the next stored events after ``position``, read and
+        decoded the fast way (a damaged event raises: ``stored_after`` names it)."""
+
     def stored_event(self, stream_id: UUID, version: int) -> Any | None:
         """One stored event of a stream (a tenant's, or a read record's), decoded."""
 

@@ -18,7 +18,7 @@ from secrets_ledger.domain.log_leaves import leaves_of
 from secrets_ledger.domain.merkle_log import LogHead
 from secrets_ledger.domain.verification import Verdict
 
-PAGE = 1_000
+PAGE = 256  # rows buffered per log: bounded memory however many logs a scan meets
 StoredRow = tuple[int, str, int, bytes]  # index, record id, record version, hashes
 FetchRows = Callable[[str, int, int], Sequence[StoredRow]]
 """(tenant id, start, end) -> the stored rows of that range of its log, in order."""

@@ -62,7 +62,9 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
     source = PostgresEventSource(events)
     key_rows = SqlKeyRows(db, SqlProcesses(db))
     log_rows = SqlLogRows(db)
-    return Storage(settings, db, events, PostgresStreams(events, LogAppender(log_rows)),
+    streams = PostgresStreams(events, LogAppender(log_rows))
+    streams.reader = source.read
+    return Storage(settings, db, events, streams,
                    key_rows, master, SqlTokenRows(db),
                    SqlViewQueries(db, key_order='key COLLATE "C"'),
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,

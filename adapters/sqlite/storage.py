@@ -70,9 +70,12 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
     lookups = SQLiteValueLookups(views_file, events_file)
     log_db = SQLiteDatabase(events_file)  # the logs live beside the events, in their file
     log_rows = SqlLogRows(log_db)
-    return Storage(settings, db, events, SQLiteStreams(events, LogAppender(log_rows), key_rows),
+    streams = SQLiteStreams(events, LogAppender(log_rows), key_rows)
+    source = LibraryEventSource(events)
+    streams.reader = source.read
+    return Storage(settings, db, events, streams,
                    key_rows, master, SqlTokenRows(db), SqlViewQueries(db, key_order="key"),
-                   lookups, SQLiteViewStore(db), LibraryEventSource(events),
+                   lookups, SQLiteViewStore(db), source,
                    replay_loader=lambda events, workers: None, log_rows=log_rows,
                    log_key=LogKey(settings),
                    closers=[lookups.close, log_db.close],

@@ -11,6 +11,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     storage = open_storage(Settings(), run_migrations=False)
     try:
-        applied = storage.migrate()
+        # The progress bar shows only if the logs of older records are being built.
+        with _progress("build transparency logs", storage.streams.max_position()) as advance:
+            applied = storage.migrate(advance)
     finally:
         storage.close()
     print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
@@ -118,14 +121,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         storage = runtime.storage
         total = storage.event_source.max_position()
         loader = storage.replay_loader(total, args.workers)
-        with _progress(f"replay {args.view}", total) as advance:
-            try:
-                checksum = replay(storage.view_store, storage.event_source, views,
-                                  progress=advance, loader=loader)
-            except DamagedEvent as damaged:
-                raise CommandFailed(str(damaged)) from None
-        with _progress("check logs", total) as advance:
-            logs = asyncio.run(runtime.ledger.history.verify_logs(OPERATOR, progress=advance))
+        # The logs are checked against the records beside the replay (another pass over
+        # the store, in a thread: the replay's loading mostly waits on its workers).
+        with ThreadPoolExecutor(1, thread_name_prefix="log-check") as pool:
+            checking = pool.submit(asyncio.run, runtime.ledger.history.verify_logs(OPERATOR))
+            with _progress(f"replay {args.view}", total) as advance:
+                try:
+                    checksum = replay(storage.view_store, storage.event_source, views,
+                                      progress=advance, loader=loader)
+                except DamagedEvent as damaged:
+                    raise CommandFailed(str(damaged)) from None
+            logs = checking.result()
     print(f"checksum: {checksum}")
     if not logs.ok:
         raise CommandFailed(f"the transparency logs do not match the records: first bad"
