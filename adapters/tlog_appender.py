@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from secrets_ledger.adapters.sql.tlog import LeafRow, SqlLogRows
-from secrets_ledger.core.ports import HeadRow
+from secrets_ledger.core.log_ports import HeadRow
 from secrets_ledger.domain.errors import Unavailable
 from secrets_ledger.domain.log_leaves import leaves_of
 from secrets_ledger.domain.merkle_log import LogHead

@@ -281,7 +281,15 @@ def main() -> int:
         console.print(f"[bold]{NAME}[/bold]: backend={args.backend} leaves={big:,}")
         if args.only == "writes":
             writes = part_writes(space, duration, args.reps)
-            console.print(f"writes with/without log: {writes['ratio']:.2f}x")
+            console.print(f"writes with/without log: {writes['ratio']:.2f}x"
+                          f" ({writes['with_log_writes_per_s']:,.0f} /"
+                          f" {writes['without_log_writes_per_s']:,.0f} writes/s; checkpoint"
+                          f" lag p50 {writes['checkpoint_lag_p50_s']:.2f} s,"
+                          f" max {writes['checkpoint_lag_max_s']:.2f} s)")
+            suffix = "" if args.backend == "postgres" else f"_{args.backend}"
+            write_json(f"{NAME}_writes{suffix}", {
+                "config": {"backend": args.backend, "duration_s": duration, "reps": args.reps},
+                "writes": writes, "ok": writes["ok"]}, args.out)
             return verdict(writes["ok"])
         proofs = part_proofs(space, big, 300 if args.quick else 2000)
         reads = part_reads(space, 300 if args.quick else 2000, big)

@@ -18,10 +18,7 @@ from secrets_ledger.core.key_ports import LiveProcesses as LiveProcesses
 from secrets_ledger.core.key_ports import MasterKeys as MasterKeys
 from secrets_ledger.core.key_ports import MasterKeySwitch as MasterKeySwitch
 from secrets_ledger.core.key_ports import TenantKeyRow as TenantKeyRow
-from secrets_ledger.core.log_ports import HeadRow as HeadRow
 from secrets_ledger.core.log_ports import LogRows, LogSigner
-from secrets_ledger.core.log_ports import StoredCheckpoint as StoredCheckpoint
-from secrets_ledger.core.log_ports import StoredLeaf as StoredLeaf
 from secrets_ledger.core.managed_ports import ManagedRow as ManagedRow
 from secrets_ledger.core.managed_ports import ManagedVersion as ManagedVersion
 from secrets_ledger.core.managed_ports import MountRow as MountRow
@@ -87,14 +84,13 @@ class TenantStreams(Protocol):
         """The next stored events of every stream after ``position``, in order."""
 
     def decoded_after(self, position: int, limit: int) -> Sequence[tuple[int, Any]]:
-        """(position, event) of the next stored events after ``position``, read and
-        decoded the fast way (a damaged event raises: ``stored_after`` names it)."""
+        """(position, event) of the next stored events, the fast way (a damaged one raises)."""
 
     def stored_event(self, stream_id: UUID, version: int) -> Any | None:
         """One stored event of a stream (a tenant's, or a read record's), decoded."""
 
     def event_at(self, position: int) -> Any | None:
-        """The tenant event stored at a position, decoded (None if it is not one)."""
+        """The tenant event at a store position, decoded (None if none is there)."""
 
 
 TokenRow = tuple[str, str, str, str | None, str | None, str | None]
@@ -297,7 +293,7 @@ class Ports(Protocol):
     def value_lookups(self) -> ValueLookups: ...
 
     @property
-    def log_rows(self) -> LogRows: ...
+    def log_rows(self) -> LogRows: ...  # the tenants' transparency logs
 
     @property
     def log_key(self) -> LogSigner: ...

@@ -276,3 +276,16 @@ def test_replay_checks_every_log_against_the_records(ledger: Blocking, runtime: 
     refused = cli(settings, "replay")
     assert refused.returncode == 2
     assert "leaf 0 of tenant" in refused.stderr
+
+
+def test_migrate_builds_the_logs_of_an_older_store_once(ledger: Blocking, runtime: LedgerRuntime,
+                                                        settings: Settings) -> None:
+    acme_with_history(ledger)
+    runtime.close()
+    forget_logs(settings)
+    first = cli(settings, "migrate")
+    assert first.returncode == 0, first.stderr
+    assert "transparency logs (" in first.stdout
+    again = cli(settings, "migrate")
+    assert "nothing (up to date)" in again.stdout
+    assert cli(settings, "verify").returncode == 0

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_all, fetch_one
-from secrets_ledger.core.ports import HeadRow, StoredCheckpoint, StoredLeaf
+from secrets_ledger.core.log_ports import HeadRow, StoredCheckpoint, StoredLeaf
 from secrets_ledger.domain.merkle_log import LogHead, head_from, node_row, peaks
 
 TABLES = ("log_leaves", "log_checkpoints", "log_built")

@@ -63,21 +63,14 @@ async def body_of(request: Request, model: type[M], caller: Credential, ledger: 
     raise refusal
 
 
+T = TypeVar("T")
 _POSITIVE_INT = TypeAdapter(Annotated[int, Field(ge=1)])  # as ``Query(ge=1)`` validates
 
 
 async def positive_int(request: Request, name: str, caller: Credential,
                        ledger: Ledger) -> int | None:
     """An optional query parameter that must be an integer of at least 1."""
-    text = request.query_params.get(name)
-    if text is None:
-        return None
-    try:
-        return _POSITIVE_INT.validate_python(text)
-    except ValidationError:
-        refusal = InvalidRequest(f"invalid request: check query.{name}")
-    await ledger.authenticate(caller)
-    raise refusal
+    return await _query_value(request, name, caller, ledger, _POSITIVE_INT)
 
 
 _BOOLEAN = TypeAdapter(bool)  # "true"/"false"/"1"/"0"…, as ``Query()`` reads a bool
@@ -85,11 +78,19 @@ _BOOLEAN = TypeAdapter(bool)  # "true"/"false"/"1"/"0"…, as ``Query()`` reads 
 
 async def flag(request: Request, name: str, caller: Credential, ledger: Ledger) -> bool:
     """An optional boolean query parameter (absent: false)."""
+    found: bool | None = await _query_value(request, name, caller, ledger, _BOOLEAN)
+    return found is True
+
+
+async def _query_value(request: Request, name: str, caller: Credential, ledger: Ledger,
+                       adapter: TypeAdapter[T]) -> T | None:
+    """A query parameter validated as ``Query()`` would (None when absent); a bad one
+    is a 400 once the caller is authenticated (401 comes first)."""
     text = request.query_params.get(name)
     if text is None:
-        return False
+        return None
     try:
-        return _BOOLEAN.validate_python(text)
+        return adapter.validate_python(text)
     except ValidationError:
         refusal = InvalidRequest(f"invalid request: check query.{name}")
     await ledger.authenticate(caller)

@@ -205,3 +205,34 @@ def test_the_verifier_cli_checks_a_read_and_remembers_its_checkpoint(
                               capture_output=True, text=True, check=False)
     assert accepted.returncode == 0, accepted.stderr
     assert "extends the remembered checkpoint" in accepted.stdout
+
+
+def test_the_verifier_cli_recomputes_the_root_and_catches_an_edited_record(
+        server: Server, tenant: str, writer: httpx.Client, auditor: httpx.Client,
+        tmp_path: Path) -> None:
+    for n in range(3):
+        put_value(writer, tenant, "k", n)
+    keys, prefix = trusted(server)
+    checkpoint = read_checkpoint(auditor, tenant, keys, prefix)
+    note = tmp_path / "checkpoint.json"
+    note.write_text(auditor.get(log_path(tenant, "checkpoint")).text)
+    leaves = auditor.get(log_path(tenant, "leaves"),
+                         params={"start": 0, "end": checkpoint.size}).json()
+    pages = tmp_path / "leaves.json"
+    pages.write_text(json.dumps(leaves))
+    log_key = httpx.get(f"{server.base_url}/v1/log-key").json()["log_keys"][0]
+    cli = [sys.executable, "-m", "secrets_ledger.verifier", "--log-key", log_key]
+    done = subprocess.run([*cli, "root", str(pages), "--checkpoint", str(note)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"ok: {checkpoint.size} leaves recomputed")
+    signed = subprocess.run([*cli, "--origin-prefix", prefix, "checkpoint", str(note),
+                             "--tenant", tenant], capture_output=True, text=True, check=False)
+    assert signed.returncode == 0, signed.stderr
+    record = leaves["leaves"][-1]["record"]
+    record["fields"]["writes"][0]["key_version"] += 1  # an edited record
+    pages.write_text(json.dumps(leaves))
+    caught = subprocess.run([*cli, "root", str(pages), "--checkpoint", str(note)],
+                            capture_output=True, text=True, check=False)
+    assert caught.returncode == 1
+    assert "is not what its record recomputes to" in caught.stderr
