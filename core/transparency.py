@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -58,9 +58,9 @@ class ValueProof:
     event_version: int
     leaf_index: int
     record: dict[str, Any]
-    opening: bytes
-    value_json: str
-    proof: Proof
+    opening: bytes = field(repr=False)  # never in a log line, as the value
+    value_json: str = field(repr=False)
+    proof: Proof = field(repr=False)
 
 
 def event_record(event: Tenant.Event) -> dict[str, Any]:
