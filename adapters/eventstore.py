@@ -95,12 +95,12 @@ class LedgerEvents(Application):  # type: ignore[type-arg]
 class StoredStreams(ABC):
     """``ports.TenantStreams`` over the application; ``save_batch`` is the backend's."""
 
-    def __init__(self, events: LedgerEvents, log: LogAppender) -> None:
+    def __init__(self, events: LedgerEvents, log: LogAppender,
+                 reader: Callable[[int, int], Sequence[tuple[int, Any]]]) -> None:
         self.events = events
         self.recorder = events.recorder
         self.log = log
-        # The backend's fast reader (the projections' event source), set by the storage.
-        self.reader: Callable[[int, int], Sequence[tuple[int, Any]]] | None = None
+        self.reader = reader  # the backend's fast reader (the projections' event source)
 
     def load(self, tenant_id: UUID) -> Tenant | None:
         try:
@@ -157,7 +157,6 @@ class StoredStreams(ABC):
 
 
     def decoded_after(self, position: int, limit: int) -> Sequence[tuple[int, Any]]:
-        assert self.reader is not None, "the storage gives its streams their reader"
         return self.reader(position, limit)
 
     def stored_event(self, stream_id: UUID, version: int) -> Any | None:

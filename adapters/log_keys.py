@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
+from secrets_ledger.adapters.masterkeys import write_private_file
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.verifier import ED25519, key_id, sign_note, verifier_key
@@ -57,21 +58,6 @@ def parse_signer_key(text: str) -> tuple[str, Ed25519PrivateKey]:
         raise InvalidRequest("the log key is not an Ed25519 signer key, or its id does"
                              " not match it")
     return name, private_key
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Creates the file 0600 from the start and whole (linked into place), or raises
-    FileExistsError when another process made it first."""
-    draft = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(draft, path)
-    finally:
-        draft.unlink()
 
 
 class LogKey:
@@ -111,8 +97,7 @@ class LogKey:
         else:
             if not self._path.exists():
                 with contextlib.suppress(FileExistsError):  # another process made it
-                    self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    _write_private(self._path, signer_key_text(
+                    write_private_file(self._path, signer_key_text(
                         self._default_name, Ed25519PrivateKey.generate()))
             self._seen = self._file_signature()
             text = self._path.read_text("ascii")
@@ -147,7 +132,7 @@ class LogKey:
         following = self._path.with_name(LOG_KEY_FILE + ".next")
         with contextlib.suppress(FileNotFoundError):
             following.unlink()
-        _write_private(following, new_text)
+        write_private_file(following, new_text)
         os.replace(following, self._path)
         self.reload()
         return verifier_key(self._name, self._key.public_key())

@@ -27,28 +27,32 @@ NEXT_MASTER_KEY_FILE = "master.key.next"
 
 
 def write_key_file(path: Path, key: bytes) -> None:
-    """Creates the file with mode 0600 from the start (the key never sits world-readable)
-    and whole: the key is written to a private file first, then linked into place, so
+    write_private_file(path, crypto.to_text(key))
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Creates the file with mode 0600 from the start (a key never sits world-readable)
+    and whole: the text is written to a private file first, then linked into place, so
     that another process never reads a file that exists but is still empty. Raises
     FileExistsError if the file exists (another process won: use theirs)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     draft = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
-    _write_new(draft, key)
+    _write_new(draft, text)
     try:
         os.link(draft, path)  # atomic, and fails if the file exists
     except FileExistsError:
         raise
     except OSError:
         # A filesystem without hard links: create the file in place (never replace one).
-        _write_new(path, key)
+        _write_new(path, text)
     finally:
         draft.unlink()
 
 
-def _write_new(path: Path, key: bytes) -> None:
+def _write_new(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(crypto.to_text(key) + "\n")
+        handle.write(text + "\n")
         handle.flush()
         os.fsync(handle.fileno())
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from secrets_ledger.core.log_ports import LogRows, LogSigner, StoredCheckpoint, WitnessPost
 from secrets_ledger.core.log_proofs import LogProofs
 from secrets_ledger.core.ports import ViewQueries
-from secrets_ledger.domain.errors import Unavailable
+from secrets_ledger.domain.errors import InvalidRequest, Unavailable
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
 from secrets_ledger.verifier import (
@@ -44,9 +44,12 @@ class Witness:
     def parse(cls, setting: str) -> Witness:
         """From ``"<URL> <verifier key>"`` (``LEDGER_WITNESSES``)."""
         url, _, key = setting.strip().partition(" ")
-        if not url.startswith(("http://", "https://")):
-            raise VerificationError("a witness is configured as '<URL> <verifier key>'")
-        return cls(url.rstrip("/"), parse_verifier_key(key))
+        try:
+            if not url.startswith(("http://", "https://")):
+                raise VerificationError("no URL")
+            return cls(url.rstrip("/"), parse_verifier_key(key))
+        except VerificationError:  # a configuration error: one line, exit 2
+            raise InvalidRequest("LEDGER_WITNESSES: each is '<URL> <verifier key>'") from None
 
 
 class Checkpointer:

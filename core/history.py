@@ -162,13 +162,12 @@ class History:
                 event = _decoded(stored.decode)
                 if event is not None:
                     scan.logs.add(stored.position, event)
+                decode = stored.decode if event is None else partial(_same, event)
                 if _records_reads(stored.topic):  # in the writers' read chains
-                    _add_read_record(scan.reads, stored.position, stored.decode)
+                    _add_read_record(scan.reads, stored.position, decode)
                     continue
                 stream = str(stored.stream_id)
-                check = scan.checks.setdefault(stream, ChainCheck(stream))
-                check.add(stored.version, stored.decode if event is None else partial(
-                    _same, event))
+                scan.checks.setdefault(stream, ChainCheck(stream)).add(stored.version, decode)
             position = page[-1].position
             if progress is not None:
                 progress(len(page))

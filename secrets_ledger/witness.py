@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import os
 import sqlite3
 import threading
 import time
@@ -32,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from secrets_ledger.adapters.masterkeys import write_private_file
 from secrets_ledger.verifier import (
     COSIGNATURE,
     Checkpoint,
@@ -61,13 +61,10 @@ def load_key(folder: Path) -> Ed25519PrivateKey:
     """The witness's key from ``witness.key`` (base64 of its seed), made 0600 if absent."""
     path = folder / KEY_FILE
     if not path.exists():
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         seed = Ed25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw,
                                                           NoEncryption())
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(base64.b64encode(seed).decode("ascii") + "\n")
+        with contextlib.suppress(FileExistsError):  # another witness process made it
+            write_private_file(path, base64.b64encode(seed).decode("ascii"))
     return Ed25519PrivateKey.from_private_bytes(base64.b64decode(path.read_text("ascii")))
 
 

@@ -76,3 +76,9 @@ def test_a_malformed_log_key_is_refused_without_echoing_it(settings: Settings) -
     with pytest.raises(InvalidRequest) as refused:
         LedgerRuntime(broken)
     assert "c2VjcmV0" not in str(refused.value)
+
+
+def test_a_malformed_witness_setting_is_one_clear_refusal(settings: Settings) -> None:
+    broken = settings.model_copy(update={"witnesses": ["not-a-url somekey"]})
+    with pytest.raises(InvalidRequest, match="LEDGER_WITNESSES"):
+        LedgerRuntime(broken)

@@ -62,8 +62,7 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
     source = PostgresEventSource(events)
     key_rows = SqlKeyRows(db, SqlProcesses(db))
     log_rows = SqlLogRows(db)
-    streams = PostgresStreams(events, LogAppender(log_rows))
-    streams.reader = source.read
+    streams = PostgresStreams(events, LogAppender(log_rows), source.read)
     return Storage(settings, db, events, streams,
                    key_rows, master, SqlTokenRows(db),
                    SqlViewQueries(db, key_order='key COLLATE "C"'),

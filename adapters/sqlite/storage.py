@@ -34,7 +34,7 @@ class SQLiteStreams(StoredStreams):
     stored event lacks its key (a key whose event then fails to save opens nothing)."""
 
     def __init__(self, events: LedgerEvents, log: LogAppender, key_rows: SqlKeyRows) -> None:
-        super().__init__(events, log)
+        super().__init__(events, log, LibraryEventSource(events).read)
         self.key_rows = key_rows
 
     def save_batch(self, aggregates: Sequence[Any],
@@ -71,11 +71,9 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
     log_db = SQLiteDatabase(events_file)  # the logs live beside the events, in their file
     log_rows = SqlLogRows(log_db)
     streams = SQLiteStreams(events, LogAppender(log_rows), key_rows)
-    source = LibraryEventSource(events)
-    streams.reader = source.read
     return Storage(settings, db, events, streams,
                    key_rows, master, SqlTokenRows(db), SqlViewQueries(db, key_order="key"),
-                   lookups, SQLiteViewStore(db), source,
+                   lookups, SQLiteViewStore(db), LibraryEventSource(events),
                    replay_loader=lambda events, workers: None, log_rows=log_rows,
                    log_key=LogKey(settings),
                    closers=[lookups.close, log_db.close],
