@@ -10,16 +10,14 @@ auditors (and admins) only. Nobody of another tenant learns anything, not even a
 from __future__ import annotations
 
 import base64
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 from uuid import UUID
 
+from secrets_ledger.core.bounded_cache import BoundedCache
 from secrets_ledger.core.checkpoints import Checkpointer
 from secrets_ledger.core.door import Door
 from secrets_ledger.core.log_ports import LogRows, LogSigner, StoredCheckpoint
-from secrets_ledger.core.log_proofs import LogProofs
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.reads import SecretValue
@@ -30,8 +28,6 @@ from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 
 MAX_LEAVES = 256
 WRITES_CACHED_BYTES = 16 * 1024 * 1024
-K = TypeVar("K")
-V = TypeVar("V")
 _FRAMING = frozenset({"hash", "originator_id", "originator_version", "timestamp",
                       "originator_topic"})
 
@@ -77,7 +73,7 @@ class TransparencyLog:
         self.rows = rows
         self.signer = signer
         self.checkpointer = checkpointer
-        self.proofs = LogProofs(rows)
+        self.proofs = checkpointer.proofs  # one cache of subtrees per process
         self._writes: BoundedCache[tuple[str, str, int], tuple[int, int, dict[str, Any]]] = (
             BoundedCache(WRITES_CACHED_BYTES))
         self._inclusions: BoundedCache[tuple[str, int, int], list[bytes]] = BoundedCache(
@@ -194,36 +190,6 @@ class TransparencyLog:
             found = self.proofs.inclusion(tenant_id, index, size)
             self._inclusions.put((tenant_id, index, size), found, 32 * len(found))
         return found
-
-
-class BoundedCache(Generic[K, V]):
-    """Least recently used entries within a budget of bytes (as estimated by the caller)."""
-
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
-        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            self._entries.move_to_end(key)
-            return found[0]
-
-    def put(self, key: K, value: V, size: int) -> None:
-        if size > self.budget // 64:  # a very large record is read again instead
-            return
-        with self._lock:
-            if key in self._entries:
-                return
-            self._entries[key] = (value, size)
-            self._bytes += size
-            while self._bytes > self.budget:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self._bytes -= dropped
 
 
 def b64(hashes: list[bytes]) -> list[str]:

@@ -29,8 +29,12 @@ def log_ddl(blob: str, without_rowid: str = "") -> list[str]:
         "CREATE TABLE IF NOT EXISTS log_leaves (tenant_id TEXT NOT NULL, idx BIGINT NOT NULL,"
         f" record_id TEXT NOT NULL, record_version BIGINT NOT NULL, hashes {blob} NOT NULL,"
         f" PRIMARY KEY (tenant_id, idx)){without_rowid}",
-        "CREATE UNIQUE INDEX IF NOT EXISTS log_leaves_record"
-        " ON log_leaves (tenant_id, record_id, record_version)",
+        # Led by the record, not the tenant: an index led by the tenant is one a planner
+        # with stale statistics takes for a tenant's range or a proof's rows, and then
+        # walks a whole log for each (0.3 s a proof, measured on a log of 10^6 leaves).
+        "DROP INDEX IF EXISTS log_leaves_record",
+        "CREATE UNIQUE INDEX IF NOT EXISTS log_leaves_by_record"
+        " ON log_leaves (record_id, record_version, tenant_id)",
         "CREATE TABLE IF NOT EXISTS log_checkpoints (tenant_id TEXT PRIMARY KEY,"
         f" size BIGINT NOT NULL, root {blob} NOT NULL, note TEXT NOT NULL,"
         " signed_at TEXT NOT NULL)",
@@ -64,20 +68,23 @@ class SqlLogRows:
                     tenant_id, [node_row(node)[0] for node in peaks(size)]))
         return heads
 
+    # Every read below names the whole primary key, or the tenant and a range or an
+    # order of ``idx``: a planner that believes a tenant has no rows (statistics older
+    # than a big log) otherwise filters a whole log through the tenant's prefix of the
+    # index (measured: 0.25 s for ``idx IN (…)`` and 0.35 s for ``max(idx)`` on 10^6).
+
     def log_size(self, tenant_id: str) -> int:
         """How many leaves the log holds (its last index, from the primary key's end)."""
-        row = fetch_one(self.db, "SELECT max(idx) FROM log_leaves WHERE tenant_id = %s",
-                        (tenant_id,))
-        return 0 if row is None or row[0] is None else int(row[0]) + 1
+        row = fetch_one(self.db, "SELECT idx FROM log_leaves WHERE tenant_id = %s"
+                                 " ORDER BY idx DESC LIMIT 1", (tenant_id,))
+        return 0 if row is None else int(row[0]) + 1
 
     def rows(self, tenant_id: str, indexes: Iterable[int]) -> dict[int, bytes]:
         wanted = sorted(set(indexes))
-        if not wanted:
-            return {}
-        marks = ", ".join(["%s"] * len(wanted))
+        lookup = "SELECT idx, hashes FROM log_leaves WHERE tenant_id = %s AND idx = %s"
         return {int(row[0]): bytes(row[1]) for row in fetch_all(
-            self.db, f"SELECT idx, hashes FROM log_leaves WHERE tenant_id = %s"
-                     f" AND idx IN ({marks})", [tenant_id, *wanted])}
+            self.db, " UNION ALL ".join([lookup] * len(wanted)),
+            [value for index in wanted for value in (tenant_id, index)])} if wanted else {}
 
     def size(self, tenant_id: str) -> tuple[int, bytes] | None:
         head = self.heads([tenant_id]).get(tenant_id)
