@@ -44,9 +44,11 @@ def test_every_proof_verifies_cold_and_from_the_cached_subtrees(
     assert first[:len(asked)] == first[len(asked):]
 
 
-def test_the_log_size_and_rows_are_read_by_the_primary_key(runtime: LedgerRuntime) -> None:
+def test_the_log_size_rows_and_tenants_are_read_by_the_primary_key(
+        runtime: LedgerRuntime) -> None:
     stored_log(runtime)
     log_rows = runtime.storage.log_rows
+    assert log_rows.log_tenants() == [TENANT]
     assert log_rows.log_size(TENANT) == LEAVES
     assert log_rows.log_size("00000000-0000-4000-8000-000000000000") == 0
     assert sorted(log_rows.rows(TENANT, [0, 7, LEAVES - 1, LEAVES])) == [0, 7, LEAVES - 1]
