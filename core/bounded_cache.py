@@ -1,6 +1,6 @@
-"""A least-recently-used map within a budget of bytes, for what the core may keep of
-immutable data (a version's write record, a log's complete subtrees): memory stays
-bounded whatever the clients ask for."""
+"""A least-recently-used map within a budget of bytes, for immutable records the core
+keeps (a version's write record, an inclusion proof): memory stays bounded whatever the
+clients ask for."""
 
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ two hashes per tree level (``merkle_log``), whatever the log's size.
 The subtrees of at least ``CACHED_WIDTH`` leaves are kept in memory once computed: they
 never change (a log only grows), every proof of a log shares its upper levels, and so a
 busy log's proofs read about as many rows (its lower levels) as a small log's do. The
-map is emptied when full rather than kept in recency order: reads take no lock, and a
-log's upper levels come back within a few hundred proofs."""
+map is emptied when full rather than kept in recency order: reads take no lock, and the
+next proofs of each busy log fill it again."""
 
 from __future__ import annotations
 
