@@ -15,16 +15,16 @@ from secrets_ledger.core.pages import Page, check_limit
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.ports import AuditFilter, AuditRow
 from secrets_ledger.core.principals import Credential
+from secrets_ledger.core.replay_logs import ReplayedLogs
 from secrets_ledger.domain import rules
 from secrets_ledger.domain.errors import TenantNotFound
 from secrets_ledger.domain.log_check import LogCheck
+from secrets_ledger.domain.log_fold import CHUNK, LogFold
+from secrets_ledger.domain.log_leaves import READ_RECORDS
 from secrets_ledger.domain.read_chain import ReadChainsCheck, TenantReadsCheck
-from secrets_ledger.domain.reads import ValueRead, ValueReads
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import stored_time
 from secrets_ledger.domain.verification import ChainCheck
-
-READ_EVENTS = (ValueReads.Recorded, ValueRead.Recorded)
 
 
 @dataclass
@@ -147,6 +147,30 @@ class History:
         logs.finish(position, self.door.ports.log_rows.log_tenants())
         return logs
 
+    async def replay_check(self, caller: Credential, chunk: int = CHUNK) -> ReplayedLogs:
+        """What replay feeds in its own pass to check every log: a fold of the records up
+        to a snapshot of the stored logs (``core.replay_logs``)."""
+        await self.door.admitted(caller, None, UseCase.VERIFY_ALL)
+        rows = self.door.ports.log_rows
+        snapshot = await self.door.in_thread(rows.snapshot)
+        return ReplayedLogs(rows, LogFold(snapshot, chunk=chunk))
+
+    async def replay_verdict(self, caller: Credential, check: ReplayedLogs) -> LogCheck:
+        """The logs replay recomputed, compared with the stored ones; where any differs,
+        every log is checked again record by record, to name the first bad position."""
+        await self.door.admitted(caller, None, UseCase.VERIFY_ALL)
+        return await self.door.in_thread(self._replay_verdict, caller, check)
+
+    def _replay_verdict(self, caller: Credential, check: ReplayedLogs) -> LogCheck:
+        differences, fold = check.differences(), check.fold
+        if not differences:
+            return LogCheck(check.rows.leaf_rows, heads={tenant_id: log.head
+                                                         for tenant_id, log in fold.logs.items()})
+        found = self._verify_logs(caller, 10_000, None)
+        if found.ok:  # the store changed since (a log rewritten meanwhile): still a failure
+            found.fail((fold.failure or (fold.snapshot.position, ""))[0], differences[0])
+        return found
+
     async def verify_all(self, caller: Credential, page_size: int = 5000,
                          progress: Callable[[int], None] | None = None) -> FullScan:
         """Every tenant's chain, in one pass over the event store."""
@@ -200,6 +224,6 @@ def _records_reads(topic: str) -> bool:
     to: events stored under older module names resolve too). A topic edited into one
     of these hides nothing: the tenant stream it was cut from shows a missing event."""
     try:
-        return resolve_topic(topic) in READ_EVENTS
+        return resolve_topic(topic) in READ_RECORDS
     except Exception:  # an edited, unresolvable topic: the tenant's chain check says so
         return False

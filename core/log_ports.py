@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, Protocol
 
+from secrets_ledger.domain.log_fold import CHUNK, LogSnapshot
+
 
 class StoredLeaf(NamedTuple):
     leaf_index: int
@@ -49,6 +51,14 @@ class LogRows(Protocol):
 
     def checkpoint_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
         """(size, root) of one log's latest checkpoint, or of every log's."""
+
+    def snapshot(self) -> LogSnapshot:
+        """The store's last position, and every log's size and checkpoint there."""
+
+    def chunk_digests(self, sizes: dict[str, int], chunk: int = CHUNK
+                      ) -> dict[str, list[bytes]]:
+        """Each log's digests of its rows below its given size, per ``chunk`` leaves
+        (``domain.log_fold``)."""
 
     def unsigned(self) -> list[HeadRow]:
         """The heads this process grew since the last call (taken)."""

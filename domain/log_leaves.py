@@ -12,8 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from secrets_ledger.domain.reads import ValueRead, ValueReads
-from secrets_ledger.domain.tenant import Tenant
+from secrets_ledger.domain.tenant import Tenant, tenant_text
 from secrets_ledger.verifier.records import EVENT_LEAF, READS_LEAF, reads_digest
+
+READ_RECORDS = (ValueReads.Recorded, ValueRead.Recorded)
+"""The records stored in no tenant's stream that add leaves to tenants' logs (as many
+as the tenants whose reads they hold)."""
 
 Leaf = tuple[str, str, int, bytes]
 """(tenant id, record id, record version, leaf): a tenant event's record id is ``''``
@@ -51,8 +55,9 @@ def reads_record(event: Any, tenant_id: str) -> dict[str, Any]:
 def leaves_of(event: Any) -> list[Leaf]:
     """The leaves a stored event adds (none for an event of no tenant's)."""
     if isinstance(event, Tenant.Event):
-        return [(str(event.originator_id), "", event.originator_version, event_leaf(event))]
-    if isinstance(event, ValueReads.Recorded | ValueRead.Recorded):
+        return [(tenant_text(event.originator_id), "", event.originator_version,
+                 event_leaf(event))]
+    if isinstance(event, READ_RECORDS):
         record_id, at = str(event.originator_id), event.timestamp.isoformat()
         return [(tenant_id, record_id, event.originator_version,
                  READS_LEAF + reads_digest(record_id, at, reads))

@@ -9,7 +9,7 @@ Plaintext never reaches the aggregate: writes receive a ``Sealer`` that turns
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, TypedDict
@@ -35,6 +35,9 @@ from secrets_ledger.domain.errors import (
     VersionNotFound,
 )
 from secrets_ledger.domain.managed_state import ManagedState, MountState
+
+tenant_text: Callable[[UUID], str] = lru_cache(maxsize=1 << 16)(str)
+"""A tenant id as text (cached: views and the logs' fold format every event's stream id)."""
 
 
 @lru_cache(maxsize=4096)

@@ -8,10 +8,10 @@ from typing import Any, ClassVar
 
 from secrets_ledger.domain import managed, managed_events, mounts
 from secrets_ledger.domain.reads import ValueRead, ValueReads
-from secrets_ledger.domain.tenant import Tenant
+from secrets_ledger.domain.tenant import Tenant, tenant_text
 from secrets_ledger.domain.times import format_time
 from secrets_ledger.projections.ports import Column, ViewWriter
-from secrets_ledger.projections.view import View, tenant_text
+from secrets_ledger.projections.view import View
 
 AUDIT_SLOTS = 65_536
 """Audit positions are ``notification id * AUDIT_SLOTS + n``: one event may hold many changes."""

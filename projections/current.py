@@ -19,7 +19,7 @@ from secrets_ledger.domain.managed_events import (
     ManagedVersionWritten,
 )
 from secrets_ledger.domain.outcomes import outcome_of
-from secrets_ledger.domain.tenant import Tenant
+from secrets_ledger.domain.tenant import Tenant, tenant_text
 from secrets_ledger.domain.times import format_time
 from secrets_ledger.projections.managed import (
     MANAGED_GATHERERS,
@@ -35,7 +35,7 @@ from secrets_ledger.projections.mounts import (
     gather_mount,
 )
 from secrets_ledger.projections.ports import Column, ViewWriter
-from secrets_ledger.projections.view import View, tenant_text
+from secrets_ledger.projections.view import View
 
 VersionKey = tuple[str, str, int]
 

@@ -101,3 +101,6 @@ class ViewStore(Protocol):
     def build_index(self, statement: str, share_cores: bool) -> None:
         """Runs one ``CREATE INDEX`` in a transaction of its own; ``share_cores`` when as
         many builds as cores run side by side (each then keeps to one core)."""
+
+    def table_digests(self, tables: Sequence[tuple[str, str]]) -> list[bytes]:
+        """``checksum.rows_digest`` of each (table, order by), all in one snapshot."""

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.ports import EventSource, TableClone, ViewStore, ViewWriter
@@ -23,10 +23,26 @@ REBUILD_SUFFIX = "__rebuild"
 Progress = Callable[[int], None]
 Read = Callable[[int, int], Sequence[tuple[int, Any]]]
 """(after, limit) -> the next (position, event) pairs."""
-Loader = Callable[[Sequence[type[View]], int, int, Progress | None], None]
+
+
+class BatchCheck(Protocol):
+    """A check replay feeds every event it loads, in the same pass (the transparency
+    logs' fold, ``domain.log_fold``): cut into parts for loading processes that each see
+    a part of the streams, and merged back once each part is finished."""
+
+    def add_batch(self, batch: Sequence[tuple[int, Any]]) -> None: ...
+
+    def part_of(self, part: int, parts: int) -> BatchCheck: ...
+
+    def finish(self) -> None: ...
+
+    def merge(self, other: Any) -> None: ...
+
+
+Loader = Callable[[Sequence[type[View]], int, int, Progress | None, BatchCheck | None], None]
 """Loads every event up to a position into the views' rebuild tables, some other way
 than in this thread (PostgreSQL's worker processes, ``adapters.postgres.parallel_replay``):
-(views, position, batch size, progress)."""
+(views, position, batch size, progress, check to feed and finish)."""
 
 
 def _apply_batch(tx: ViewWriter, source: EventSource, views: Sequence[View], after: int,
@@ -56,12 +72,16 @@ def _collector_paused() -> Iterator[None]:
 
 
 def load_views(store: ViewStore, read: Read, view_classes: Sequence[type[View]], target: int,
-               batch_size: int, progress: Progress | None) -> int:
+               batch_size: int, progress: Progress | None, check: BatchCheck | None = None,
+               projects: Callable[[Any], bool] | None = None) -> int:
     """Applies every event ``read`` yields up to ``target`` to the views' rebuild tables,
     many per transaction, outside any lock the live side needs; returns the position
-    reached. This thread reads a batch and turns it into rows while another writes the
-    previous batch's rows (one transaction per batch, in order), so that the writes'
-    round trips overlap the Python work.
+    reached. ``check`` is fed every event read; ``projects`` (if given) says which of
+    them go into the views (a loading process that reads more than its part).
+
+    This thread reads a batch and turns it into rows while another writes the previous
+    batch's rows (one transaction per batch, in order), so that the writes' round trips
+    overlap the Python work.
 
     (A third thread reading ahead cost more in switching between threads than it
     saved: once the read scans the positions' index, PostgreSQL answers it in about
@@ -82,6 +102,10 @@ def load_views(store: ViewStore, read: Read, view_classes: Sequence[type[View]],
             if not batch:
                 break
             position = batch[-1][0]
+            if check is not None:
+                check.add_batch(batch)
+            if projects is not None:
+                batch = [item for item in batch if projects(item[1])]
             rows = _rows_of(views, batch)
             if written is not None:
                 written.result()  # one batch in the writer at a time, in order
@@ -145,10 +169,11 @@ def _build_indexes(store: ViewStore, clones: Sequence[TableClone]) -> None:
 
 def replay(store: ViewStore, source: EventSource, view_classes: Sequence[type[View]],
            progress: Progress | None = None, batch_size: int = 20_000,
-           loader: Loader | None = None) -> str:
+           loader: Loader | None = None, check: BatchCheck | None = None) -> str:
     """Rebuilds the given views and swaps them in; returns their checksum. ``loader``
     does the bulk load instead of this thread (the events that arrive meanwhile are
-    still applied here, at the swap).
+    still applied here, at the swap). ``check`` is fed every event of the bulk load,
+    then finished.
 
     ``batch_size`` events (for a loader, positions) go into one transaction: 20,000
     replayed 1,000,000 events in two processes about 0.5 s faster than 10,000, with
@@ -167,9 +192,11 @@ def replay(store: ViewStore, source: EventSource, view_classes: Sequence[type[Vi
     try:
         if loader is None:
             position = load_views(store, source.read, view_classes, target, batch_size,
-                                  progress)
+                                  progress, check)
+            if check is not None:
+                check.finish()
         else:
-            loader(view_classes, target, batch_size, progress)
+            loader(view_classes, target, batch_size, progress, check)
             position = target
         _build_indexes(store, clones)  # one sort per index beats keeping it up to date
     except BaseException:

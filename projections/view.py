@@ -8,10 +8,8 @@ that replay can build the same view into fresh tables and swap them in.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
-from uuid import UUID
 
 from secrets_ledger.projections.ports import ViewWriter
 
@@ -45,7 +43,3 @@ class View(ABC):
     def write(self, tx: ViewWriter, rows: Any) -> None:
         """Writes ``rows_of``'s rows, in as few statements as it can."""
 
-
-tenant_text: Callable[[UUID], str] = lru_cache(maxsize=1 << 16)(str)
-"""A tenant id as the views store it (cached: every event of a batch formats its
-stream's id, in each view)."""

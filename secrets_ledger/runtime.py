@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from secrets_ledger.adapters.backend import Storage
@@ -17,8 +17,12 @@ from secrets_ledger.adapters.storage import open_storage
 from secrets_ledger.adapters.witness_post import WitnessClient
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.managed_purges import SWEEP_SECONDS
+from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.log_check import LogCheck
 from secrets_ledger.projections.projector import Projector
+from secrets_ledger.projections.replay import replay
+from secrets_ledger.projections.view import View
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +91,19 @@ class LedgerRuntime:
             except Exception as error:
                 logger.warning("signing checkpoints failed (%s); retrying",
                                type(error).__name__)
+
+    def replay(self, views: Sequence[type[View]], workers: int | None = None,
+               progress: Callable[[int], None] | None = None) -> tuple[str, LogCheck]:
+        """``secrets-ledger replay``: rebuilds the views and swaps them in, recomputing
+        every transparency log from the records in the same pass; returns the views'
+        checksum and the logs' verdict. A damaged event raises ``DamagedEvent``."""
+        storage, history = self.storage, self.ledger.history
+        operator = Principal.operator()
+        loader = storage.replay_loader(storage.event_source.max_position(), workers)
+        check = asyncio.run(history.replay_check(operator))
+        checksum = replay(storage.view_store, storage.event_source, views, progress=progress,
+                          loader=loader, check=check)
+        return checksum, asyncio.run(history.replay_verdict(operator, check))
 
     def close(self) -> None:
         self._stop.set()

@@ -12,13 +12,14 @@ import pytest
 
 from secrets_ledger.adapters.postgres.events import INDEX_ORDER
 from secrets_ledger.adapters.postgres.parallel_replay import ParallelLoad, loader_for
+from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.replay import replay
 from secrets_ledger.projections.views import ALL_VIEWS
 from secrets_ledger.runtime import LedgerRuntime
 from tests.conftest import PG_URL
-from tests.support import blocking
+from tests.support import blocking, run
 from tests.test_replay import caught_up, request, rich_history
 
 pytestmark = pytest.mark.parametrize("backend", ["postgres"])  # partitioned reads are SQL
@@ -50,7 +51,8 @@ def test_reads_scan_the_positions_index_in_order_and_never_sort(still_runtime: L
     with psycopg.connect(PG_URL, autocommit=True) as conn, conn.transaction():
         conn.execute(INDEX_ORDER)
         for statement, params in [(source.read_statement, (0, 10)),
-                                  (source.part_statement, (0, 10, 3, 1))]:
+                                  (source.part_statement, (0, 10, 3, 1)),
+                                  (source.shared_statement, (0, 10, 3, 1, ["A.B"]))]:
             plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN {statement}", params))
             assert "Index Scan using" in plan, plan
             assert "Sort" not in plan and "JIT" not in plan, plan
@@ -89,6 +91,21 @@ def test_a_replay_loaded_by_worker_processes_equals_the_live_views(
     assert rebuilt == live
     assert sum(progressed) == storage.event_source.max_position()
     assert views_checksum(storage.view_store, ALL_VIEWS) == live
+
+
+def test_worker_processes_check_every_log_as_one_process_does(
+        still_runtime: LedgerRuntime, settings: Settings) -> None:
+    """Each process folds the logs of its part's tenants, from its own events and from
+    every part's read records (they add leaves to several tenants' logs)."""
+    many_tenants_with_reads(still_runtime)
+    storage, history = still_runtime.storage, still_runtime.ledger.history
+    folds = []
+    for loader in (None, ParallelLoad(settings, 3)):
+        check = run(history.replay_check(Principal.operator(), chunk=2))
+        replay(storage.view_store, storage.event_source, ALL_VIEWS, loader=loader, check=check)
+        assert check.differences() == []
+        folds.append({tenant: (log.head, log.digests) for tenant, log in check.fold.logs.items()})
+    assert folds[0] == folds[1] and len(folds[0]) == 14
 
 
 def test_a_failed_worker_fails_the_replay_and_leaves_the_live_views(

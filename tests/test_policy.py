@@ -18,10 +18,12 @@ from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.managed_values import SecretRef
 from secrets_ledger.core.policy import GLOBAL_USE_CASES, NEEDS, POLICY, UseCase
 from secrets_ledger.core.principals import BearerToken, Credential, Principal, Role
+from secrets_ledger.core.replay_logs import ReplayedLogs
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.changes import RequestContext, SetValue
 from secrets_ledger.domain.errors import Forbidden, LedgerError, TenantNotFound, Unauthorized
+from secrets_ledger.domain.log_fold import LogFold, LogSnapshot
 from secrets_ledger.domain.managed import SecretMetadata
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.runtime import LedgerRuntime
@@ -92,6 +94,11 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
                            lambda ledger, who, t: ledger.history.verify_all(who)),
     "history.verify_logs": (UseCase.VERIFY_ALL,
                             lambda ledger, who, t: ledger.history.verify_logs(who)),
+    "history.replay_check": (UseCase.VERIFY_ALL,
+                             lambda ledger, who, t: ledger.history.replay_check(who)),
+    "history.replay_verdict": (UseCase.VERIFY_ALL, lambda ledger, who, t: (
+        ledger.history.replay_verdict(who, ReplayedLogs(ledger.door.ports.log_rows, LogFold(
+            LogSnapshot(0, {}, {})))))),
     "keys.rotate_master": (UseCase.ROTATE_MASTER_KEY,
                            lambda ledger, who, t: ledger.keys.rotate_master(who)),
     "reads.recorded": (UseCase.READ_VALUE,

@@ -41,6 +41,11 @@ class PostgresEventSource:
                                " WHERE notification_id > %s AND notification_id <= %s"
                                " AND get_byte(uuid_send(originator_id), 15) %% %s = %s"
                                " ORDER BY notification_id")
+        self.shared_statement = (f"SELECT {_COLUMNS} FROM {self.table}"
+                                 " WHERE notification_id > %s AND notification_id <= %s"
+                                 " AND (get_byte(uuid_send(originator_id), 15) %% %s = %s"
+                                 " OR split_part(topic, ':', 2) = ANY(%s))"
+                                 " ORDER BY notification_id")
 
     def max_position(self) -> int:
         return int(self.recorder.max_notification_id() or 0)
@@ -48,11 +53,12 @@ class PostgresEventSource:
     def read(self, after: int, limit: int) -> Sequence[tuple[int, Any]]:
         return self._select(self.read_statement, (after, limit))
 
-    def read_part(self, after: int, limit: int, part: int, parts: int, until: int
-                  ) -> Sequence[tuple[int, Any]]:
+    def read_part(self, after: int, limit: int, part: int, parts: int, until: int,
+                  shared: Sequence[str] = ()) -> Sequence[tuple[int, Any]]:
         """``read`` of the events whose stream is in part ``part`` of ``parts`` (by the last
         byte of its id), up to position ``until``: every event of a tenant's stream is in
-        the same part, in order, so parts can be projected side by side.
+        the same part, in order, so parts can be projected side by side. Also the events
+        of every part whose class is named in ``shared`` (``Class.Nested``, in any module).
 
         Positions are scanned in windows of ``limit`` (an index range scan; with a
         filter and a LIMIT instead, the planner sorts every later row for each page)
@@ -60,12 +66,14 @@ class PostgresEventSource:
         """
         while after < until:
             end = min(after + limit, until)
-            if batch := self._select(self.part_statement, (after, end, parts, part)):
+            if batch := (self._select(self.part_statement, (after, end, parts, part))
+                         if not shared else self._select(
+                             self.shared_statement, (after, end, parts, part, list(shared)))):
                 return batch
             after = end
         return []
 
-    def _select(self, statement: str, params: tuple[int, ...]) -> list[tuple[int, Any]]:
+    def _select(self, statement: str, params: tuple[Any, ...]) -> list[tuple[int, Any]]:
         with self.recorder.datastore.get_connection() as conn, conn.transaction(), \
                 conn.cursor(binary=True, row_factory=tuple_row) as cursor:
             cursor.execute(INDEX_ORDER)

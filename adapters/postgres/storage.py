@@ -19,12 +19,13 @@ from secrets_ledger.adapters.postgres.database import (
 from secrets_ledger.adapters.postgres.events import PostgresEventSource
 from secrets_ledger.adapters.postgres.parallel_replay import loader_for
 from secrets_ledger.adapters.postgres.recorder import RECORDER_TOPIC
+from secrets_ledger.adapters.postgres.tlog import PostgresLogRows
 from secrets_ledger.adapters.postgres.values import PostgresValueLookups
 from secrets_ledger.adapters.postgres.viewstore import PostgresViewStore
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.migrations import migrate
 from secrets_ledger.adapters.sql.processes import SqlProcesses
-from secrets_ledger.adapters.sql.tlog import SqlLogRows, log_ddl
+from secrets_ledger.adapters.sql.tlog import log_ddl
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
 from secrets_ledger.adapters.tlog_appender import LogAppender, StagedLog
@@ -61,7 +62,7 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
         raise
     source = PostgresEventSource(events)
     key_rows = SqlKeyRows(db, SqlProcesses(db))
-    log_rows = SqlLogRows(db)
+    log_rows = PostgresLogRows(db, f"SELECT max(notification_id) FROM {source.table}")
     streams = PostgresStreams(events, LogAppender(log_rows), source.read)
     return Storage(settings, db, events, streams,
                    key_rows, master, SqlTokenRows(db),

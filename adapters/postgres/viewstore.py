@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.abc import Buffer
 
+from secrets_ledger.adapters.postgres.database import PostgresDatabase
 from secrets_ledger.adapters.sql.database import Cursor
 from secrets_ledger.adapters.sql.viewstore import SqlViewStore, SqlViewWriter, names
+from secrets_ledger.projections.checksum import rows_digest
 from secrets_ledger.projections.ports import Column, TableClone, ViewWriter
 from secrets_ledger.projections.replay import REBUILD_SUFFIX
 
@@ -26,6 +30,13 @@ def _arrays(columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> tuple[s
     """``unnest(%s::type[], ...)`` and its parameters: one array per column."""
     unnest = ", ".join(f"%s::{kind}[]" for _, kind in columns)
     return f"unnest({unnest})", [list(values) for values in zip(*rows, strict=True)]
+
+
+def _digests(conn: psycopg.Connection[Any], tables: Sequence[tuple[str, str]]) -> list[bytes]:
+    with conn.cursor() as cur:
+        writer = PostgresViewWriter(cur)
+        return [rows_digest(writer.rows_as_copy_text(table, order_by))
+                for table, order_by in tables]
 
 
 class PostgresViewWriter(SqlViewWriter):
@@ -80,6 +91,37 @@ class PostgresViewWriter(SqlViewWriter):
 class PostgresViewStore(SqlViewStore):
     def writer(self, cur: Cursor) -> ViewWriter:
         return PostgresViewWriter(cur)
+
+    def table_digests(self, tables: Sequence[tuple[str, str]]) -> list[bytes]:
+        """Read by two connections side by side, in one snapshot (exported by the first,
+        taken by the second): the server's work of writing a million rows as text is as
+        much as this process's of hashing them (1.8 s for the secret versions of 10^6
+        events), so two tables at a time take about half as long."""
+        assert isinstance(self.db, PostgresDatabase)
+        if self.db.pool.max_size < 2:  # a pool of one: one connection, one after another
+            return super().table_digests(tables)
+        with self.db.pool.connection() as first, self.db.pool.connection() as second, \
+                first.transaction(), second.transaction():
+            first.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            exported = first.execute("SELECT pg_export_snapshot()").fetchone()
+            assert exported is not None
+            second.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            second.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(exported[0]))
+            sizes = first.execute("SELECT pg_total_relation_size(t::regclass)"
+                                  " FROM unnest(%s::text[]) AS t", ([t for t, _ in tables],))
+            halves: tuple[list[int], list[int]] = ([], [])
+            loads = [0, 0]
+            for size, index in sorted(((row[0], i) for i, row in enumerate(sizes)),
+                                      reverse=True):  # largest first, to the lighter half
+                half = loads.index(min(loads))
+                halves[half].append(index)
+                loads[half] += size
+            with ThreadPoolExecutor(1, thread_name_prefix="checksum") as pool:
+                theirs = pool.submit(_digests, second, [tables[i] for i in halves[1]])
+                digests = dict(zip(halves[0], _digests(first, [tables[i] for i in halves[0]]),
+                                   strict=True))
+                digests.update(zip(halves[1], theirs.result(), strict=True))
+        return [digests[index] for index in range(len(tables))]
 
     @contextmanager
     def bulk_transaction(self) -> Iterator[ViewWriter]:

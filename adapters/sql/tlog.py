@@ -12,12 +12,14 @@ a writer whose cached head is stale fails on it and retries, as on an event conf
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_all, fetch_one
 from secrets_ledger.core.log_ports import HeadRow, StoredCheckpoint, StoredLeaf
+from secrets_ledger.domain.log_fold import CHUNK, LogSnapshot, row_frame
 from secrets_ledger.domain.merkle_log import LogHead, head_from, node_row, peaks
 
 TABLES = ("log_leaves", "log_checkpoints", "log_built")
@@ -55,6 +57,15 @@ WITH RECURSIVE tenants(id) AS (
 SELECT id FROM tenants WHERE id IS NOT NULL
 """
 
+# One statement, so one snapshot: the store's last position, and each log's size and
+# checkpoint at that position (a batch's leaves commit with its records).
+SNAPSHOT = LOG_TENANTS.replace("SELECT id FROM tenants WHERE id IS NOT NULL", """
+SELECT 's', id, (SELECT idx FROM log_leaves WHERE tenant_id = tenants.id
+                 ORDER BY idx DESC LIMIT 1) + 1, NULL
+FROM tenants WHERE id IS NOT NULL
+UNION ALL SELECT 'c', tenant_id, size, root FROM log_checkpoints WHERE size > 0
+UNION ALL SELECT 'p', NULL, ({position}), NULL""")
+
 INSERT_LEAF = ("INSERT INTO log_leaves (tenant_id, idx, record_id, record_version, hashes)"
                " VALUES (%s, %s, %s, %s, %s)")
 
@@ -62,8 +73,10 @@ INSERT_LEAF = ("INSERT INTO log_leaves (tenant_id, idx, record_id, record_versio
 class SqlLogRows:
     """The logs' rows, read (and checkpoints written) through the event store's database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, position_sql: str) -> None:
+        """``position_sql``: the statement that reads the event store's last position."""
         self.db = db
+        self._snapshot = SNAPSHOT.format(position=position_sql)
         self._lock = threading.Lock()
         self._grown: dict[str, tuple[int, bytes]] = {}
 
@@ -121,6 +134,34 @@ class SqlLogRows:
         """Every tenant with a log: one step of the primary key's index per tenant, not a
         scan of every leaf (``DISTINCT`` reads them all)."""
         return [row[0] for row in fetch_all(self.db, LOG_TENANTS)]
+
+    def snapshot(self) -> LogSnapshot:
+        position, sizes, checkpoints = 0, {}, {}
+        for kind, tenant_id, number, root in fetch_all(self.db, self._snapshot):
+            if kind == "s":
+                sizes[tenant_id] = int(number)
+            elif kind == "c":
+                checkpoints[tenant_id] = (int(number), bytes(root))
+            else:
+                position = int(number or 0)
+        return LogSnapshot(position, sizes, checkpoints)
+
+    def chunk_digests(self, sizes: dict[str, int], chunk: int = CHUNK
+                      ) -> dict[str, list[bytes]]:
+        """Each log's digest per ``chunk`` leaves (``domain.log_fold``), of its rows below
+        the given size: here in Python, a chunk of rows at a time."""
+        digests: dict[str, list[bytes]] = {}
+        for tenant_id, size in sizes.items():
+            chunks = digests[tenant_id] = []
+            for start in range(0, size, chunk):
+                digest = hashlib.sha256()
+                for row in fetch_all(
+                        self.db, "SELECT record_id, record_version, hashes FROM log_leaves"
+                                 " WHERE tenant_id = %s AND idx >= %s AND idx < %s ORDER BY idx",
+                        (tenant_id, start, min(start + chunk, size))):
+                    digest.update(row_frame(row[0], int(row[1]), bytes(row[2])))
+                chunks.append(digest.digest())
+        return digests
 
     def checkpoint_roots(self, tenant_id: str | None) -> dict[str, tuple[int, bytes]]:
         where, params = ("", ()) if tenant_id is None else (" WHERE tenant_id = %s",

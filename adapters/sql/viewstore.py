@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_all
+from secrets_ledger.projections.checksum import rows_digest
 from secrets_ledger.projections.ports import Column, ViewWriter
 
 
@@ -62,3 +63,8 @@ class SqlViewStore(ABC):
     def build_index(self, statement: str, share_cores: bool) -> None:
         with self.db.transaction() as cur:
             cur.execute(statement)
+
+    def table_digests(self, tables: Sequence[tuple[str, str]]) -> list[bytes]:
+        with self.transaction() as tx:  # one snapshot of every table
+            return [rows_digest(tx.rows_as_copy_text(table, order_by))
+                    for table, order_by in tables]

@@ -69,7 +69,7 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
     key_rows = SqlKeyRows(db, SqlProcesses(db))
     lookups = SQLiteValueLookups(views_file, events_file)
     log_db = SQLiteDatabase(events_file)  # the logs live beside the events, in their file
-    log_rows = SqlLogRows(log_db)
+    log_rows = SqlLogRows(log_db, "SELECT max(rowid) FROM stored_events")
     streams = SQLiteStreams(events, LogAppender(log_rows), key_rows)
     return Storage(settings, db, events, streams,
                    key_rows, master, SqlTokenRows(db), SqlViewQueries(db, key_order="key"),

@@ -11,7 +11,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from secrets_ledger.core.settings import Settings
 from secrets_ledger.core.signing_keys import aws_key_pair
 from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.projections.checksum import views_checksum
-from secrets_ledger.projections.replay import DamagedEvent, replay
+from secrets_ledger.projections.replay import DamagedEvent
 from secrets_ledger.projections.views import views_named
 from secrets_ledger.runtime import LedgerRuntime
 
@@ -118,20 +117,12 @@ def cmd_project(args: argparse.Namespace) -> int:
 def cmd_replay(args: argparse.Namespace) -> int:
     views = views_named(args.view)
     with runtime_of_ledger() as runtime:
-        storage = runtime.storage
-        total = storage.event_source.max_position()
-        loader = storage.replay_loader(total, args.workers)
-        # The logs are checked against the records beside the replay (another pass over
-        # the store, in a thread: the replay's loading mostly waits on its workers).
-        with ThreadPoolExecutor(1, thread_name_prefix="log-check") as pool:
-            checking = pool.submit(asyncio.run, runtime.ledger.history.verify_logs(OPERATOR))
-            with _progress(f"replay {args.view}", total) as advance:
-                try:
-                    checksum = replay(storage.view_store, storage.event_source, views,
-                                      progress=advance, loader=loader)
-                except DamagedEvent as damaged:
-                    raise CommandFailed(str(damaged)) from None
-            logs = checking.result()
+        total = runtime.storage.event_source.max_position()
+        with _progress(f"replay {args.view}", total) as advance:
+            try:
+                checksum, logs = runtime.replay(views, args.workers, advance)
+            except DamagedEvent as damaged:
+                raise CommandFailed(str(damaged)) from None
     print(f"checksum: {checksum}")
     if not logs.ok:
         raise CommandFailed(f"the transparency logs do not match the records: first bad"
