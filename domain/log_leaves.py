@@ -63,3 +63,20 @@ def leaves_of(event: Any) -> list[Leaf]:
                  READS_LEAF + reads_digest(record_id, at, reads))
                 for tenant_id, reads in tenant_reads(event).items()]
     return []
+
+
+WRONG_SHAPE = "the record has the wrong shape to make its leaf"
+
+
+def stored_leaves(event: Any) -> list[Leaf] | None:
+    """``leaves_of`` a stored record, or None when it was edited into a shape that makes
+    none (a field of another type: the checks name it ``WRONG_SHAPE``)."""
+    try:
+        return leaves_of(event)
+    except Exception:
+        return None
+
+
+def other_root(tenant_id: str, size: int) -> str:
+    return (f"tenant {tenant_id}'s signed checkpoint of size {size} has another root than"
+            " its records")
