@@ -1,11 +1,12 @@
-"""Moving in: a one-blob JSON object of key -> value (the format users leave behind) written
-to a tenant atomically and idempotently."""
+"""Moving in: a source's key -> value set (a one-blob JSON document, a dotenv file) written
+to a tenant atomically and idempotently, or compared with it first (a dry run)."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +40,28 @@ def check_import(tenant: str, values: Mapping[str, Any]) -> dict[str, bytes]:
     return {key: rules.encode_value(value) for key, value in values.items()}
 
 
+@dataclass(frozen=True)
+class ImportDiff:
+    """What an import would change in a tenant, by key and version, never by value."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[tuple[str, int]] = field(default_factory=list)  # key, current version
+    unchanged: list[tuple[str, int]] = field(default_factory=list)
+    missing: list[tuple[str, int]] = field(default_factory=list)  # in the tenant only
+
+    @property
+    def agrees(self) -> bool:
+        """Whether the source and the tenant hold the same keys with the same values."""
+        return not (self.added or self.changed or self.missing)
+
+    def changes(self) -> list[Change]:
+        """A write of each added or changed key, on condition that it is still at the
+        version compared with."""
+        expected = {key: Precondition("absent") for key in self.added}
+        expected |= {key: Precondition("version", version) for key, version in self.changed}
+        return [SetValue(key, precondition=expected[key]) for key in sorted(expected)]
+
+
 class Imports:
     def __init__(self, door: Door, tenants: Tenants, secrets: Secrets) -> None:
         self.door = door
@@ -58,8 +81,9 @@ class Imports:
                 await self.tenants.open(principal, tenant, request)
         tenant_id = tenant_id_for(tenant)
         for _ in range(MAX_ATTEMPTS):
-            changes = await self.door.in_thread(self._changes, tenant_id, plaintexts, progress)
-            if not changes:
+            diff = await self.door.in_thread(self._compared, tenant_id, plaintexts, False,
+                                             progress)
+            if not (changes := diff.changes()):
                 return []
             try:
                 return await self.secrets.write(principal, tenant, changes, values, request)
@@ -68,24 +92,36 @@ class Imports:
                     raise
         raise Unavailable("the tenant kept changing during the import; retry")
 
-    def _changes(self, tenant_id: UUID, plaintexts: Mapping[str, bytes],
-                 progress: Callable[[int], None] | None) -> list[Change]:
-        """A write of each key whose current value differs, on condition that it is still
-        at the version compared with."""
+    async def diff(self, caller: Credential, tenant: str, values: Mapping[str, Any], *,
+                   create_tenant: bool = False,
+                   progress: Callable[[int], None] | None = None) -> ImportDiff:
+        """What importing ``values`` would change (a dry run: nothing is written). A tenant
+        that does not exist yet is all additions if ``create_tenant``."""
+        await self.door.admitted(caller, tenant, UseCase.IMPORT_SECRETS)
+        plaintexts = check_import(tenant, values)
+        return await self.door.in_thread(self._compared, tenant_id_for(tenant), plaintexts,
+                                         create_tenant, progress)
+
+    def _compared(self, tenant_id: UUID, plaintexts: Mapping[str, bytes], create_tenant: bool,
+                  progress: Callable[[int], None] | None) -> ImportDiff:
         if self.door.await_tenant(tenant_id) is None:
+            if create_tenant:
+                return ImportDiff(added=sorted(plaintexts))
             raise TenantNotFound("no such tenant: create it first (or pass --create-tenant)")
         current = self.door.views.current_versions(str(tenant_id))
-        changes: list[Change] = []
+        diff = ImportDiff(missing=sorted((key, version) for key, version in current.items()
+                                         if key not in plaintexts))
         for key, plaintext in sorted(plaintexts.items()):
             if progress is not None:
                 progress(1)
             version = current.get(key)
-            if version is not None and self._holds(str(tenant_id), key, version, plaintext):
-                continue
-            expected = Precondition("absent") if version is None else Precondition(
-                "version", version)
-            changes.append(SetValue(key, precondition=expected))
-        return changes
+            if version is None:
+                diff.added.append(key)
+            elif self._holds(str(tenant_id), key, version, plaintext):
+                diff.unchanged.append((key, version))
+            else:
+                diff.changed.append((key, version))
+        return diff
 
     def _holds(self, tenant_id: str, key: str, version: int, plaintext: bytes) -> bool:
         row = self.door.views.version_row(tenant_id, key, version)

@@ -78,6 +78,8 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
     "secrets.destroy": (UseCase.DESTROY_VERSIONS,
                         lambda ledger, who, t: ledger.secrets.destroy(who, t, "destroyed", [1],
                                                                       _request())),
+    "imports.diff": (UseCase.IMPORT_SECRETS,
+                     lambda ledger, who, t: ledger.imports.diff(who, t, {"imported": 1})),
     "imports.json_object": (UseCase.IMPORT_SECRETS,
                             lambda ledger, who, t: ledger.imports.json_object(
                                 who, t, {"imported": 1}, _request())),

@@ -20,6 +20,7 @@ from secrets_ledger.adapters.postgres.parallel_replay import AUTO_MIN_EVENTS, MA
 from secrets_ledger.adapters.storage import STORAGE_ERRORS, explain_storage_error
 from secrets_ledger.api.cli import commands
 from secrets_ledger.api.cli.commands import CommandFailed
+from secrets_ledger.api.cli.import_commands import add_import_verb
 from secrets_ledger.api.cli.log_commands import add_log_verbs
 from secrets_ledger.core.policy import TENANT_ROLES
 from secrets_ledger.domain.errors import LedgerError
@@ -116,12 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate_tenant.add_argument("--tenant", required=True)
     rotate_tenant.set_defaults(run=commands.cmd_keys_rotate_tenant)
 
-    importer = sub.add_parser("import", help="write a JSON object of key -> value atomically")
-    importer.add_argument("--tenant", required=True)
-    importer.add_argument("--create-tenant", action="store_true",
-                          help="open the tenant first if it does not exist")
-    importer.add_argument("file")
-    importer.set_defaults(run=commands.cmd_import)
+    add_import_verb(sub, _Parser)
     add_log_verbs(sub, _Parser)
     return parser
 

@@ -12,20 +12,15 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from secrets_ledger.adapters.storage import holds_a_ledger
-from secrets_ledger.api.rest.paths import rest_key
-from secrets_ledger.core.imports import check_import
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.core.signing_keys import aws_key_pair
-from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.replay import DamagedEvent
 from secrets_ledger.projections.views import views_named
@@ -40,12 +35,12 @@ class CommandFailed(Exception):
     """An expected failure: one line on stderr, exit code 2."""
 
 
-def _request() -> RequestInfo:
+def cli_request() -> RequestInfo:
     return RequestInfo(f"cli-{uuid.uuid4()}")
 
 
 @contextmanager
-def _progress(label: str, total: int) -> Iterator[Callable[[int], None]]:
+def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
     """A progress bar with its rate, on stderr so that stdout stays machine-readable. It
     appears with the first progress made: a command refused before it works prints only
     its one line."""
@@ -93,7 +88,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     storage = open_storage(Settings(), run_migrations=False)
     try:
         # The progress bar shows only if the logs of older records are being built.
-        with _progress("build transparency logs", storage.streams.max_position()) as advance:
+        with progress_bar("build transparency logs", storage.streams.max_position()) as advance:
             applied = storage.migrate(advance)
     finally:
         storage.close()
@@ -118,7 +113,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     views = views_named(args.view)
     with runtime_of_ledger() as runtime:
         total = runtime.storage.event_source.max_position()
-        with _progress(f"replay {args.view}", total) as advance:
+        with progress_bar(f"replay {args.view}", total) as advance:
             try:
                 checksum, logs = runtime.replay(views, args.workers, advance)
             except DamagedEvent as damaged:
@@ -149,7 +144,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             checks[0].name = args.tenant
         else:
             total = runtime.storage.event_source.max_position()
-            with _progress("verify", total) as advance:
+            with progress_bar("verify", total) as advance:
                 scan = asyncio.run(history.verify_all(OPERATOR, progress=advance))
             checks = list(scan.checks.values())
             reads, logs = scan.reads, scan.logs
@@ -181,7 +176,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     with runtime_of_ledger() as runtime:
-        created_at = asyncio.run(runtime.ledger.tenants.open(OPERATOR, args.tenant, _request()))
+        created_at = asyncio.run(runtime.ledger.tenants.open(OPERATOR, args.tenant, cli_request()))
     print(f"{args.tenant} {created_at}")
     return 0
 
@@ -197,7 +192,7 @@ def cmd_tenant_list(args: argparse.Namespace) -> int:
 def cmd_token_create(args: argparse.Namespace) -> int:
     with runtime_of_ledger() as runtime:
         issued = asyncio.run(runtime.ledger.tokens.issue(
-            OPERATOR, args.role, args.tenant, args.ttl_seconds, args.description, _request()))
+            OPERATOR, args.role, args.tenant, args.ttl_seconds, args.description, cli_request()))
     print(issued.token)
     return 0
 
@@ -209,8 +204,8 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     with runtime_of_ledger() as runtime:
         tokens = runtime.ledger.tokens
         token_id = asyncio.run(
-            tokens.revoke_any(OPERATOR, token, _request()) if args.tenant is None
-            else tokens.revoke(OPERATOR, args.tenant, token, _request()))
+            tokens.revoke_any(OPERATOR, token, cli_request()) if args.tenant is None
+            else tokens.revoke(OPERATOR, args.tenant, token, cli_request()))
     print(f"revoked {token_id}")
     return 0
 
@@ -251,38 +246,6 @@ def cmd_keys_rotate_master(args: argparse.Namespace) -> int:
 def cmd_keys_rotate_tenant(args: argparse.Namespace) -> int:
     with runtime_of_ledger() as runtime:
         version = asyncio.run(runtime.ledger.tenants.rotate_key(OPERATOR, args.tenant,
-                                                                _request()))
+                                                                cli_request()))
     print(f"key_version: {version}")
-    return 0
-
-
-def _read_import_file(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except OSError as error:
-        raise CommandFailed(f"cannot read {path}: {error.strerror}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CommandFailed(f"{path} is not a JSON document") from None
-    except RecursionError:
-        raise CommandFailed(f"{path} nests deeper than a value may (64 levels)") from None
-    if not isinstance(data, dict):
-        raise CommandFailed(f"{path} must hold a JSON object of key -> value")
-    return data
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    values = _read_import_file(Path(args.file))
-    # Refuse a bad file before touching storage; imported keys must be readable over the
-    # REST API, whose paths reserve some last segments.
-    check_import(args.tenant, values)
-    for key in values:
-        try:
-            rest_key(key)
-        except InvalidRequest as error:
-            raise CommandFailed(f"{error.detail}: {key!r}") from None
-    with runtime_of_ledger() as runtime, _progress("import", len(values)) as advance:
-        written = asyncio.run(runtime.ledger.imports.json_object(
-            OPERATOR, args.tenant, values, _request(), create_tenant=args.create_tenant,
-            progress=advance))
-    print(f"imported {len(written)} changed keys of {len(values)} into {args.tenant}")
     return 0

@@ -1,0 +1,144 @@
+"""``secrets-ledger import``: a source's keys written to a tenant in one event, or compared
+with it first (``--dry-run``: a table of what would change, never a value; exit 0 when
+the source and the tenant agree, 1 when they differ).
+
+Sources are read by their own libraries: JSON by ``json`` (nested objects flattened to
+paths, ``domain.import_paths``), dotenv files by python-dotenv's parser (quotes,
+``export``, escapes, comments, multi-line values; a line it cannot parse is refused, not
+skipped). Every bad input is one line and exit 2, before storage is opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from dotenv.parser import parse_stream
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from secrets_ledger.api.cli.commands import (
+    CommandFailed,
+    cli_request,
+    progress_bar,
+    runtime_of_ledger,
+)
+from secrets_ledger.api.rest.paths import rest_key
+from secrets_ledger.core.imports import ImportDiff, check_import
+from secrets_ledger.core.principals import Principal
+from secrets_ledger.domain.errors import InvalidRequest
+from secrets_ledger.domain.import_paths import flattened
+
+EXIT_DIFFERENT = 1
+SOURCES = ("json", "dotenv")
+
+
+def add_import_verb(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    importer = sub.add_parser("import", help="write a source's keys to a tenant atomically")
+    importer.add_argument("--tenant", required=True)
+    importer.add_argument("--from", dest="source", choices=SOURCES, default="json",
+                          help="the file's format (default json)")
+    importer.add_argument("--nested", choices=("paths", "as-value"), default="paths",
+                          help="JSON: nested objects become a/b paths (default), or stay"
+                               " one key's JSON value")
+    importer.add_argument("--dry-run", action="store_true",
+                          help="print what would change (never a value) and write nothing;"
+                               " exit 0 if the tenant already agrees, 1 if not")
+    importer.add_argument("--create-tenant", action="store_true",
+                          help="open the tenant first if it does not exist")
+    importer.add_argument("file")
+    importer.set_defaults(run=cmd_import)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    values = (_dotenv_file(path) if args.source == "dotenv"
+              else _json_file(path, flatten=args.nested == "paths"))
+    # Refuse a bad file before touching storage; imported keys must be readable over the
+    # REST API, whose paths reserve some last segments.
+    try:
+        check_import(args.tenant, values)
+        for key in values:
+            rest_key(key)
+    except InvalidRequest as error:
+        raise CommandFailed(error.detail) from None
+    # The audit trail names the source: who imported, from what.
+    importer = Principal.operator(f"cli:import:{args.source}:{path.name}")
+    with runtime_of_ledger() as runtime, progress_bar("import", len(values)) as advance:
+        imports = runtime.ledger.imports
+        if args.dry_run:
+            diff = asyncio.run(imports.diff(importer, args.tenant, values,
+                                            create_tenant=args.create_tenant,
+                                            progress=advance))
+        else:
+            written = asyncio.run(imports.json_object(
+                importer, args.tenant, values, cli_request(), create_tenant=args.create_tenant,
+                progress=advance))
+    if args.dry_run:
+        _print_diff(diff, args.tenant)
+        return 0 if diff.agrees else EXIT_DIFFERENT
+    print(f"imported {len(written)} changed keys of {len(values)} into {args.tenant}")
+    return 0
+
+
+def _json_file(path: Path, *, flatten: bool) -> dict[str, Any]:
+    try:
+        data = json.loads(_text(path))
+    except json.JSONDecodeError:
+        raise CommandFailed(f"{path} is not a JSON document") from None
+    except RecursionError:
+        raise CommandFailed(f"{path} nests deeper than a value may (64 levels)") from None
+    if not isinstance(data, dict):
+        raise CommandFailed(f"{path} must hold a JSON object of key -> value")
+    try:
+        return flattened(data) if flatten else data
+    except InvalidRequest as error:
+        raise CommandFailed(f"{path}: {error.detail}") from None
+
+
+def _dotenv_file(path: Path) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for binding in parse_stream(io.StringIO(_text(path))):
+        line = binding.original.line
+        if binding.error:
+            raise CommandFailed(f"{path}:{line}: not a dotenv line (KEY=value)")
+        if binding.key is None:  # a comment or a blank line
+            continue
+        if binding.value is None:
+            raise CommandFailed(f"{path}:{line}: {binding.key!r} has no value (KEY=value)")
+        if binding.key in values:
+            raise CommandFailed(f"{path}:{line}: {binding.key!r} is set twice")
+        values[binding.key] = binding.value
+    return values
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
+    except OSError as error:
+        raise CommandFailed(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise CommandFailed(f"{path} is not UTF-8 text") from None
+
+
+def _print_diff(diff: ImportDiff, tenant: str) -> None:
+    """The keys that differ, then a count of those that agree; never a value."""
+    table = Table("key", "would be", "tenant's version", title=f"import into {tenant}")
+    rows = ([(key, "added", "-") for key in diff.added]
+            + [(key, "changed", str(version)) for key, version in diff.changed]
+            + [(key, "not in the source (kept)", str(version))
+               for key, version in diff.missing])
+    for key, what, version in sorted(rows):
+        table.add_row(Text(key), what, version)  # Text: a key is never read as markup
+    console = Console(soft_wrap=True)
+    if rows:
+        console.print(table)
+    console.print(f"added {len(diff.added)}, changed {len(diff.changed)}, unchanged"
+                  f" {len(diff.unchanged)}, not in the source {len(diff.missing)}:"
+                  f" {'the tenant agrees with the source' if diff.agrees else 'they differ'}",
+                  highlight=False)
