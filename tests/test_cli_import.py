@@ -5,18 +5,23 @@ and the audit trail names the source."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import httpx
 import pytest
 from dotenv import dotenv_values
+from moto.server import ThreadedMotoServer
 
 from secrets_ledger.core.ports import AuditFilter
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import Blocking, blocking
-from tests.test_cli import existing_ledger, run, write_json
+from tests.test_cli import CLI, cli_env, existing_ledger, run, write_json
 from tests.test_concurrency import request
 
 __all__ = ["existing_ledger"]  # the ledger every command here works on
@@ -155,3 +160,60 @@ def test_the_audit_trail_names_the_import_and_its_source(
     rows = ledger_of().audit("acme", AuditFilter(key="TOKEN")).items
     assert [(row.action, row.actor) for row in rows] == [
         ("write", "cli:import:dotenv:service.env")]
+
+
+@pytest.fixture
+def moto_endpoint() -> Iterator[str]:
+    """A real Secrets Manager protocol server: moto's own, over HTTP."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    httpx.post(f"{endpoint}/moto-api/reset").raise_for_status()  # its state is per process
+    yield endpoint
+    server.stop()
+
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "eu-west-1"}
+
+
+def run_with_aws(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=cli_env(settings) | AWS_ENV, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_aws_secrets_manager_round_trips_and_the_dry_run_then_says_equal(
+        settings: Settings, moto_endpoint: str, ledger_of: Any) -> None:
+    client = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="eu-west-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    stored = {"prod/db/password": "p@ss w0rd", "prod/api": '{"key": "v", "n": 1}'}
+    for name, value in stored.items():
+        client.create_secret(Name=name, SecretString=value)
+    client.create_secret(Name="staging/db/password", SecretString="elsewhere")
+    source = ["--from", "aws-sm", "--endpoint-url", moto_endpoint, "--prefix", "prod/"]
+    done = run_with_aws(settings, "import", "--tenant", "acme", "--create-tenant", *source)
+    assert done.returncode == 0, done.stderr
+    assert "imported 2 changed keys of 2" in done.stdout
+    ledger = ledger_of()
+    assert values_of(ledger, "acme", list(stored)) == stored
+    assert [item.key for item in ledger.list_keys("acme").items] == sorted(stored)
+    assert {row.actor for row in ledger.audit("acme", AuditFilter(action="write")).items} == {
+        f"cli:import:aws-sm:{moto_endpoint}"}
+    agreed = run_with_aws(settings, "import", "--tenant", "acme", "--dry-run", *source)
+    assert agreed.returncode == 0, agreed.stdout + agreed.stderr
+    assert "the tenant agrees with the source" in agreed.stdout
+    client.put_secret_value(SecretId="prod/api", SecretString="rotated")
+    differs = run_with_aws(settings, "import", "--tenant", "acme", "--dry-run", *source)
+    assert differs.returncode == 1 and "rotated" not in differs.stdout
+
+
+def test_an_unreachable_aws_endpoint_is_one_line_and_exit_2(settings: Settings) -> None:
+    done = run_with_aws(settings, "import", "--tenant", "acme", "--create-tenant", "--from",
+                        "aws-sm", "--endpoint-url", "http://127.0.0.1:9")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "AWS Secrets Manager" in done.stderr
+    assert "acme" not in run(settings, "tenant", "list").stdout

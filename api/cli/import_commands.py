@@ -5,7 +5,8 @@ the source and the tenant agree, 1 when they differ).
 Sources are read by their own libraries: JSON by ``json`` (nested objects flattened to
 paths, ``domain.import_paths``), dotenv files by python-dotenv's parser (quotes,
 ``export``, escapes, comments, multi-line values; a line it cannot parse is refused, not
-skipped). Every bad input is one line and exit 2, before storage is opened.
+skipped), AWS Secrets Manager by boto3 (each secret's current ``SecretString``, by name).
+Every bad input is one line and exit 2, before storage is opened.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.domain.import_paths import flattened
 
 EXIT_DIFFERENT = 1
-SOURCES = ("json", "dotenv")
+SOURCES = ("json", "dotenv", "aws-sm")
 
 
 def add_import_verb(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -51,14 +53,19 @@ def add_import_verb(sub: Any, parser_class: type[argparse.ArgumentParser]) -> No
                                " exit 0 if the tenant already agrees, 1 if not")
     importer.add_argument("--create-tenant", action="store_true",
                           help="open the tenant first if it does not exist")
-    importer.add_argument("file")
+    aws = importer.add_argument_group("--from aws-sm (boto3; credentials as boto3 finds them)")
+    aws.add_argument("--endpoint-url", help="the Secrets Manager endpoint (default: AWS's)")
+    aws.add_argument("--region", help="the region (default: as boto3 finds it)")
+    aws.add_argument("--prefix", default="", help="only the secrets whose name starts so")
+    importer.add_argument("file", nargs="?", help="the JSON or dotenv file")
     importer.set_defaults(run=cmd_import)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    path = Path(args.file)
-    values = (_dotenv_file(path) if args.source == "dotenv"
-              else _json_file(path, flatten=args.nested == "paths"))
+    if (args.file is None) != (args.source == "aws-sm"):
+        raise CommandFailed(f"--from {args.source} reads a FILE" if args.file is None
+                            else "--from aws-sm reads no file")
+    values, label = _source(args)
     # Refuse a bad file before touching storage; imported keys must be readable over the
     # REST API, whose paths reserve some last segments.
     try:
@@ -68,7 +75,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except InvalidRequest as error:
         raise CommandFailed(error.detail) from None
     # The audit trail names the source: who imported, from what.
-    importer = Principal.operator(f"cli:import:{args.source}:{path.name}")
+    importer = Principal.operator(f"cli:import:{args.source}:{label}")
     with runtime_of_ledger() as runtime, progress_bar("import", len(values)) as advance:
         imports = runtime.ledger.imports
         if args.dry_run:
@@ -84,6 +91,53 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 0 if diff.agrees else EXIT_DIFFERENT
     print(f"imported {len(written)} changed keys of {len(values)} into {args.tenant}")
     return 0
+
+
+def _source(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The source's keys, and the label the audit trail names it by."""
+    if args.source == "aws-sm":
+        return _aws_secrets(args.endpoint_url, args.region, args.prefix), (
+            args.endpoint_url or args.region or "aws")
+    path = Path(args.file)
+    if args.source == "dotenv":
+        return _dotenv_file(path), path.name
+    return _json_file(path, flatten=args.nested == "paths"), path.name
+
+
+def _aws_secrets(endpoint: str | None, region: str | None, prefix: str) -> dict[str, Any]:
+    """Every secret's current value (its ``SecretString``), by name; a secret scheduled
+    for deletion is not listed, one with no current value is skipped (and counted)."""
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise CommandFailed("--from aws-sm needs boto3: pip install 'secrets-ledger[aws]'"
+                            ) from None
+    values: dict[str, Any] = {}
+    skipped = 0
+    try:
+        client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name=region)
+        filters = [{"Key": "name", "Values": [prefix]}] if prefix else []
+        for page in client.get_paginator("list_secrets").paginate(Filters=filters):
+            for entry in page["SecretList"]:
+                if not entry["Name"].startswith(prefix):
+                    continue  # the name filter also matches words inside a name
+                try:
+                    found = client.get_secret_value(SecretId=entry["ARN"])
+                except ClientError as error:
+                    if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                        raise
+                    skipped += 1  # no current version: nothing to move
+                    continue
+                if "SecretString" not in found:
+                    raise CommandFailed(f"{entry['Name']!r} is a binary secret: the ledger"
+                                        " holds JSON values (store it base64-encoded)")
+                values[entry["Name"]] = found["SecretString"]
+    except (BotoCoreError, ClientError) as error:
+        raise CommandFailed(f"AWS Secrets Manager: {error}") from None
+    if skipped:
+        print(f"skipped {skipped} secrets with no current value", file=sys.stderr)
+    return values
 
 
 def _json_file(path: Path, *, flatten: bool) -> dict[str, Any]:
