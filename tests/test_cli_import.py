@@ -217,3 +217,26 @@ def test_an_unreachable_aws_endpoint_is_one_line_and_exit_2(settings: Settings) 
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "AWS Secrets Manager" in done.stderr
     assert "acme" not in run(settings, "tenant", "list").stdout
+
+
+@pytest.mark.parametrize("env", [{"VAULT_TOKEN": "slt_x"}, {}])
+def test_an_unreachable_vault_or_no_token_is_one_line_and_exit_2(
+        settings: Settings, env: dict[str, str]) -> None:
+    done = subprocess.run([*CLI, "import", "--tenant", "acme", "--create-tenant", "--from",
+                           "vault", "--addr", "http://127.0.0.1:9"],
+                          env={k: v for k, v in cli_env(settings).items()
+                               if not k.startswith("VAULT_")} | env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Vault" in done.stderr or "VAULT_TOKEN" in done.stderr
+    assert "acme" not in run(settings, "tenant", "list").stdout
+
+
+def test_a_source_that_reads_no_file_refuses_one_and_a_file_source_needs_one(
+        settings: Settings, tmp_path: Path) -> None:
+    blob = str(write_json(tmp_path / "x.json", {"a": 1}))
+    for args, said in ((["--from", "aws-sm", blob], "reads no file"),
+                       (["--from", "dotenv"], "reads a FILE")):
+        done = run(settings, "import", "--tenant", "acme", *args)
+        assert done.returncode == 2 and said in done.stderr

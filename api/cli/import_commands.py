@@ -5,7 +5,9 @@ the source and the tenant agree, 1 when they differ).
 Sources are read by their own libraries: JSON by ``json`` (nested objects flattened to
 paths, ``domain.import_paths``), dotenv files by python-dotenv's parser (quotes,
 ``export``, escapes, comments, multi-line values; a line it cannot parse is refused, not
-skipped), AWS Secrets Manager by boto3 (each secret's current ``SecretString``, by name).
+skipped), AWS Secrets Manager by boto3 (each secret's current ``SecretString``, by name),
+a Vault KV v2 mount by hvac (each secret's current data under its path, then flattened
+as JSON is).
 Every bad input is one line and exit 2, before storage is opened.
 """
 
@@ -15,6 +17,7 @@ import argparse
 import asyncio
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,8 @@ from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.domain.import_paths import flattened
 
 EXIT_DIFFERENT = 1
-SOURCES = ("json", "dotenv", "aws-sm")
+SOURCES = ("json", "dotenv", "aws-sm", "vault")
+READS_NO_FILE = ("aws-sm", "vault")
 
 
 def add_import_verb(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
@@ -57,14 +61,19 @@ def add_import_verb(sub: Any, parser_class: type[argparse.ArgumentParser]) -> No
     aws.add_argument("--endpoint-url", help="the Secrets Manager endpoint (default: AWS's)")
     aws.add_argument("--region", help="the region (default: as boto3 finds it)")
     aws.add_argument("--prefix", default="", help="only the secrets whose name starts so")
+    vault = importer.add_argument_group("--from vault (hvac; the token in VAULT_TOKEN)")
+    vault.add_argument("--addr", help="the Vault address (default: VAULT_ADDR)")
+    vault.add_argument("--mount", default="secret", help="the KV v2 mount (default secret)")
+    vault.add_argument("--path", default="", help="only the secrets under this path")
+    vault.add_argument("--namespace", help="the Vault namespace (default: VAULT_NAMESPACE)")
     importer.add_argument("file", nargs="?", help="the JSON or dotenv file")
     importer.set_defaults(run=cmd_import)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    if (args.file is None) != (args.source == "aws-sm"):
+    if (args.file is None) != (args.source in READS_NO_FILE):
         raise CommandFailed(f"--from {args.source} reads a FILE" if args.file is None
-                            else "--from aws-sm reads no file")
+                            else f"--from {args.source} reads no file")
     values, label = _source(args)
     # Refuse a bad file before touching storage; imported keys must be readable over the
     # REST API, whose paths reserve some last segments.
@@ -98,6 +107,12 @@ def _source(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     if args.source == "aws-sm":
         return _aws_secrets(args.endpoint_url, args.region, args.prefix), (
             args.endpoint_url or args.region or "aws")
+    if args.source == "vault":
+        addr = args.addr or os.environ.get("VAULT_ADDR")
+        document = _vault_secrets(addr, args.namespace or os.environ.get("VAULT_NAMESPACE"),
+                                  args.mount, args.path.strip("/"))
+        return _nested(document, args.nested == "paths", "the Vault secrets"), (
+            f"{addr}/{args.mount}")
     path = Path(args.file)
     if args.source == "dotenv":
         return _dotenv_file(path), path.name
@@ -140,6 +155,55 @@ def _aws_secrets(endpoint: str | None, region: str | None, prefix: str) -> dict[
     return values
 
 
+def _vault_secrets(addr: str | None, namespace: str | None, mount: str, under: str
+                   ) -> dict[str, Any]:
+    """Every secret under a path of a KV v2 mount, its current data by path (walked
+    folder by folder); a secret whose current version is deleted or destroyed is skipped
+    (and counted)."""
+    try:
+        import hvac
+        from hvac.exceptions import InvalidPath, VaultError
+    except ImportError:
+        raise CommandFailed("--from vault needs hvac: pip install 'secrets-ledger[vault]'"
+                            ) from None
+    if not addr or not os.environ.get("VAULT_TOKEN"):
+        raise CommandFailed("--from vault needs --addr (or VAULT_ADDR) and VAULT_TOKEN")
+    kv = hvac.Client(url=addr, token=os.environ["VAULT_TOKEN"], namespace=namespace,
+                     timeout=30).secrets.kv.v2
+    secrets: dict[str, Any] = {}
+    skipped = 0
+    folders = [f"{under}/" if under else ""]
+    try:
+        while folders:
+            folder = folders.pop()
+            try:
+                listed = kv.list_secrets(path=folder, mount_point=mount)["data"]["keys"]
+            except InvalidPath:  # an empty or missing folder (Vault answers 404)
+                continue
+            for name in listed:
+                if name.endswith("/"):
+                    folders.append(folder + name)
+                    continue
+                data = kv.read_secret_version(path=folder + name, mount_point=mount,
+                                              raise_on_deleted_version=False)["data"]
+                if data.get("data") is None:
+                    skipped += 1  # its current version was deleted or destroyed
+                else:
+                    secrets[folder + name] = data["data"]
+    except (VaultError, OSError) as error:
+        raise CommandFailed(f"Vault at {addr}: {type(error).__name__}: {error}") from None
+    if skipped:
+        print(f"skipped {skipped} secrets whose current version is deleted", file=sys.stderr)
+    return secrets
+
+
+def _nested(document: dict[str, Any], flatten: bool, what: str) -> dict[str, Any]:
+    try:
+        return flattened(document) if flatten else document
+    except InvalidRequest as error:
+        raise CommandFailed(f"{what}: {error.detail}") from None
+
+
 def _json_file(path: Path, *, flatten: bool) -> dict[str, Any]:
     try:
         data = json.loads(_text(path))
@@ -149,10 +213,7 @@ def _json_file(path: Path, *, flatten: bool) -> dict[str, Any]:
         raise CommandFailed(f"{path} nests deeper than a value may (64 levels)") from None
     if not isinstance(data, dict):
         raise CommandFailed(f"{path} must hold a JSON object of key -> value")
-    try:
-        return flattened(data) if flatten else data
-    except InvalidRequest as error:
-        raise CommandFailed(f"{path}: {error.detail}") from None
+    return _nested(data, flatten, str(path))
 
 
 def _dotenv_file(path: Path) -> dict[str, Any]:
