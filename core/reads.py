@@ -11,6 +11,7 @@ is returned.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from secrets_ledger.domain.times import stored_time
 
 READ_NOT_RECORDED = "the read could not be recorded; no value returned"
 MAX_VIEW_WAITS = 5
+EXPORT_PAGE = 100  # keys listed, then read side by side, at a time
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,34 @@ class Reads:
                 return found
             await self.door.in_thread(self.door.await_tenant, tenant_id)
         raise Unavailable("the views are behind the event store; retry shortly")
+
+    async def export(self, caller: Credential, tenant: str, request: RequestInfo, *,
+                     at: str | None = None, progress: Callable[[int], None] | None = None
+                     ) -> tuple[list[SecretValue], list[str]]:
+        """Every live key's value (as they were ``at``), in key order, each read recorded
+        as ``value`` records it: an export is as visible in the audit trail as the reads
+        it stands for; and the keys left out, whose version was destroyed (no value). A
+        page of keys is read at a time, its values side by side (their read records then
+        share commits)."""
+        await self.door.admitted(caller, tenant, UseCase.READ_VALUE)
+        values: list[SecretValue] = []
+        destroyed: list[str] = []
+        cursor: str | None = None
+        while True:
+            page = await self.keys(caller, tenant, limit=EXPORT_PAGE, cursor=cursor, at=at)
+            read = await asyncio.gather(*[self.value(caller, tenant, item.key, request, at=at)
+                                          for item in page.items], return_exceptions=True)
+            for item, found in zip(page.items, read, strict=True):
+                if isinstance(found, VersionDestroyed):
+                    destroyed.append(item.key)
+                elif isinstance(found, BaseException):
+                    raise found
+                else:
+                    values.append(found)
+            if progress is not None:
+                progress(len(page.items))
+            if (cursor := page.next_cursor) is None:
+                return values, destroyed
 
     async def keys(self, caller: Credential, tenant: str, *, prefix: str = "",
                    limit: int = 100, cursor: str | None = None,

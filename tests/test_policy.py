@@ -103,6 +103,8 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
             LogSnapshot(0, {}, {})))))),
     "keys.rotate_master": (UseCase.ROTATE_MASTER_KEY,
                            lambda ledger, who, t: ledger.keys.rotate_master(who)),
+    "reads.export": (UseCase.READ_VALUE,
+                     lambda ledger, who, t: ledger.reads.export(who, t, _request())),
     "reads.recorded": (UseCase.READ_VALUE,
                        lambda ledger, who, t: ledger.reads.recorded(who, t, "rolled", _request(),
                                                                     None)),

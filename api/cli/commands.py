@@ -40,14 +40,16 @@ def cli_request() -> RequestInfo:
 
 
 @contextmanager
-def progress_bar(label: str, total: int) -> Iterator[Callable[[int], None]]:
+def progress_bar(label: str, total: int | None, unit: str = "events"
+                 ) -> Iterator[Callable[[int], None]]:
     """A progress bar with its rate, on stderr so that stdout stays machine-readable. It
     appears with the first progress made: a command refused before it works prints only
-    its one line."""
+    its one line. (``total`` None: not known beforehand.)"""
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:>10.0f} events/s"), TimeElapsedColumn())
+               TextColumn(f"{{task.fields[rate]:>10.0f}} {unit}/s"), TimeElapsedColumn())
     bar = Progress(*columns, console=Console(stderr=True), redirect_stdout=False)
-    task = bar.add_task(label, total=max(total, 1), rate=0.0, start=False)
+    task = bar.add_task(label, total=None if total is None else max(total, 1), rate=0.0,
+                        start=False)
 
     def advance(count: int) -> None:
         if not bar.live.is_started:

@@ -85,7 +85,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise CommandFailed(error.detail) from None
     # The audit trail names the source: who imported, from what.
     importer = Principal.operator(f"cli:import:{args.source}:{label}")
-    with runtime_of_ledger() as runtime, progress_bar("import", len(values)) as advance:
+    with runtime_of_ledger() as runtime, progress_bar("import", len(values), "keys") as advance:
         imports = runtime.ledger.imports
         if args.dry_run:
             diff = asyncio.run(imports.diff(importer, args.tenant, values,
