@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from secrets_ledger.adapters.eventstore import LedgerEvents
 from secrets_ledger.adapters.log_keys import LogKey
@@ -47,6 +48,8 @@ class Storage:
     replay_loader: ReplayLoader
     log_rows: SqlLogRows
     log_key: LogKey
+    backup: Callable[[Path], list[Path]] | None = None
+    """Copies the running store into a new directory (SQLite; PostgreSQL has pg_dump)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
     maintenance: list[Callable[[], None]] = field(default_factory=list)
     """What a server runs every second (e.g. keeping WAL files within their limit)."""

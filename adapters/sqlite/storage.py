@@ -17,6 +17,7 @@ from secrets_ledger.adapters.sql.processes import SqlProcesses
 from secrets_ledger.adapters.sql.tlog import SqlLogRows
 from secrets_ledger.adapters.sql.tokens import SqlTokenRows
 from secrets_ledger.adapters.sql.views import SqlViewQueries
+from secrets_ledger.adapters.sqlite.backup import back_up
 from secrets_ledger.adapters.sqlite.database import SQLiteDatabase, use_wal
 from secrets_ledger.adapters.sqlite.files import WalLimit, make_private
 from secrets_ledger.adapters.sqlite.recorder import RECORDER_TOPIC
@@ -76,5 +77,6 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
                    lookups, SQLiteViewStore(db), LibraryEventSource(events),
                    replay_loader=lambda events, workers: None, log_rows=log_rows,
                    log_key=LogKey(settings),
+                   backup=lambda into: back_up((events_file, views_file), into),
                    closers=[lookups.close, log_db.close],
                    maintenance=[WalLimit(events_file), WalLimit(views_file)])

@@ -20,7 +20,7 @@ from secrets_ledger.adapters.postgres.parallel_replay import AUTO_MIN_EVENTS, MA
 from secrets_ledger.adapters.storage import STORAGE_ERRORS, explain_storage_error
 from secrets_ledger.api.cli import commands
 from secrets_ledger.api.cli.commands import CommandFailed
-from secrets_ledger.api.cli.export_commands import add_export_verb
+from secrets_ledger.api.cli.export_commands import add_backup_verb, add_export_verb
 from secrets_ledger.api.cli.import_commands import add_import_verb
 from secrets_ledger.api.cli.log_commands import add_log_verbs
 from secrets_ledger.core.policy import TENANT_ROLES
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_import_verb(sub, _Parser)
     add_export_verb(sub, _Parser)
+    add_backup_verb(sub, _Parser)
     add_log_verbs(sub, _Parser)
     return parser
 

@@ -1,5 +1,7 @@
-"""``secrets-ledger export``: a tenant's current (or as-of) key/value set as JSON or as a
-dotenv file, on stdout or into a new file created 0600. Every value is read through the
+"""Taking data out. ``secrets-ledger backup DIR``: a consistent copy of a running SQLite
+store (``adapters.sqlite.backup``; on PostgreSQL, ``pg_dump``). ``secrets-ledger export``:
+a tenant's current (or as-of) key/value set as JSON or as a dotenv file, on stdout or
+into a new file created 0600. Every value is read through the
 core as one audited read; the export prints values because that is what it is asked for,
 and nothing else does.
 
@@ -38,6 +40,26 @@ def add_export_verb(sub: Any, parser_class: type[argparse.ArgumentParser]) -> No
     exporter.add_argument("--format", choices=("json", "dotenv"), default="json")
     exporter.add_argument("--output", help="a new file, created 0600 (default: stdout)")
     exporter.set_defaults(run=cmd_export)
+
+
+def add_backup_verb(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    backup = sub.add_parser("backup", help="copy a running SQLite store (no key) into DIR")
+    backup.add_argument("dir", help="a new directory")
+    backup.set_defaults(run=cmd_backup)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    into = Path(args.dir)
+    if into.exists():
+        raise CommandFailed(f"{into} exists: a backup goes into a new directory")
+    with runtime_of_ledger() as runtime:
+        if runtime.storage.backup is None:
+            raise CommandFailed("on PostgreSQL, back up the schema with pg_dump (README:"
+                                " Backup and restore)")
+        copies = runtime.storage.backup(into)
+    print(f"backed up {', '.join(path.name for path in copies)} into {into} (no key: back"
+          " up the master key and the log key apart)")
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
