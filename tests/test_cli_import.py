@@ -212,10 +212,10 @@ def test_aws_secrets_manager_round_trips_and_the_dry_run_then_says_equal(
 
 def test_an_unreachable_aws_endpoint_is_one_line_and_exit_2(settings: Settings) -> None:
     done = run_with_aws(settings, "import", "--tenant", "acme", "--create-tenant", "--from",
-                        "aws-sm", "--endpoint-url", "http://127.0.0.1:9")
+                        "aws-sm", "--endpoint-url", "http://user:hunter2@127.0.0.1:9")
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "AWS Secrets Manager" in done.stderr
+    assert "AWS Secrets Manager" in done.stderr and "hunter2" not in done.stderr
     assert "acme" not in run(settings, "tenant", "list").stdout
 
 
@@ -223,13 +223,14 @@ def test_an_unreachable_aws_endpoint_is_one_line_and_exit_2(settings: Settings) 
 def test_an_unreachable_vault_or_no_token_is_one_line_and_exit_2(
         settings: Settings, env: dict[str, str]) -> None:
     done = subprocess.run([*CLI, "import", "--tenant", "acme", "--create-tenant", "--from",
-                           "vault", "--addr", "http://127.0.0.1:9"],
+                           "vault", "--addr", "http://user:hunter2@127.0.0.1:9"],
                           env={k: v for k, v in cli_env(settings).items()
                                if not k.startswith("VAULT_")} | env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "Vault" in done.stderr or "VAULT_TOKEN" in done.stderr
+    assert "hunter2" not in done.stderr
     assert "acme" not in run(settings, "tenant", "list").stdout
 
 

@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv.parser import parse_stream
 from rich.console import Console
@@ -106,17 +107,28 @@ def _source(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """The source's keys, and the label the audit trail names it by."""
     if args.source == "aws-sm":
         return _aws_secrets(args.endpoint_url, args.region, args.prefix), (
-            args.endpoint_url or args.region or "aws")
+            server_label(args.endpoint_url) if args.endpoint_url else args.region or "aws")
     if args.source == "vault":
         addr = args.addr or os.environ.get("VAULT_ADDR")
         document = _vault_secrets(addr, args.namespace or os.environ.get("VAULT_NAMESPACE"),
                                   args.mount, args.path.strip("/"))
         return _nested(document, args.nested == "paths", "the Vault secrets"), (
-            f"{addr}/{args.mount}")
+            f"{server_label(addr or '')}/{args.mount}")
     path = Path(args.file)
     if args.source == "dotenv":
         return _dotenv_file(path), path.name
     return _json_file(path, flatten=args.nested == "paths"), path.name
+
+
+def server_label(url: str) -> str:
+    """A server's URL as the audit trail and messages name it: never its user or password
+    (``https://user:secret@host`` must not end up in a log line or the history)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a port number: the request will fail on its own
+        port = ""
+    return f"{parts.scheme}://{parts.hostname}{port}" if parts.hostname else "a server"
 
 
 def _aws_secrets(endpoint: str | None, region: str | None, prefix: str) -> dict[str, Any]:
@@ -149,7 +161,9 @@ def _aws_secrets(endpoint: str | None, region: str | None, prefix: str) -> dict[
                                         " holds JSON values (store it base64-encoded)")
                 values[entry["Name"]] = found["SecretString"]
     except (BotoCoreError, ClientError) as error:
-        raise CommandFailed(f"AWS Secrets Manager: {error}") from None
+        said = str(error) if endpoint is None else str(error).replace(endpoint,
+                                                                     server_label(endpoint))
+        raise CommandFailed(f"AWS Secrets Manager: {said}") from None
     if skipped:
         print(f"skipped {skipped} secrets with no current value", file=sys.stderr)
     return values
@@ -191,7 +205,7 @@ def _vault_secrets(addr: str | None, namespace: str | None, mount: str, under: s
                 else:
                     secrets[folder + name] = data["data"]
     except (VaultError, OSError) as error:
-        raise CommandFailed(f"Vault at {addr}: {type(error).__name__}: {error}") from None
+        raise CommandFailed(f"Vault at {server_label(addr)}: {type(error).__name__}") from None
     if skipped:
         print(f"skipped {skipped} secrets whose current version is deleted", file=sys.stderr)
     return secrets
