@@ -71,6 +71,9 @@ class FoldedLog:
 
 @dataclass
 class LogFold:
+    """The records up to the snapshot's position, folded into each tenant's log (of the
+    tenants of one part, when cut into ``parts``)."""
+
     snapshot: LogSnapshot
     part: int = 0
     parts: int = 1
