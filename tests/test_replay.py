@@ -521,6 +521,21 @@ def test_the_checksum_reads_sqlite_rows_as_postgresql_copies_its_own(
     assert ours == copied
 
 
+def test_a_copy_that_fails_or_stops_early_leaves_its_connection_usable() -> None:
+    """PostgreSQL's rows are read from libpq directly: an error is raised, and a reader
+    that stops early leaves the rest drained, the connection idle."""
+    with psycopg.connect(PG_URL, autocommit=True) as conn, conn.cursor() as cur:
+        writer = PostgresViewWriter(cur)
+        with pytest.raises(psycopg.OperationalError, match="no_such_table"):
+            list(writer.rows_as_copy_text("no_such_table", "x"))
+        assert cur.execute("SELECT 1").fetchone() == (1,)
+        rows = writer.rows_as_copy_text("(SELECT generate_series(1, 5000) AS n) AS s", "n")
+        assert bytes(next(rows)) == b"1\n"
+        rows.close()
+        assert cur.execute("SELECT 2").fetchone() == (2,)
+        assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
 def test_sqlite_replays_in_the_replaying_thread_whatever_is_asked(
         runtime: LedgerRuntime, backend: str) -> None:
     """One SQLite file has one writer: no worker processes, even when asked for."""

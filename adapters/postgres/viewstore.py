@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.abc import Buffer
 
 from secrets_ledger.adapters.postgres.database import PostgresDatabase
@@ -81,11 +81,29 @@ class PostgresViewWriter(SqlViewWriter):
                         f" WHERE {' AND '.join(matches)}", params)
 
     def rows_as_copy_text(self, table: str, order_by: str) -> Iterator[Buffer]:
-        # The rows as psycopg hands them over (copying each into bytes cost a sixth of the
-        # checksum's Python time: it is spent per row, a million rows a table).
-        with self.pg.copy(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO STDOUT"
-                          ) as copy:
-            yield from copy
+        # Row by row from libpq itself (psycopg's ``pq`` layer): psycopg's ``Copy`` costs
+        # about 1.4 µs a row in its wait machinery, this 0.6 (a checksum of the 3 x 10^6
+        # rows of a replay of 10^6 events: 2.9 s of this process's CPU against 1.3). The
+        # rows are the buffers libpq hands over, never copied into bytes.
+        pgconn = self.pg.connection.pgconn
+        pgconn.send_query(f"COPY (SELECT * FROM {table} ORDER BY {order_by}) TO STDOUT"
+                          .encode())
+        started = pgconn.get_result()
+        copying = started is not None and started.status == pq.ExecStatus.COPY_OUT
+        failure = None if copying or started is None else started.error_message
+        read = pgconn.get_copy_data
+        try:
+            while copying and (row := read(0))[0] >= 0:
+                yield row[1]
+            copying = False
+        finally:
+            while copying and read(0)[0] >= 0:  # a reader that stopped early: drain it
+                pass
+            while (result := pgconn.get_result()) is not None:  # leave the connection idle
+                if result.status == pq.ExecStatus.FATAL_ERROR:
+                    failure = failure or result.error_message
+        if failure:
+            raise psycopg.OperationalError(failure.decode(errors="replace"))
 
 
 class PostgresViewStore(SqlViewStore):
