@@ -88,8 +88,12 @@ class ParallelLoad:
         if failed:
             raise RuntimeError(f"replay worker(s) failed: {', '.join(failed)}")
         if check is not None:
-            while len(parts) < self.workers:
-                parts.extend(_taken(finished, POLL_SECONDS * 10) or _missing())
+            try:  # what the processes put before they ended, still in the queue's pipe
+                parts += [finished.get(timeout=POLL_SECONDS * 10)
+                          for _ in range(self.workers - len(parts))]
+            except queue.Empty:
+                raise RuntimeError("a replay worker ended without handing back its part"
+                                   " of the check") from None
             for part in parts:
                 check.merge(part)
             check.finish()
@@ -100,10 +104,6 @@ def _taken(finished: Queue[Any], timeout: float) -> list[Any]:
         return [finished.get(timeout=timeout)]
     except queue.Empty:
         return []
-
-
-def _missing() -> list[Any]:
-    raise RuntimeError("a replay worker ended without handing back its part of the check")
 
 
 def _report(loaded: Synchronized[int], reported: int, progress: Progress | None) -> int:

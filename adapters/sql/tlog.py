@@ -48,23 +48,24 @@ def log_ddl(blob: str, without_rowid: str = "") -> list[str]:
 
 LeafRow = tuple[str, int, str, int, bytes]  # tenant id, index, record id, version, hashes
 
-LOG_TENANTS = """
+# The tenants with a log, one step of the primary key's index each (a skip-scan).
+TENANTS = """
 WITH RECURSIVE tenants(id) AS (
   SELECT min(tenant_id) FROM log_leaves
   UNION ALL
   SELECT (SELECT min(tenant_id) FROM log_leaves WHERE tenant_id > tenants.id)
   FROM tenants WHERE tenants.id IS NOT NULL)
-SELECT id FROM tenants WHERE id IS NOT NULL
 """
+LOG_TENANTS = TENANTS + "SELECT id FROM tenants WHERE id IS NOT NULL"
 
 # One statement, so one snapshot: the store's last position, and each log's size and
 # checkpoint at that position (a batch's leaves commit with its records).
-SNAPSHOT = LOG_TENANTS.replace("SELECT id FROM tenants WHERE id IS NOT NULL", """
+SNAPSHOT = TENANTS + """
 SELECT 's', id, (SELECT idx FROM log_leaves WHERE tenant_id = tenants.id
                  ORDER BY idx DESC LIMIT 1) + 1, NULL
 FROM tenants WHERE id IS NOT NULL
 UNION ALL SELECT 'c', tenant_id, size, root FROM log_checkpoints WHERE size > 0
-UNION ALL SELECT 'p', NULL, ({position}), NULL""")
+UNION ALL SELECT 'p', NULL, ({position}), NULL"""
 
 INSERT_LEAF = ("INSERT INTO log_leaves (tenant_id, idx, record_id, record_version, hashes)"
                " VALUES (%s, %s, %s, %s, %s)")
@@ -155,11 +156,8 @@ class SqlLogRows:
             chunks = digests[tenant_id] = []
             for start in range(0, size, chunk):
                 digest = hashlib.sha256()
-                for row in fetch_all(
-                        self.db, "SELECT record_id, record_version, hashes FROM log_leaves"
-                                 " WHERE tenant_id = %s AND idx >= %s AND idx < %s ORDER BY idx",
-                        (tenant_id, start, min(start + chunk, size))):
-                    digest.update(row_frame(row[0], int(row[1]), bytes(row[2])))
+                for leaf in self.leaves(tenant_id, start, min(start + chunk, size)):
+                    digest.update(row_frame(leaf.record_id, leaf.record_version, leaf.hashes))
                 chunks.append(digest.digest())
         return digests
 

@@ -64,7 +64,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     output = None if args.output is None else Path(args.output)
-    if output is not None and output.exists():
+    if output is not None and output.exists():  # refused before any read is recorded
         raise CommandFailed(f"{output} exists: an export writes a new file only")
     with runtime_of_ledger() as runtime, progress_bar("export", None, "keys") as advance:
         try:
