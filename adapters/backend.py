@@ -9,6 +9,7 @@ from pathlib import Path
 from secrets_ledger.adapters.eventstore import LedgerEvents
 from secrets_ledger.adapters.log_keys import LogKey
 from secrets_ledger.adapters.masterkeys import MasterKeyring
+from secrets_ledger.adapters.sql.changes import SqlChangeRows
 from secrets_ledger.adapters.sql.database import Database
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.masterkeycheck import check_master_key
@@ -48,6 +49,7 @@ class Storage:
     replay_loader: ReplayLoader
     log_rows: SqlLogRows
     log_key: LogKey
+    change_rows: SqlChangeRows
     backup: Callable[[Path], list[Path]] | None = None
     """Copies the running store into a new directory (SQLite; PostgreSQL has pg_dump)."""
     closers: list[Callable[[], None]] = field(default_factory=list)

@@ -6,7 +6,8 @@ time holds its socket (and a file descriptor) for ever. Here a request's headers
 arrive within ``header_timeout`` and its body within ``body_timeout``, or the connection
 is closed. At ``max_connections`` open connections (never more than the process's file
 limit allows), a new connection evicts the oldest one still waiting for its headers (a
-slow client's), so that descriptors never run out; and past the cap a request is
+slow client's), so that descriptors never run out; a client that leaves what was sent
+unread for ``send_timeout`` is cut off; and past the cap a request is
 answered 503 at once, except ``/healthz`` and ``/readyz``, so that an orchestrator still
 sees the truth.
 """
@@ -30,6 +31,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     header_timeout = 10.0
     body_timeout = 30.0
     max_connections = 1024
+    send_timeout = 30.0
 
     # Connections (of every instance) still waiting for a request's headers, oldest first.
     waiting: OrderedDict[GuardedHttpProtocol, None]
@@ -38,6 +40,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline = 0.0  # loop time past which the request is too slow (0: none)
+        self._send_deadline = 0.0  # ... past which a client has not read what was sent
 
     # A deadline is a number set per request, checked by one sweep a second: a timer per
     # request (scheduled, then cancelled) cost the hot path about 5% of its requests.
@@ -52,13 +55,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _sweep(self) -> None:
         now = self.loop.time()
         for connection in list(self.connections):
-            if isinstance(connection, GuardedHttpProtocol) and connection._deadline and (
-                    now > connection._deadline):
+            if isinstance(connection, GuardedHttpProtocol) and (
+                    0 < connection._deadline < now or 0 < connection._send_deadline < now):
                 connection._too_slow()
         self.sweeping[:] = [self.loop.call_later(SWEEP_SECONDS, self._sweep)]
 
     def _too_slow(self) -> None:
-        self._deadline = 0.0
+        self._deadline = self._send_deadline = 0.0
         self.waiting.pop(self, None)
         if not self.transport.is_closing():
             self.transport.close()
@@ -72,8 +75,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._send_deadline = 0.0
         self.waiting.pop(self, None)
         super().connection_lost(exc)
+
+    # A client that leaves a response unread (a change stream's slow subscriber) keeps
+    # the transport's buffer full: past ``send_timeout`` its connection is closed rather
+    # than the server buffering for it; a stream's subscriber resumes from its cursor.
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._send_deadline = self.loop.time() + self.send_timeout
+        if not self.sweeping:
+            self.sweeping.append(self.loop.call_later(SWEEP_SECONDS, self._sweep))
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._send_deadline = 0.0
 
     def _awaiting_headers(self) -> None:
         self._arm(self.header_timeout)
@@ -106,13 +123,13 @@ def connection_cap(configured: int) -> int:
     return max(1, min(configured, soft - SPARE_DESCRIPTORS))
 
 
-def guarded_http(header_timeout: float, body_timeout: float,
-                 max_connections: int) -> type[GuardedHttpProtocol]:
+def guarded_http(header_timeout: float, body_timeout: float, max_connections: int,
+                 send_timeout: float = 30.0) -> type[GuardedHttpProtocol]:
     """The protocol class with these limits (uvicorn builds one instance per connection)."""
     return type("ConfiguredHttpProtocol", (GuardedHttpProtocol,), {
         "header_timeout": header_timeout, "body_timeout": body_timeout,
-        "max_connections": connection_cap(max_connections), "waiting": OrderedDict(),
-        "sweeping": []})
+        "max_connections": connection_cap(max_connections), "send_timeout": send_timeout,
+        "waiting": OrderedDict(), "sweeping": []})
 
 
 class GuardedH11Protocol(H11Protocol):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -43,7 +45,7 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
             access_log=False, log_level="info", server_header=False,
             http=protocol_by_port(
                 guarded_http(settings.header_timeout, settings.body_timeout,
-                             settings.max_connections),
+                             settings.max_connections, settings.send_timeout),
                 # Vault's LIST method is no method httptools knows: h11 takes any token.
                 {vault_port: guarded_h11(settings.header_timeout, settings.body_timeout)}
                 if vault_port is not None else {}),
@@ -52,8 +54,22 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
         # uvicorn restores the handler it found and re-raises SIGTERM once it has drained:
         # with this one in place, run() returns and the runtime below closes cleanly.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
-        uvicorn.Server(config).run(sockets=sockets)
+        FeedEndingServer(config, runtime.ledger.changes.close).run(sockets=sockets)
     return 0
+
+
+class FeedEndingServer(uvicorn.Server):
+    """Ends the change streams first when it shuts down: uvicorn waits for every open
+    response, and a stream would hold it for the whole graceful timeout. Each stream
+    ends with an ``error`` event (unavailable); its subscriber resumes from its cursor."""
+
+    def __init__(self, config: uvicorn.Config, end_streams: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.end_streams = end_streams
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.end_streams()
+        await super().shutdown(sockets)
 
 
 def protocol_by_port(default: type[Any], others: dict[int, type[Any]]) -> type[Any]:

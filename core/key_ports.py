@@ -5,6 +5,7 @@ them (a master-key rotation waits for each). Re-exported by ``core.ports``."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 
@@ -83,3 +84,18 @@ class LiveProcesses(Protocol):
 
     def lacking(self, key_id: str) -> list[str]:
         """The other live servers that do not hold the master key ``key_id``."""
+
+
+@dataclass(frozen=True)
+class WrappedDataKey:
+    """A new data key as stored: wrapped by its tenant key (``key`` is the unwrapped key,
+    kept only in memory to seal the value it was made for)."""
+
+    dek_id: str
+    tenant_id: str
+    key_version: int
+    wrapped: str
+    key: bytes
+
+    def __repr__(self) -> str:  # never key material in a log line
+        return f"WrappedDataKey({self.dek_id!r})"

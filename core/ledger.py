@@ -18,6 +18,7 @@ nothing below them.
     ledger.transparency    log_keys, checkpoint, inclusion, consistency, leaves,
                            value_proof (the tenants' transparency logs)
     ledger.checkpointer    sign_round (the server's: checkpoints, and their witnessing)
+    ledger.changes         page, follow (the change feed: metadata only)
 
 Each takes the caller's credential first and admits it for its ``policy.UseCase``; all
 are coroutines (the CLI runs each with ``asyncio.run``).
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from secrets_ledger.core.admission import WorkQueue
+from secrets_ledger.core.changes import ChangeFeed
 from secrets_ledger.core.checkpoints import Checkpointer, Witness
 from secrets_ledger.core.door import UNKNOWN, Door
 from secrets_ledger.core.history import History
@@ -75,6 +77,7 @@ class Ledger:
             [Witness.parse(witness) for witness in settings.witnesses], witness_post)
         self.transparency = TransparencyLog(self.door, ports.log_rows, ports.log_key,
                                             self.checkpointer)
+        self.changes = ChangeFeed(self.door, ports.change_rows, follower)
 
     async def authenticate(self, credential: Credential) -> Principal:
         """The principal a credential proves (Unauthorized if none)."""
@@ -107,4 +110,5 @@ class Ledger:
         return self.door.writer.load
 
     def close(self) -> None:
+        self.changes.close()
         self.door.close()

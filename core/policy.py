@@ -26,14 +26,17 @@ class Permission(StrEnum):
     MANAGE_TOKENS = "manage_tokens"
     MANAGE_KEYS = "manage_keys"
     SHRED = "shred"
+    FOLLOW_CHANGES = "follow_changes"  # the change feed: metadata, who changed what
 
 
 POLICY: Mapping[Role, frozenset[Permission]] = {
     "admin": frozenset(Permission),
     "writer": frozenset({Permission.READ_VALUES, Permission.WRITE_VALUES,
                          Permission.READ_METADATA}),
-    "reader": frozenset({Permission.READ_VALUES, Permission.READ_METADATA}),
-    "auditor": frozenset({Permission.READ_METADATA, Permission.READ_HISTORY}),
+    "reader": frozenset({Permission.READ_VALUES, Permission.READ_METADATA,
+                         Permission.FOLLOW_CHANGES}),
+    "auditor": frozenset({Permission.READ_METADATA, Permission.READ_HISTORY,
+                          Permission.FOLLOW_CHANGES}),
 }
 
 
@@ -65,6 +68,8 @@ class UseCase(StrEnum):
     READ_LOG_PROOFS = "read_log_proofs"  # checkpoints and proofs: hashes only
     READ_LOG_LEAVES = "read_log_leaves"  # the records behind the leaves: who read what
     ROTATE_LOG_KEY = "rotate_log_key"
+    FOLLOW_CHANGES = "follow_changes"
+    FOLLOW_ALL_CHANGES = "follow_all_changes"  # every tenant's: admins
 
 
 NEEDS: Mapping[UseCase, Permission] = {
@@ -93,11 +98,14 @@ NEEDS: Mapping[UseCase, Permission] = {
     UseCase.READ_LOG_PROOFS: Permission.READ_METADATA,
     UseCase.READ_LOG_LEAVES: Permission.READ_HISTORY,
     UseCase.ROTATE_LOG_KEY: Permission.MANAGE_KEYS,
+    UseCase.FOLLOW_CHANGES: Permission.FOLLOW_CHANGES,
+    UseCase.FOLLOW_ALL_CHANGES: Permission.FOLLOW_CHANGES,
 }
 
 GLOBAL_USE_CASES = frozenset({UseCase.OPEN_TENANT, UseCase.LIST_TENANTS, UseCase.VERIFY_ALL,
                               UseCase.ROTATE_MASTER_KEY, UseCase.REVOKE_ANY_TOKEN,
-                              UseCase.LIST_ALL_TOKENS, UseCase.ROTATE_LOG_KEY})
+                              UseCase.LIST_ALL_TOKENS, UseCase.ROTATE_LOG_KEY,
+                              UseCase.FOLLOW_ALL_CHANGES})
 
 
 def authorize(principal: Principal, tenant: str | None, use_case: UseCase) -> None:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
+from secrets_ledger.core.feed_ports import Advances, ChangeRows
 from secrets_ledger.core.key_ports import KeyRows as KeyRows
 from secrets_ledger.core.key_ports import LiveProcesses as LiveProcesses
 from secrets_ledger.core.key_ports import MasterKeys as MasterKeys
 from secrets_ledger.core.key_ports import MasterKeySwitch as MasterKeySwitch
 from secrets_ledger.core.key_ports import TenantKeyRow as TenantKeyRow
+from secrets_ledger.core.key_ports import WrappedDataKey as WrappedDataKey
 from secrets_ledger.core.log_ports import LogRows, LogSigner
 from secrets_ledger.core.managed_ports import ManagedRow as ManagedRow
 from secrets_ledger.core.managed_ports import ManagedVersion as ManagedVersion
@@ -29,21 +31,6 @@ from secrets_ledger.domain.tenant import Tenant
 
 class ConcurrentAppend(Exception):
     """Another process appended to one of the streams being saved; nothing was stored."""
-
-
-@dataclass(frozen=True)
-class WrappedDataKey:
-    """A new data key as stored: wrapped by its tenant key (``key`` is the unwrapped key,
-    kept only in memory to seal the value it was made for)."""
-
-    dek_id: str
-    tenant_id: str
-    key_version: int
-    wrapped: str
-    key: bytes
-
-    def __repr__(self) -> str:  # never key material in a log line
-        return f"WrappedDataKey({self.dek_id!r})"
 
 
 class StoredEvent(NamedTuple):
@@ -254,7 +241,7 @@ class ValueLookups(Protocol):
         """One row per lookup, in order, in one statement."""
 
 
-class ViewsFollower(Protocol):
+class ViewsFollower(Advances, Protocol):
     """The projector, as the core waits for it (read-your-writes)."""
 
     def wait_until(self, caught_up: Callable[[], bool], timeout: float) -> bool:
@@ -297,3 +284,6 @@ class Ports(Protocol):
 
     @property
     def log_key(self) -> LogSigner: ...
+
+    @property
+    def change_rows(self) -> ChangeRows: ...

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     witnesses: list[str] = Field(
         default_factory=list, description='witnesses to submit checkpoints to: JSON list of'
         ' "<URL> <verifier key>"')
+    feed_heartbeat: float = Field(
+        default=15.0, gt=0, le=300, description="seconds between a change stream's"
+        " heartbeats (each carries the cursor to resume from)")
+    send_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a client may leave what the server sent"
+        " unread (a slow subscriber): then its connection is closed, and it resumes from"
+        " its last cursor")
     bootstrap_token: SecretStr | None = None
     pool_size: int = Field(default=8, ge=1, le=100)
     read_your_writes_timeout: float = Field(default=5.0, gt=0)

@@ -18,7 +18,8 @@ AUDIT_SLOTS = 65_536
 
 _AUDIT_COLUMNS: list[Column] = [
     ("tenant_id", "text"), ("position", "bigint"), ("at", "text"), ("action", "text"),
-    ("key", "text"), ("version", "integer"), ("actor", "text"), ("request_id", "text")]
+    ("key", "text"), ("version", "integer"), ("actor", "text"), ("request_id", "text"),
+    ("record_version", "bigint")]
 
 class AuditTrail(View):
     """One row per change and per value read, in the order the event store recorded them."""
@@ -37,16 +38,20 @@ class AuditTrail(View):
                 at = format_time(event.timestamp)
                 for n, read in enumerate(event.reads):
                     add((read["tenant_id"], slot + n, at, "read", read["key"], read["version"],
-                         read["actor"], read["request_id"]))
+                         read["actor"], read["request_id"], None))
                 continue
             changes = changes_of(event)
             if not changes:
                 continue
-            tenant_id = (str(event.tenant_id) if type(event) is ValueRead.Recorded
-                         else tenant_text(event.originator_id))
+            if type(event) is ValueRead.Recorded:
+                tenant_id, record_version = str(event.tenant_id), None
+            else:  # a change: its record is the tenant stream's version (a log leaf)
+                tenant_id, record_version = (tenant_text(event.originator_id),
+                                             event.originator_version)
             at, actor, request_id = format_time(event.timestamp), event.actor, event.request_id
             for n, (action, key, version) in enumerate(changes):
-                add((tenant_id, slot + n, at, action, key, version, actor, request_id))
+                add((tenant_id, slot + n, at, action, key, version, actor, request_id,
+                     record_version))
         return rows
 
     def write(self, tx: ViewWriter, rows: list[tuple[Any, ...]]) -> None:

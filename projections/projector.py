@@ -39,6 +39,11 @@ class Projector:
         self._wake = threading.Event()
         self.advanced = threading.Condition()
         self.following = False  # True while run() follows the store in a thread
+        self._advance_hooks: list[Callable[[], None]] = []
+
+    def on_advance(self, hook: Callable[[], None]) -> None:
+        """Calls ``hook`` (in the applying thread) after each batch applied."""
+        self._advance_hooks.append(hook)
 
     def wake(self) -> None:
         self._wake.set()
@@ -66,6 +71,8 @@ class Projector:
         if applied:
             with self.advanced:
                 self.advanced.notify_all()
+            for hook in self._advance_hooks:
+                hook()
         return applied
 
     def _apply(self, views: Sequence[View], start: int,

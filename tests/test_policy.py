@@ -201,6 +201,12 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
     "transparency.rotate_log_key": (UseCase.ROTATE_LOG_KEY,
                                     lambda ledger, who, t: ledger.transparency.rotate_log_key(
                                         who)),
+    "changes.page": (UseCase.FOLLOW_CHANGES,
+                     lambda ledger, who, t: ledger.changes.page(who, t)),
+    "changes.page all": (UseCase.FOLLOW_ALL_CHANGES,
+                         lambda ledger, who, t: ledger.changes.page(who, None)),
+    "changes.follow": (UseCase.FOLLOW_CHANGES,
+                       lambda ledger, who, t: ledger.changes.follow(who, t)),
     "tenants.shred": (UseCase.SHRED_TENANT,
                       lambda ledger, who, t: ledger.tenants.shred(who, t, _request())),
 }
@@ -302,7 +308,8 @@ def test_the_policy_table_covers_every_use_case_and_every_use_case_is_called() -
     groups = {"tenants": "Tenants", "tokens": "Tokens", "secrets": "Secrets",
               "imports": "Imports", "reads": "Reads", "history": "History", "keys": "Keys",
               "managed": "ManagedCommands", "managed_reads": "ManagedReads",
-              "kv": "KvCommands", "kv_reads": "KvReads", "transparency": "TransparencyLog"}
+              "kv": "KvCommands", "kv_reads": "KvReads", "transparency": "TransparencyLog",
+              "changes": "ChangeFeed"}
     public = set()
     for group in groups:
         module = __import__(f"secrets_ledger.core.{group}", fromlist=[groups[group]])

@@ -22,6 +22,7 @@ from secrets_ledger.adapters.postgres.recorder import RECORDER_TOPIC
 from secrets_ledger.adapters.postgres.tlog import PostgresLogRows
 from secrets_ledger.adapters.postgres.values import PostgresValueLookups
 from secrets_ledger.adapters.postgres.viewstore import PostgresViewStore
+from secrets_ledger.adapters.sql.changes import SqlChangeRows
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.migrations import migrate
 from secrets_ledger.adapters.sql.processes import SqlProcesses
@@ -69,4 +70,5 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
                    SqlViewQueries(db, key_order='key COLLATE "C"'),
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
                    replay_loader=lambda events, workers: loader_for(settings, events, workers),
-                   log_rows=log_rows, log_key=LogKey(settings))
+                   log_rows=log_rows, log_key=LogKey(settings),
+                   change_rows=SqlChangeRows(db, db))

@@ -11,6 +11,7 @@ from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.eventstore import LedgerEvents, LibraryEventSource, StoredStreams
 from secrets_ledger.adapters.log_keys import LogKey
 from secrets_ledger.adapters.masterkeys import MasterKeyring
+from secrets_ledger.adapters.sql.changes import SqlChangeRows
 from secrets_ledger.adapters.sql.keys import SqlKeyRows
 from secrets_ledger.adapters.sql.migrations import migrate
 from secrets_ledger.adapters.sql.processes import SqlProcesses
@@ -76,7 +77,7 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
                    key_rows, master, SqlTokenRows(db), SqlViewQueries(db, key_order="key"),
                    lookups, SQLiteViewStore(db), LibraryEventSource(events),
                    replay_loader=lambda events, workers: None, log_rows=log_rows,
-                   log_key=LogKey(settings),
+                   log_key=LogKey(settings), change_rows=SqlChangeRows(db, log_db),
                    backup=lambda into: back_up((events_file, views_file), into),
                    closers=[lookups.close, log_db.close],
                    maintenance=[WalLimit(events_file), WalLimit(views_file)])

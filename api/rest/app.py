@@ -20,7 +20,15 @@ from secrets_ledger.api.rest.deps import CYCLE, header
 from secrets_ledger.api.rest.openapi import describe_problems
 from secrets_ledger.api.rest.plain import PlainRoutes
 from secrets_ledger.api.rest.problems import install_problem_handlers, problem
-from secrets_ledger.api.rest.routes import audit, ops, secrets, tenants, tlog, tokens
+from secrets_ledger.api.rest.routes import (
+    audit,
+    changes,
+    ops,
+    secrets,
+    tenants,
+    tlog,
+    tokens,
+)
 from secrets_ledger.core.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -171,7 +179,8 @@ def create_app(ledger: Ledger, projection_lag: Callable[[], int],
     describe_problems(app)
     # The secrets' routes first: the router tries routes in order, and they take nearly
     # every request.
-    routers = [module.router for module in (secrets, audit, tlog, tenants, tokens, ops)]
+    routers = [module.router for module in (secrets, audit, changes, tlog, tenants, tokens,
+                                                ops)]
     for router in routers:
         app.include_router(router)
     # Innermost: the plain routes are served straight from the same route table.

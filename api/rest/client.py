@@ -3,17 +3,21 @@
     client = LedgerClient("http://127.0.0.1:8200", token, tenant="acme")
     client.set_secret("vapi/privateApiKey", "sk-…")
     api_key = client.get_secret_or_raise("vapi/privateApiKey")
+    for change in client.follow_changes("now", prefix="vapi/"):  # a cache's invalidation
+        cache.pop(change.key, None)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from httpx_sse import SSEError, connect_sse
 
 
 class LedgerClientError(Exception):
@@ -37,6 +41,31 @@ class VersionConflictError(LedgerClientError):
 
 _MISSING_CODES = {"secret_not_found", "secret_deleted", "version_not_found",
                   "version_destroyed", "tenant_not_found", "tenant_shredded"}
+
+
+def _error(status: int, body: dict[str, Any], reason: str) -> LedgerClientError:
+    body = dict(body)
+    code = str(body.pop("code", "unknown"))
+    detail = str(body.pop("detail", reason))
+    kind = (SecretMissing if code in _MISSING_CODES else
+            VersionConflictError if code == "version_conflict" else LedgerClientError)
+    return kind(status, code, detail, body)
+
+
+@dataclass(frozen=True)
+class FeedChange:
+    """One change of the feed (``follow_changes``): what changed, never a value."""
+
+    position: int  # its cursor: the feed resumes after it
+    tenant: str
+    at: str
+    action: str
+    key: str | None
+    version: int | None
+    actor: str
+    request_id: str
+    stream_version: int  # gap-free per tenant
+    log_index: int | None  # its record's leaf in the tenant's transparency log
 
 
 @dataclass(frozen=True)
@@ -65,13 +94,8 @@ class LedgerClient:
             body = response.json()
         except ValueError:
             body = {}
-        if not isinstance(body, dict):
-            body = {}
-        code = str(body.pop("code", "unknown"))
-        detail = str(body.pop("detail", response.reason_phrase))
-        kind = (SecretMissing if code in _MISSING_CODES else
-                VersionConflictError if code == "version_conflict" else LedgerClientError)
-        raise kind(response.status_code, code, detail, body)
+        raise _error(response.status_code, body if isinstance(body, dict) else {},
+                     response.reason_phrase)
 
     def get_secret_or_raise(self, key: str, *, version: int | None = None) -> Any:
         params = {"version": version} if version is not None else None
@@ -114,6 +138,44 @@ class LedgerClient:
 
     def list_keys(self, prefix: str = "") -> list[str]:
         return list(self.iter_keys(prefix))
+
+    def follow_changes(self, after: str = "0", *, prefix: str = "",
+                       actions: Sequence[str] = (), retry_delay: float = 1.0,
+                       idle_timeout: float = 60.0) -> Iterator[FeedChange]:
+        """Every change of the tenant after the cursor ``after`` (``"now"``: from now on),
+        in commit order, for as long as the caller iterates: metadata, never a value.
+
+        A dropped stream (a restart, a slow-subscriber cut-off, the network, nothing
+        heard for ``idle_timeout`` seconds) is resumed from the last cursor seen, so each
+        change comes exactly once. A refusal (a revoked token, say) is raised."""
+        cursor = after
+        params: dict[str, Any] = {"prefix": prefix, "action": list(actions)}
+        path = f"/v1/tenants/{quote(self.tenant, safe='')}/changes"
+        timeout = httpx.Timeout(self._http.timeout.connect, read=idle_timeout)
+        while True:
+            try:
+                with connect_sse(self._http, "GET", path, params=params, timeout=timeout,
+                                 headers={"Last-Event-ID": cursor}) as source:
+                    if not source.response.is_success:
+                        source.response.read()
+                        if source.response.status_code != 503:
+                            raise _error(source.response.status_code, source.response.json(),
+                                         source.response.reason_phrase)
+                    for event in source.iter_sse():
+                        if not event.data:  # the stream's first block: only a retry delay
+                            continue
+                        if event.event == "message":
+                            change = FeedChange(**event.json())
+                            cursor = event.id
+                            yield change
+                        elif event.event == "heartbeat":
+                            cursor = event.id
+                        elif event.event == "error" and event.json().get("code") not in (
+                                "unavailable", "overloaded"):
+                            raise _error(200, event.json(), "stream ended")
+            except (httpx.TransportError, SSEError):
+                pass  # resumed below, from the last cursor
+            time.sleep(retry_delay)
 
     def close(self) -> None:
         self._http.close()

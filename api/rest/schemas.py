@@ -182,3 +182,23 @@ class Problem(BaseModel):
     status: int
     detail: str
     code: str
+
+
+class ChangeOut(BaseModel):
+    """One change of the feed: metadata only (a listing class: no value field)."""
+
+    position: int
+    tenant: str
+    at: str
+    action: str
+    key: str | None
+    version: int | None
+    actor: str
+    request_id: str
+    stream_version: int
+    log_index: int | None
+
+
+class ChangesOut(BaseModel):
+    items: list[ChangeOut]
+    cursor: str  # resume after this: ``after=<cursor>`` or ``Last-Event-ID``

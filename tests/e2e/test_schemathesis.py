@@ -20,6 +20,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 
+from secrets_ledger.core.changes import MAX_WAIT
 from tests.e2e.helpers import Server, create_tenant, put_value, running_server
 
 EXAMPLES_PER_OPERATION = 30
@@ -75,6 +76,8 @@ def test_openapi_document_describes_the_contract(fuzz_server: Server) -> None:
         "/v1/tenants/{tenant}/transactions": {"post"},
         "/v1/tenants/{tenant}/audit": {"get"},
         "/v1/tenants/{tenant}/verify": {"get"},
+        "/v1/tenants/{tenant}/changes": {"get"},
+        "/v1/changes": {"get"},
         "/healthz": {"get"},
         "/readyz": {"get"},
         "/metrics": {"get"},
@@ -106,7 +109,7 @@ def test_no_request_makes_a_server_error(api_schema: Any, fuzz_server: Server,
         def run(case: Any) -> None:
             response = case.call_and_validate(base_url=fuzz_server.base_url,
                                               headers=headers, checks=[not_a_server_error],
-                                              timeout=30)
+                                              timeout=MAX_WAIT + 30)  # a long poll's wait
             statuses[response.status_code] += 1
 
         try:

@@ -11,10 +11,11 @@ from secrets_ledger.api.rest.routes.secrets import Limit
 from secrets_ledger.api.rest.schemas import AuditItemOut, AuditOut, VerifyOut
 
 router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["audit"])
-Action = Literal["tenant_opened", "write", "delete", "undelete", "destroy", "rollback", "read",
-                 "key_rotated", "token_created", "token_revoked", "shredded",
-                 "metadata_updated", "labels_moved", "mount_enabled", "mount_configured",
-                 "mount_disabled"]
+ChangeAction = Literal["tenant_opened", "write", "delete", "undelete", "destroy", "rollback",
+                       "key_rotated", "token_created", "token_revoked", "shredded",
+                       "metadata_updated", "labels_moved", "mount_enabled",
+                       "mount_configured", "mount_disabled"]
+Action = Literal[ChangeAction, "read"]
 
 
 @router.get("/audit", response_model=AuditOut)

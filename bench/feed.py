@@ -1,0 +1,138 @@
+"""The change feed: time from commit to delivery with 1, 50 and 200 SSE subscribers while
+16 writers write, and the writers' throughput with 200 subscribers against none.
+
+    python bench/feed.py [--quick] [--backend postgres|sqlite] [--reps N] [--duration S]
+
+One ``secrets-ledger serve``; 16 keep-alive writers (``_loadgen.py``) PUT a 300-byte
+value to one tenant for ``--duration`` seconds. Alongside, a separate process
+(``_subscribers.py``) holds N streams of ``GET /v1/tenants/T/changes`` (``Accept:
+text/event-stream``, from ``after=now``) and times each change from its ``at`` (the
+event's time, taken just before its commit) to its arrival. Every stream must see the
+same changes, each once, in order, and as many as the writes acknowledged.
+
+Targets (issue 17): p99 under 100 ms at 200 subscribers; write throughput with 200
+subscribers at least 0.9x without. Everything shares the machine's cores (server,
+PostgreSQL, writers, subscribers): the ratio includes the subscribers' own CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+from _common import (
+    PAYLOAD,
+    base_parser,
+    console,
+    fmt,
+    fmt_ratio,
+    median,
+    print_table,
+    ratio,
+    run_benchmark,
+    verdict,
+    workspace,
+    write_json,
+)
+from _servers import HERE, ledger_server, new_bootstrap_token, new_master_key, run_loadgen
+
+NAME = "feed"
+TENANT = "bench"
+SUBSCRIBERS = (0, 1, 50, 200)
+P99_GOAL_MS = 100.0
+THROUGHPUT_GOAL = 0.9
+
+
+def one_run(server: Any, token: str, subscribers: int, duration: float) -> dict[str, Any]:
+    path = f"/v1/tenants/{TENANT}/changes"
+    with httpx.Client(base_url=server.base_url, timeout=60.0,
+                      headers={"Authorization": f"Bearer {token}"}) as client:
+        cursor = client.get(path, params={"after": "now"}).raise_for_status().json()["cursor"]
+    watchers = None
+    if subscribers:
+        watchers = subprocess.Popen([sys.executable, str(HERE / "_subscribers.py")],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert watchers.stdin is not None and watchers.stdout is not None
+        watchers.stdin.write(json.dumps({"host": "127.0.0.1", "port": server.port,
+                                         "path": path, "token": token, "count": subscribers,
+                                         "after": cursor}) + "\n")
+        watchers.stdin.flush()
+        assert watchers.stdout.readline().strip() == "READY"
+    body = json.dumps({"value": PAYLOAD})
+    writes = run_loadgen({"host": "127.0.0.1", "port": server.port, "method": "PUT",
+                          "path": f"/v1/tenants/{TENANT}/secrets/feed/key",
+                          "headers": {"Authorization": f"Bearer {token}",
+                                      "Content-Type": "application/json"},
+                          "body": body, "concurrency": 16, "duration": duration,
+                          "warmup": 0.0}, server)
+    acknowledged = int(writes["acknowledged"])
+    result: dict[str, Any] = {"subscribers": subscribers, "writes_per_s": writes["ops_per_s"],
+                              "acknowledged": acknowledged}
+    if watchers is not None:
+        assert watchers.stdin is not None and watchers.stdout is not None
+        watchers.stdin.close()
+        delivered = json.loads(watchers.stdout.readline())
+        watchers.wait(30)
+        result.update(delivered)
+        # The streams began after "now": every acknowledged write, and nothing else.
+        result["complete"] = bool(delivered["exactly_once_in_order"]) and (
+            delivered["changes_per_stream"] == acknowledged)
+    return result
+
+
+def main() -> int:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--duration", type=float, default=10.0)
+    args = parser.parse_args()
+    duration = 3.0 if args.quick else args.duration
+    reps = 1 if args.quick else args.reps
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in SUBSCRIBERS}
+    with workspace(args.backend) as space:
+        bootstrap = new_bootstrap_token()
+        schema = space.schema("feed") if args.backend == "postgres" else None
+        server = ledger_server(space.data_dir / "servers",
+                               database_url=space.url if schema else None, schema=schema,
+                               data_dir=space.data_dir / "ledger", master_key=new_master_key(),
+                               bootstrap_token=bootstrap)
+        server.start("/healthz")
+        try:
+            with httpx.Client(base_url=server.base_url, timeout=60.0,
+                              headers={"Authorization": f"Bearer {bootstrap}"}) as client:
+                client.post("/v1/tenants", json={"tenant": TENANT}).raise_for_status()
+            for rep in range(reps):
+                for subscribers in SUBSCRIBERS:
+                    run = one_run(server, bootstrap, subscribers, duration)
+                    runs[subscribers].append(run)
+                    console.print(f"rep {rep + 1}: {subscribers} subscribers: {run}")
+        finally:
+            server.stop()
+    rows, summary = [], {}
+    for subscribers, results in runs.items():
+        row = {"writes_per_s": median([r["writes_per_s"] for r in results])}
+        if subscribers:
+            row.update(p50_ms=median([r["p50_ms"] for r in results]),
+                       p99_ms=median([r["p99_ms"] for r in results]),
+                       complete=all(r["complete"] for r in results))
+        summary[subscribers] = row
+        rows.append([str(subscribers), fmt(row["writes_per_s"]),
+                     fmt(row.get("p50_ms", 0), 1) if subscribers else "-",
+                     fmt(row.get("p99_ms", 0), 1) if subscribers else "-",
+                     str(row.get("complete", "-"))])
+    kept = ratio(summary[200]["writes_per_s"], summary[0]["writes_per_s"])
+    print_table(f"Change feed ({args.backend}, 16 writers, {duration:g} s x {reps})",
+                ["subscribers", "writes/s", "p50 ms", "p99 ms", "every change once"], rows)
+    console.print(f"writes/s with 200 subscribers / without: {fmt_ratio(kept)}"
+                  f" (goal >= {THROUGHPUT_GOAL}); p99 at 200: "
+                  f"{fmt(summary[200]['p99_ms'], 1)} ms (goal < {P99_GOAL_MS:g})")
+    ok = (all(row.get("complete", True) for row in summary.values())
+          and summary[200]["p99_ms"] < P99_GOAL_MS and kept >= THROUGHPUT_GOAL)
+    write_json(NAME, {"backend": args.backend, "duration": duration, "reps": reps,
+                      "runs": runs, "summary": summary, "throughput_ratio": kept}, args.out)
+    return verdict(ok)
+
+
+if __name__ == "__main__":
+    run_benchmark(main)

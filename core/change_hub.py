@@ -1,0 +1,192 @@
+"""The change feed's fan-out: one reader of the store per process, however many follow.
+
+Subscribers do not query the store when a change commits. The hub does, once: when the
+projector says it applied a batch (or every ``poll`` seconds, for what another process
+projected), it reads every tenant's new changes in one statement and keeps them in
+memory (at most ``kept`` changes, the newest), then wakes every waiting subscriber,
+which filters them for itself. A subscriber whose cursor is older than what the hub
+keeps reads the store page by page until it is not (catching up costs queries, as it
+must; following does not).
+
+A hub lives on one event loop (it wakes that loop's coroutines); it stops after
+``idle`` seconds without a subscriber, and its next subscriber starts it afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from secrets_ledger.core.feed_ports import ChangeRow, ChangeRows
+from secrets_ledger.domain.errors import Unavailable
+
+log = logging.getLogger(__name__)
+Run = Callable[..., Awaitable[Any]]
+FETCH = 1000
+
+
+@dataclass(frozen=True)
+class ChangeFilter:
+    """What one subscriber follows: a tenant's changes (None: every tenant's), under a
+    key prefix, of some actions (None: all)."""
+
+    tenant: str | None = None
+    prefix: str = ""
+    actions: Collection[str] | None = None
+
+    def matches(self, row: ChangeRow) -> bool:
+        if self.prefix and (row.key is None or not row.key.startswith(self.prefix)):
+            return False
+        return self.actions is None or row.action in self.actions
+
+
+@dataclass
+class _Batch:
+    upto: int  # every change up to here (after the previous batch's) is in ``rows``
+    rows: list[ChangeRow]
+    by_tenant: dict[str, list[ChangeRow]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            self.by_tenant.setdefault(row.tenant, []).append(row)
+
+
+class ChangeHub:
+    def __init__(self, rows: ChangeRows, run: Run, *, poll: float = 0.1,
+                 kept: int = 10_000, idle: float = 30.0) -> None:
+        """``run``: how the hub runs a blocking read (the core's query threads)."""
+        self.rows = rows
+        self.run = run
+        self.poll = poll
+        self.kept = kept
+        self.idle = idle
+        self.loop = asyncio.get_running_loop()
+        self.start = -1  # what the hub keeps is after this position (-1: not started)
+        self.head = -1  # ... and up to this one
+        self.fetches = 0  # reads of the store (one per batch the projector applied)
+        self._batches: list[_Batch] = []
+        self._uptos: list[int] = []
+        self._kept_rows = 0
+        self._poke = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._failed: Exception | None = None
+        self._stopped = False
+        self._moved = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._users = 0
+        self._last_use = time.monotonic()
+
+    def poke(self) -> None:
+        """The projector applied a batch (any thread)."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody follows there
+            self.loop.call_soon_threadsafe(self._poke.set)
+
+    def stop(self) -> None:
+        """Stops following (any thread): the server or the storage is closing. Every
+        waiting subscriber wakes, and is told (Unavailable) when it asks again."""
+        self._stopped = True
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        self._poke.set()
+        self._moved.set()
+
+    async def started(self) -> None:
+        """Starts following the store, if not already; returns once ``head`` is known."""
+        self._last_use = time.monotonic()
+        if self._stopped:
+            raise Unavailable("the ledger is closing")
+        if self._task is None or self._task.done():
+            self._ready = asyncio.Event()
+            self._task = self.loop.create_task(self._follow())
+        await self._ready.wait()
+        if self._task.done() and self._failed is not None:
+            raise Unavailable("the change feed cannot read the store; retry shortly")
+
+    def since(self, which: ChangeFilter, after: int, limit: int
+              ) -> tuple[list[ChangeRow], int] | None:
+        """The changes after ``after`` that the hub holds (at most ``limit``), and the
+        cursor that follows them; None when ``after`` is older than what it holds."""
+        if after < self.start:
+            return None
+        found: list[ChangeRow] = []
+        for batch in self._batches[bisect.bisect_right(self._uptos, after):]:
+            rows = batch.rows if which.tenant is None else batch.by_tenant.get(which.tenant, ())
+            for row in rows:
+                if row.position > after and which.matches(row):
+                    found.append(row)
+                    if len(found) == limit:
+                        return found, row.position
+        return found, max(after, self.head)
+
+    async def moved_past(self, cursor: int, timeout: float) -> None:
+        """Returns once the hub holds changes past ``cursor``, or after ``timeout``."""
+        self._users += 1
+        try:
+            moved = self._moved
+            if self.head <= cursor:
+                await asyncio.wait_for(moved.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._users -= 1
+            self._last_use = time.monotonic()
+
+    async def _follow(self) -> None:
+        try:
+            self.head = self.start = await self.run(self.rows.projected)
+            self._batches, self._uptos, self._kept_rows, self._failed = [], [], 0, None
+        except Exception as error:
+            self._failed = error
+            return
+        finally:
+            self._ready.set()
+        backoff = self.poll
+        while self._users or time.monotonic() - self._last_use < self.idle:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), backoff)
+            self._poke.clear()
+            if self._stopped:
+                return
+            try:
+                while await self._fetch():
+                    pass
+                backoff = self.poll
+            except Exception:
+                log.warning("the change feed could not read the store; retrying", exc_info=True)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _fetch(self) -> bool:
+        """Reads what was projected past ``head``; True when there is more to read."""
+        self.fetches += 1
+        upto, rows = await self.run(self._read, self.head)
+        if upto <= self.head:
+            return False
+        if len(rows) == FETCH:
+            upto = rows[-1].position
+        if rows:
+            self._batches.append(_Batch(upto, rows))
+            self._uptos.append(upto)
+            self._kept_rows += len(rows)
+            while self._kept_rows > self.kept and len(self._batches) > 1:
+                dropped = self._batches.pop(0)
+                self._uptos.pop(0)
+                self._kept_rows -= len(dropped.rows)
+                self.start = dropped.upto
+        self.head = upto
+        self._moved.set()
+        self._moved = asyncio.Event()
+        return len(rows) == FETCH
+
+    def _read(self, head: int) -> tuple[int, list[ChangeRow]]:
+        upto = self.rows.projected()
+        if upto <= head:
+            return upto, []
+        return upto, self.rows.changes(None, head, upto, FETCH)

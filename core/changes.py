@@ -1,0 +1,158 @@
+"""The change feed: each tenant's changes (never a value) in commit order, resumable.
+
+A subscriber holds a cursor: the position of the last change it saw (``0``: before the
+first). A page returns the changes after it at once; a wait returns as soon as one is
+projected; a stream (``follow``) yields pages for as long as the subscriber stays,
+an empty page (a heartbeat, with the cursor it may resume from) when nothing happened.
+Positions are the store's order, the same in every process and after every replay, so
+a cursor resumes anywhere: nothing is missed and nothing is seen twice.
+
+A change is served only once every view holds it (``ChangeRows.projected``): a
+subscriber that reads a key after seeing its change reads at least that version.
+Each change names its tenant stream's version (gap-free per tenant) and that record's
+leaf in the tenant's transparency log, so that a subscriber can prove it missed none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
+
+from secrets_ledger.core.change_hub import ChangeFilter, ChangeHub
+from secrets_ledger.core.door import Door
+from secrets_ledger.core.feed_ports import Advances, ChangeRow, ChangeRows
+from secrets_ledger.core.pages import check_limit, check_prefix
+from secrets_ledger.core.policy import UseCase
+from secrets_ledger.core.principals import Credential
+from secrets_ledger.domain.errors import InvalidRequest
+from secrets_ledger.domain.tenant import tenant_id_for
+
+CHANGE_ACTIONS = frozenset({
+    "tenant_opened", "write", "delete", "undelete", "destroy", "rollback", "key_rotated",
+    "token_created", "token_revoked", "shredded", "metadata_updated", "labels_moved",
+    "mount_enabled", "mount_configured", "mount_disabled"})
+"""Every action of the audit trail but ``read``: a read changes nothing."""
+MAX_WAIT = 60.0
+NOW = "now"  # the cursor of the last change projected: follow from here on
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    items: list[ChangeRow]
+    cursor: int  # resume after this (past the items, and past what the filter skipped)
+
+
+class ChangeFeed:
+    def __init__(self, door: Door, rows: ChangeRows, advances: Advances) -> None:
+        self.door = door
+        self.rows = rows
+        self._hub: ChangeHub | None = None
+        advances.on_advance(self._poke)
+
+    def _poke(self) -> None:
+        hub = self._hub
+        if hub is not None:
+            hub.poke()
+
+    def close(self) -> None:
+        if self._hub is not None:
+            self._hub.stop()
+
+    def hub(self) -> ChangeHub:
+        """This event loop's hub (a new loop, e.g. another ``asyncio.run``, gets its own)."""
+        hub = self._hub
+        if hub is None or hub.loop is not asyncio.get_running_loop():
+            hub = self._hub = ChangeHub(self.rows, self.door.in_thread)
+        return hub
+
+    async def page(self, caller: Credential, tenant: str | None, *, after: str = "0",
+                   prefix: str = "", actions: Collection[str] | None = None,
+                   limit: int = 100, wait: float = 0.0) -> ChangePage:
+        """The changes after the cursor ``after`` (of ``tenant``, or of every tenant when
+        None: admins), at most ``limit``: every change stored before the call, once
+        projected; with ``wait``, up to that many seconds for the first one."""
+        which = await self._admit(caller, tenant, prefix, actions)
+        check_limit(limit)
+        if not 0 <= wait <= MAX_WAIT:
+            raise InvalidRequest(f"wait is 0-{MAX_WAIT:g} seconds")
+        cursor = await self._cursor(after)
+        if wait:
+            return await self._next(which, cursor, limit, wait)
+        await self.door.in_thread(self.door.await_views)  # the caller's own writes too
+        return await self._stored(which, cursor, await self.door.in_thread(
+            self.rows.projected), limit)
+
+    async def follow(self, caller: Credential, tenant: str | None, *, after: str = "0",
+                     prefix: str = "", actions: Collection[str] | None = None,
+                     heartbeat: float | None = None, limit: int = 500
+                     ) -> AsyncIterator[ChangePage]:
+        """Once the caller is admitted: pages for as long as the caller iterates, each as
+        soon as there are changes, an empty one every ``heartbeat`` seconds without. The
+        token is checked again at each heartbeat: a revoked one ends the stream (its
+        error raised by the iterator)."""
+        which = await self._admit(caller, tenant, prefix, actions)
+        check_limit(limit)
+        return self._pages(caller, which, await self._cursor(after),
+                           heartbeat or self.door.settings.feed_heartbeat, limit)
+
+    async def _pages(self, caller: Credential, which: ChangeFilter, cursor: int,
+                     heartbeat: float, limit: int) -> AsyncIterator[ChangePage]:
+        use_case = (UseCase.FOLLOW_CHANGES if which.tenant is not None
+                    else UseCase.FOLLOW_ALL_CHANGES)
+        checked = time.monotonic()
+        while True:
+            page = await self._next(which, cursor, limit, heartbeat)
+            if time.monotonic() - checked >= heartbeat:
+                await self.door.admitted(caller, which.tenant, use_case)
+                checked = time.monotonic()
+            cursor = page.cursor
+            yield page
+
+    async def _admit(self, caller: Credential, tenant: str | None, prefix: str,
+                     actions: Collection[str] | None) -> ChangeFilter:
+        use_case = UseCase.FOLLOW_CHANGES if tenant is not None else UseCase.FOLLOW_ALL_CHANGES
+        await self.door.admitted(caller, tenant, use_case)
+        check_prefix(prefix)
+        if actions is not None and not set(actions) <= CHANGE_ACTIONS:
+            raise InvalidRequest("actions are: " + ", ".join(sorted(CHANGE_ACTIONS)))
+        if tenant is not None:
+            await self.door.in_thread(self.door.tenant_row, tenant)  # a known tenant's
+        return ChangeFilter(tenant, prefix, None if actions is None else frozenset(actions))
+
+    async def _cursor(self, after: str) -> int:
+        hub = self.hub()
+        await hub.started()
+        if after == NOW:
+            return hub.head
+        if not (after.isascii() and after.isdigit() and len(after) <= 19):
+            raise InvalidRequest("a cursor is a change's position (digits), or 'now'")
+        cursor = int(after)
+        if cursor > hub.head and cursor > await self.door.in_thread(self.rows.projected):
+            raise InvalidRequest("the cursor is past the last change recorded")
+        return cursor
+
+    async def _next(self, which: ChangeFilter, after: int, limit: int,
+                    wait: float) -> ChangePage:
+        hub = self.hub()
+        deadline = time.monotonic() + wait
+        while True:
+            await hub.started()
+            held = hub.since(which, after, limit)
+            if held is None:  # older than the hub holds: the store answers, up to the hub
+                return await self._stored(which, after, hub.head, limit)
+            found, cursor = held
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return ChangePage(found, cursor)
+            await hub.moved_past(cursor, left)
+            after = cursor
+
+    async def _stored(self, which: ChangeFilter, after: int, upto: int,
+                      limit: int) -> ChangePage:
+        tenant_id = None if which.tenant is None else str(tenant_id_for(which.tenant))
+        rows = await self.door.in_thread(
+            lambda: self.rows.changes(tenant_id, after, upto, limit, prefix=which.prefix,
+                                      actions=which.actions))
+        return ChangePage(rows, rows[-1].position if len(rows) == limit else upto)

@@ -1,0 +1,38 @@
+"""What the change feed needs from storage: the projected changes, in store order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import NamedTuple, Protocol
+
+
+class ChangeRow(NamedTuple):
+    """One change as subscribers see it: metadata only, never a value."""
+
+    position: int  # store order (the audit trail's), and the cursor that resumes after it
+    tenant: str
+    at: str
+    action: str
+    key: str | None
+    version: int | None
+    actor: str
+    request_id: str
+    stream_version: int  # the tenant stream's version that made it: gap-free per tenant
+    log_index: int | None  # that record's leaf in the tenant's transparency log
+
+
+class ChangeRows(Protocol):
+    def projected(self) -> int:
+        """The last position every view holds: a change at or before it is projected."""
+
+    def changes(self, tenant_id: str | None, after: int, upto: int, limit: int, *,
+                prefix: str = "", actions: Collection[str] | None = None) -> list[ChangeRow]:
+        """The changes ``after`` < position <= ``upto`` (of one tenant, or of every one
+        when None), in order: at most ``limit``, filtered by key prefix and action."""
+
+
+class Advances(Protocol):
+    """The projector, as the feed hears of what it applied."""
+
+    def on_advance(self, hook: Callable[[], None]) -> None:
+        """Calls ``hook`` (from the projector's thread) after each batch it applies."""

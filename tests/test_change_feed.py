@@ -1,0 +1,210 @@
+"""The change feed, asked of the core on both backends: every change once, in commit
+order, metadata only, resumable from any cursor (after a restart and a replay too), each
+naming its record in the tenant's transparency log; one read of the store per batch
+projected, however many subscribers wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from secrets_ledger.core.change_hub import ChangeHub
+from secrets_ledger.core.changes import CHANGE_ACTIONS, ChangePage
+from secrets_ledger.core.feed_ports import ChangeRow
+from secrets_ledger.core.principals import Principal
+from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.changes import DeleteKey, RequestContext, SetValue
+from secrets_ledger.domain.errors import Forbidden, InvalidRequest, TenantNotFound
+from secrets_ledger.projections.views import ALL_VIEWS
+from secrets_ledger.runtime import LedgerRuntime
+from tests.support import Blocking, run
+
+ADMIN = Principal("tok_admin", "admin", None)
+CTX = RequestContext("tok_writer", "req-feed")
+
+
+def page(runtime: LedgerRuntime, tenant: str | None = "acme", **options: object
+         ) -> ChangePage:
+    return run(runtime.ledger.changes.page(ADMIN, tenant, **options))  # type: ignore[arg-type]
+
+
+def everything(runtime: LedgerRuntime, tenant: str | None = "acme", limit: int = 1000,
+               after: str = "0", **options: object) -> list[ChangeRow]:
+    rows: list[ChangeRow] = []
+    while True:
+        got = page(runtime, tenant, after=after, limit=limit, **options)
+        rows += got.items
+        if not got.items:
+            return rows
+        after = str(got.cursor)
+
+
+@pytest.fixture
+def ledger_with_history(ledger: Blocking) -> Blocking:
+    ledger.open_tenant("acme", CTX)
+    ledger.put_secret("acme", "db/password", "s3cret-one", None, None, CTX)
+    ledger.write_secrets("acme", [SetValue("db/user"), SetValue("api/key")],
+                         {"db/user": "u", "api/key": "k"}, CTX)
+    ledger.get_secret("acme", "db/user", CTX)  # a read: no change
+    ledger.put_secret("acme", "db/password", "s3cret-two", None, None, CTX)
+    ledger.write_secrets("acme", [DeleteKey("api/key")], {}, CTX)
+    return ledger
+
+
+def test_every_change_comes_once_in_commit_order_without_values(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    rows = everything(runtime)
+    assert [(r.action, r.key, r.version) for r in rows] == [
+        ("tenant_opened", None, None), ("write", "db/password", 1), ("write", "db/user", 1),
+        ("write", "api/key", 1), ("write", "db/password", 2), ("delete", "api/key", 1)]
+    assert [r.position for r in rows] == sorted({r.position for r in rows})
+    assert {r.actor for r in rows} == {"tok_writer"} and {r.tenant for r in rows} == {"acme"}
+    assert "s3cret" not in repr(rows)
+
+
+def test_stream_versions_are_gap_free_and_name_the_log_leaf_of_each_record(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    rows = everything(runtime)
+    assert sorted({r.stream_version for r in rows}) == [1, 2, 3, 4, 5]
+    leaves = run(runtime.ledger.transparency.leaves(ADMIN, "acme", 0, 6))
+    for row in rows:
+        leaf = leaves[row.log_index]  # type: ignore[index]
+        assert (leaf.record["kind"], leaf.record["version"]) == ("event", row.stream_version)
+
+
+def test_a_cursor_resumes_after_the_last_change_seen(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    assert everything(runtime, limit=1) == everything(runtime)
+    first = page(runtime, limit=2)
+    rest = everything(runtime, after=str(first.cursor))
+    assert first.items + rest == everything(runtime)
+
+
+def test_filters_by_key_prefix_and_action(runtime: LedgerRuntime,
+                                          ledger_with_history: Blocking) -> None:
+    assert [(r.key, r.version) for r in everything(runtime, prefix="db/")] == [
+        ("db/password", 1), ("db/user", 1), ("db/password", 2)]
+    assert [r.key for r in everything(runtime, actions={"delete"})] == ["api/key"]
+    skipped = page(runtime, actions={"shredded"})
+    assert skipped.items == [] and skipped.cursor >= everything(runtime)[-1].position
+
+
+def test_an_admin_follows_every_tenant_in_one_order(runtime: LedgerRuntime,
+                                                    ledger_with_history: Blocking) -> None:
+    ledger_with_history.open_tenant("globex", CTX)
+    ledger_with_history.put_secret("globex", "k", "v", None, None, CTX)
+    ledger_with_history.put_secret("acme", "k", "v", None, None, CTX)
+    rows = everything(runtime, None)
+    assert [(r.tenant, r.key) for r in rows[-3:]] == [("globex", None), ("globex", "k"),
+                                                      ("acme", "k")]
+    assert [r.position for r in rows] == sorted(r.position for r in rows)
+
+
+def test_a_wait_returns_as_soon_as_a_change_is_projected(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    head = page(runtime, after="now")
+    assert head.items == []
+
+    async def wait_then_write() -> tuple[ChangePage, float]:
+        waiting = asyncio.ensure_future(runtime.ledger.changes.page(
+            ADMIN, "acme", after=str(head.cursor), wait=30))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        started = time.monotonic()
+        await runtime.ledger.secrets.put(ADMIN, "acme", "late", "v", None, None,
+                                         _request())
+        return await waiting, time.monotonic() - started
+
+    got, took = run(wait_then_write())
+    assert [(r.key, r.action) for r in got.items] == [("late", "write")]
+    assert took < 5
+
+
+def test_many_waiting_subscribers_cost_one_read_of_the_store_per_batch(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    head = page(runtime, after="now").cursor
+
+    async def two_hundred_wait() -> tuple[list[ChangePage], int]:
+        hub = runtime.ledger.changes.hub()
+        waiters = [asyncio.ensure_future(runtime.ledger.changes.page(
+            ADMIN, "acme", after=str(head), wait=30)) for _ in range(200)]
+        await asyncio.sleep(0.3)
+        before = hub.fetches
+        await runtime.ledger.secrets.put(ADMIN, "acme", "fan", "v", None, None, _request())
+        pages = await asyncio.gather(*waiters)
+        return pages, hub.fetches - before
+
+    pages, fetches = run(two_hundred_wait())
+    assert all([r.key for r in p.items] == ["fan"] for p in pages)
+    assert fetches <= 5
+
+
+def test_a_cursor_older_than_the_hub_holds_is_read_from_the_store(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    all_rows = everything(runtime)
+    hub = run(_hub(runtime))
+    hub.kept = 1
+    for n in range(3):
+        ledger_with_history.put_secret("acme", f"more/{n}", "v", None, None, CTX)
+    assert everything(runtime) == everything(runtime, limit=2)
+    assert everything(runtime)[: len(all_rows)] == all_rows
+
+
+def test_cursors_survive_a_restart_and_a_replay(settings: Settings,
+                                                runtime: LedgerRuntime,
+                                                ledger_with_history: Blocking) -> None:
+    before = everything(runtime)
+    middle = before[2].position
+    runtime.close()
+    with LedgerRuntime(settings) as again:
+        assert everything(again, after=str(middle)) == before[3:]
+        again.replay(list(ALL_VIEWS))
+        assert everything(again) == before
+        assert everything(again, after=str(middle)) == before[3:]
+
+
+def test_bad_cursors_actions_and_waits_are_refused(runtime: LedgerRuntime,
+                                                   ledger_with_history: Blocking) -> None:
+    for options in ({"after": "-1"}, {"after": "abc"}, {"after": "9" * 30},
+                    {"after": str(10**15)}, {"actions": {"read"}}, {"wait": 61.0},
+                    {"limit": 0}, {"prefix": "bad prefix"}):
+        with pytest.raises(InvalidRequest):
+            page(runtime, **options)
+
+
+def test_readers_and_auditors_follow_their_tenant_only(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    ledger_with_history.open_tenant("globex", CTX)
+    for role in ("reader", "auditor"):
+        who = Principal(f"tok_{role}", role, "acme")
+        assert run(runtime.ledger.changes.page(who, "acme")).items
+        with pytest.raises(TenantNotFound):
+            run(runtime.ledger.changes.page(who, "globex"))
+        with pytest.raises(Forbidden):
+            run(runtime.ledger.changes.page(who, None))
+    with pytest.raises(Forbidden):
+        run(runtime.ledger.changes.page(Principal("tok_w", "writer", "acme"), "acme"))
+    with pytest.raises(TenantNotFound):
+        page(runtime, "nobody")
+
+
+def test_the_actions_are_the_audit_trails_but_read() -> None:
+    from typing import get_args
+
+    from secrets_ledger.api.rest.routes.audit import Action, ChangeAction
+    assert set(get_args(ChangeAction)) == CHANGE_ACTIONS
+    assert set(get_args(Action)) == CHANGE_ACTIONS | {"read"}
+
+
+async def _hub(runtime: LedgerRuntime) -> ChangeHub:
+    hub = runtime.ledger.changes.hub()
+    await hub.started()
+    return hub
+
+
+def _request() -> RequestInfo:
+    return RequestInfo(f"req-{uuid.uuid4().hex[:8]}")
