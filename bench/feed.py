@@ -13,6 +13,11 @@ same changes, each once, in order, and as many as the writes acknowledged.
 Targets (issue 17): p99 under 100 ms at 200 subscribers; write throughput with 200
 subscribers at least 0.9x without. Everything shares the machine's cores (server,
 PostgreSQL, writers, subscribers): the ratio includes the subscribers' own CPU.
+
+A second figure runs the same writes with the subscribers on a second ``serve`` process
+over the same database, started with ``--no-projector`` (``apart``: 0 and 200
+subscribers), the deployment that keeps the fan-out off the writers' process
+(PostgreSQL only).
 """
 
 from __future__ import annotations
@@ -37,18 +42,31 @@ from _common import (
     workspace,
     write_json,
 )
-from _servers import HERE, ledger_server, new_bootstrap_token, new_master_key, run_loadgen
+from _servers import (
+    HERE,
+    ledger_server,
+    new_bootstrap_token,
+    new_master_key,
+    process_cpu_s,
+    run_loadgen,
+    wait_views,
+)
 
 NAME = "feed"
 TENANT = "bench"
 SUBSCRIBERS = (0, 1, 50, 200)
+APART = (0, 200)
 P99_GOAL_MS = 100.0
 THROUGHPUT_GOAL = 0.9
 
 
-def one_run(server: Any, token: str, subscribers: int, duration: float) -> dict[str, Any]:
+def one_run(server: Any, token: str, subscribers: int, duration: float,
+            follower: Any = None) -> dict[str, Any]:
+    """``follower``: the server the subscribers follow (None: the writers' own)."""
     path = f"/v1/tenants/{TENANT}/changes"
-    with httpx.Client(base_url=server.base_url, timeout=60.0,
+    follower = follower or server
+    wait_views(server)  # the last run's writes are all projected before "now" is taken
+    with httpx.Client(base_url=follower.base_url, timeout=60.0,
                       headers={"Authorization": f"Bearer {token}"}) as client:
         cursor = client.get(path, params={"after": "now"}).raise_for_status().json()["cursor"]
     watchers = None
@@ -56,7 +74,7 @@ def one_run(server: Any, token: str, subscribers: int, duration: float) -> dict[
         watchers = subprocess.Popen([sys.executable, str(HERE / "_subscribers.py")],
                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert watchers.stdin is not None and watchers.stdout is not None
-        watchers.stdin.write(json.dumps({"host": "127.0.0.1", "port": server.port,
+        watchers.stdin.write(json.dumps({"host": "127.0.0.1", "port": follower.port,
                                          "path": path, "token": token, "count": subscribers,
                                          "after": cursor}) + "\n")
         watchers.stdin.flush()
@@ -70,9 +88,12 @@ def one_run(server: Any, token: str, subscribers: int, duration: float) -> dict[
                           "warmup": 0.0}, server)
     acknowledged = int(writes["acknowledged"])
     result: dict[str, Any] = {"subscribers": subscribers, "writes_per_s": writes["ops_per_s"],
-                              "acknowledged": acknowledged}
+                              "acknowledged": acknowledged,
+                              **{name: writes.get(name) for name in (
+                                  "server_cpu_pct", "postgres_cpu_pct", "machine_busy_pct")}}
     if watchers is not None:
         assert watchers.stdin is not None and watchers.stdout is not None
+        result["subscribers_cpu_s"] = process_cpu_s(watchers.pid)
         watchers.stdin.close()
         delivered = json.loads(watchers.stdout.readline())
         watchers.wait(30)
@@ -83,6 +104,21 @@ def one_run(server: Any, token: str, subscribers: int, duration: float) -> dict[
     return result
 
 
+def summarised(subscribers: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"writes_per_s": median([r["writes_per_s"] for r in results])}
+    if subscribers:
+        row.update(p50_ms=median([r["p50_ms"] for r in results]),
+                   p99_ms=median([r["p99_ms"] for r in results]),
+                   complete=all(r["complete"] for r in results))
+    return row
+
+
+def row_of(label: str, row: dict[str, Any]) -> list[str]:
+    timed = "p99_ms" in row
+    return [label, fmt(row["writes_per_s"]), fmt(row["p50_ms"], 1) if timed else "-",
+            fmt(row["p99_ms"], 1) if timed else "-", str(row.get("complete", "-"))]
+
+
 def main() -> int:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--duration", type=float, default=10.0)
@@ -90,47 +126,55 @@ def main() -> int:
     duration = 3.0 if args.quick else args.duration
     reps = 1 if args.quick else args.reps
     runs: dict[int, list[dict[str, Any]]] = {n: [] for n in SUBSCRIBERS}
+    apart: dict[int, list[dict[str, Any]]] = {n: [] for n in APART}
     with workspace(args.backend) as space:
-        bootstrap = new_bootstrap_token()
+        bootstrap, key = new_bootstrap_token(), new_master_key()
         schema = space.schema("feed") if args.backend == "postgres" else None
-        server = ledger_server(space.data_dir / "servers",
-                               database_url=space.url if schema else None, schema=schema,
-                               data_dir=space.data_dir / "ledger", master_key=new_master_key(),
-                               bootstrap_token=bootstrap)
-        server.start("/healthz")
+        servers = [ledger_server(space.data_dir / name, database_url=space.url if schema else None,
+                                 schema=schema, data_dir=space.data_dir / f"ledger-{name}",
+                                 master_key=key, bootstrap_token=bootstrap, name=name)
+                   for name in (("writes", "followers") if schema else ("writes",))]
+        if len(servers) > 1:  # a follower: the writers' server projects (no competition)
+            servers[1].argv.append("--no-projector")
+        for server in servers:
+            server.start("/healthz")
         try:
-            with httpx.Client(base_url=server.base_url, timeout=60.0,
+            with httpx.Client(base_url=servers[0].base_url, timeout=60.0,
                               headers={"Authorization": f"Bearer {bootstrap}"}) as client:
                 client.post("/v1/tenants", json={"tenant": TENANT}).raise_for_status()
             for rep in range(reps):
                 for subscribers in SUBSCRIBERS:
-                    run = one_run(server, bootstrap, subscribers, duration)
+                    run = one_run(servers[0], bootstrap, subscribers, duration)
                     runs[subscribers].append(run)
                     console.print(f"rep {rep + 1}: {subscribers} subscribers: {run}")
+                for subscribers in APART if len(servers) > 1 else ():
+                    run = one_run(servers[0], bootstrap, subscribers, duration, servers[1])
+                    apart[subscribers].append(run)
+                    console.print(f"rep {rep + 1}: {subscribers} apart: {run}")
         finally:
-            server.stop()
-    rows, summary = [], {}
-    for subscribers, results in runs.items():
-        row = {"writes_per_s": median([r["writes_per_s"] for r in results])}
-        if subscribers:
-            row.update(p50_ms=median([r["p50_ms"] for r in results]),
-                       p99_ms=median([r["p99_ms"] for r in results]),
-                       complete=all(r["complete"] for r in results))
-        summary[subscribers] = row
-        rows.append([str(subscribers), fmt(row["writes_per_s"]),
-                     fmt(row.get("p50_ms", 0), 1) if subscribers else "-",
-                     fmt(row.get("p99_ms", 0), 1) if subscribers else "-",
-                     str(row.get("complete", "-"))])
+            for server in servers:
+                server.stop()
+    summary = {n: summarised(n, results) for n, results in runs.items()}
+    rows = [row_of(str(n), summary[n]) for n in SUBSCRIBERS]
     kept = ratio(summary[200]["writes_per_s"], summary[0]["writes_per_s"])
+    ok = (all(row.get("complete", True) for row in summary.values())
+          and summary[200]["p99_ms"] < P99_GOAL_MS and kept >= THROUGHPUT_GOAL)
+    apart_summary = {n: summarised(n, results) for n, results in apart.items() if results}
+    if apart_summary:
+        rows += [row_of(f"{n}, apart", apart_summary[n]) for n in APART]
+        apart_kept = ratio(apart_summary[200]["writes_per_s"], apart_summary[0]["writes_per_s"])
+        ok = ok and all(row.get("complete", True) for row in apart_summary.values())
     print_table(f"Change feed ({args.backend}, 16 writers, {duration:g} s x {reps})",
                 ["subscribers", "writes/s", "p50 ms", "p99 ms", "every change once"], rows)
     console.print(f"writes/s with 200 subscribers / without: {fmt_ratio(kept)}"
                   f" (goal >= {THROUGHPUT_GOAL}); p99 at 200: "
                   f"{fmt(summary[200]['p99_ms'], 1)} ms (goal < {P99_GOAL_MS:g})")
-    ok = (all(row.get("complete", True) for row in summary.values())
-          and summary[200]["p99_ms"] < P99_GOAL_MS and kept >= THROUGHPUT_GOAL)
+    if apart_summary:
+        console.print(f"followers apart: writes/s with 200 subscribers / without:"
+                      f" {fmt_ratio(apart_kept)}; p99 {fmt(apart_summary[200]['p99_ms'], 1)} ms")
     write_json(NAME, {"backend": args.backend, "duration": duration, "reps": reps,
-                      "runs": runs, "summary": summary, "throughput_ratio": kept}, args.out)
+                      "runs": runs, "summary": summary, "throughput_ratio": kept,
+                      "apart": apart, "apart_summary": apart_summary}, args.out)
     return verdict(ok)
 
 

@@ -2,11 +2,12 @@
 
 Subscribers do not query the store when a change commits. The hub does, once: when the
 projector says it applied a batch (or every ``poll`` seconds, for what another process
-projected), it reads every tenant's new changes in one statement and keeps them in
-memory (at most ``kept`` changes, the newest), then wakes every waiting subscriber,
-which filters them for itself. A subscriber whose cursor is older than what the hub
-keeps reads the store page by page until it is not (catching up costs queries, as it
-must; following does not).
+projected, while anyone follows), it reads every tenant's new changes in one statement
+and keeps them in memory (at most ``kept`` changes, the newest), then wakes every
+waiting subscriber, which filters them for itself (subscribers that follow alike share
+one answer). A subscriber whose cursor is older than what the hub keeps reads the store
+page by page until it is not (catching up costs queries, as it must; following does
+not).
 
 A hub lives on one event loop (it wakes that loop's coroutines); it stops after
 ``idle`` seconds without a subscriber, and its next subscriber starts it afresh.
@@ -29,6 +30,11 @@ from secrets_ledger.domain.errors import Unavailable
 log = logging.getLogger(__name__)
 Run = Callable[..., Awaitable[Any]]
 FETCH = 1000
+ANSWERS_KEPT = 1000
+FAN_OUT_INTERVAL = 0.02
+"""Seconds between two fan-outs at most: under a stream of commits, each wake-up of the
+subscribers carries the changes of several batches (a wake-up costs every subscriber a
+turn of the event loop and a write to its socket, whatever it carries)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class _Batch:
 
 
 class ChangeHub:
-    def __init__(self, rows: ChangeRows, run: Run, *, poll: float = 0.1,
+    def __init__(self, rows: ChangeRows, run: Run, *, poll: float = 0.025,
                  kept: int = 10_000, idle: float = 30.0) -> None:
         """``run``: how the hub runs a blocking read (the core's query threads)."""
         self.rows = rows
@@ -78,6 +84,7 @@ class ChangeHub:
         self._failed: Exception | None = None
         self._stopped = False
         self._moved = asyncio.Event()
+        self._answers: dict[tuple[ChangeFilter, int, int], tuple[list[ChangeRow], int]] = {}
         self._task: asyncio.Task[None] | None = None
         self._users = 0
         self._last_use = time.monotonic()
@@ -116,15 +123,26 @@ class ChangeHub:
         cursor that follows them; None when ``after`` is older than what it holds."""
         if after < self.start:
             return None
+        # Subscribers that follow alike (most do) share one answer, until the next batch.
+        shared = self._answers.get((which, after, limit))
+        if shared is not None:
+            return shared
         found: list[ChangeRow] = []
+        answer = found, max(after, self.head)
         for batch in self._batches[bisect.bisect_right(self._uptos, after):]:
             rows = batch.rows if which.tenant is None else batch.by_tenant.get(which.tenant, ())
             for row in rows:
                 if row.position > after and which.matches(row):
                     found.append(row)
                     if len(found) == limit:
-                        return found, row.position
-        return found, max(after, self.head)
+                        answer = found, row.position
+                        break
+            else:
+                continue
+            break
+        if len(self._answers) < ANSWERS_KEPT:
+            self._answers[which, after, limit] = answer
+        return answer
 
     async def moved_past(self, cursor: int, timeout: float) -> None:
         """Returns once the hub holds changes past ``cursor``, or after ``timeout``."""
@@ -132,7 +150,8 @@ class ChangeHub:
         try:
             moved = self._moved
             if self.head <= cursor:
-                await asyncio.wait_for(moved.wait(), timeout)
+                async with asyncio.timeout(timeout):  # no task per wait, as wait_for makes
+                    await moved.wait()
         except TimeoutError:
             pass
         finally:
@@ -162,6 +181,7 @@ class ChangeHub:
             except Exception:
                 log.warning("the change feed could not read the store; retrying", exc_info=True)
                 backoff = min(backoff * 2, 5.0)
+            await asyncio.sleep(FAN_OUT_INTERVAL)  # a poke meanwhile is kept for the next
 
     async def _fetch(self) -> bool:
         """Reads what was projected past ``head``; True when there is more to read."""
@@ -181,12 +201,11 @@ class ChangeHub:
                 self._kept_rows -= len(dropped.rows)
                 self.start = dropped.upto
         self.head = upto
+        self._answers.clear()
         self._moved.set()
         self._moved = asyncio.Event()
         return len(rows) == FETCH
 
     def _read(self, head: int) -> tuple[int, list[ChangeRow]]:
-        upto = self.rows.projected()
-        if upto <= head:
-            return upto, []
-        return upto, self.rows.changes(None, head, upto, FETCH)
+        rows, upto = self.rows.changes(None, head, FETCH)  # one statement
+        return upto, rows

@@ -81,8 +81,7 @@ class ChangeFeed:
         if wait:
             return await self._next(which, cursor, limit, wait)
         await self.door.in_thread(self.door.await_views)  # the caller's own writes too
-        return await self._stored(which, cursor, await self.door.in_thread(
-            self.rows.projected), limit)
+        return await self._stored(which, cursor, None, limit)
 
     async def follow(self, caller: Credential, tenant: str | None, *, after: str = "0",
                      prefix: str = "", actions: Collection[str] | None = None,
@@ -149,10 +148,11 @@ class ChangeFeed:
             await hub.moved_past(cursor, left)
             after = cursor
 
-    async def _stored(self, which: ChangeFilter, after: int, upto: int,
+    async def _stored(self, which: ChangeFilter, after: int, upto: int | None,
                       limit: int) -> ChangePage:
+        """A page read from the store, up to ``upto`` (None: what the views hold)."""
         tenant_id = None if which.tenant is None else str(tenant_id_for(which.tenant))
-        rows = await self.door.in_thread(
-            lambda: self.rows.changes(tenant_id, after, upto, limit, prefix=which.prefix,
-                                      actions=which.actions))
-        return ChangePage(rows, rows[-1].position if len(rows) == limit else upto)
+        rows, bound = await self.door.in_thread(
+            lambda: self.rows.changes(tenant_id, after, limit, upto=upto,
+                                      prefix=which.prefix, actions=which.actions))
+        return ChangePage(rows, rows[-1].position if len(rows) == limit else max(after, bound))

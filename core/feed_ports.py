@@ -25,10 +25,12 @@ class ChangeRows(Protocol):
     def projected(self) -> int:
         """The last position every view holds: a change at or before it is projected."""
 
-    def changes(self, tenant_id: str | None, after: int, upto: int, limit: int, *,
-                prefix: str = "", actions: Collection[str] | None = None) -> list[ChangeRow]:
-        """The changes ``after`` < position <= ``upto`` (of one tenant, or of every one
-        when None), in order: at most ``limit``, filtered by key prefix and action."""
+    def changes(self, tenant_id: str | None, after: int, limit: int, *,
+                upto: int | None = None, prefix: str = "",
+                actions: Collection[str] | None = None) -> tuple[list[ChangeRow], int]:
+        """The changes ``after`` < position <= ``upto`` (None: ``projected()``, read in
+        the same snapshot) of one tenant (or of every one when None), in order: at most
+        ``limit``, filtered by key prefix and action; and the bound they were read to."""
 
 
 class Advances(Protocol):

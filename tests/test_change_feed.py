@@ -6,10 +6,13 @@ projected, however many subscribers wait."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from secrets_ledger.core.change_hub import ChangeHub
 from secrets_ledger.core.changes import CHANGE_ACTIONS, ChangePage
@@ -18,7 +21,12 @@ from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.changes import DeleteKey, RequestContext, SetValue
-from secrets_ledger.domain.errors import Forbidden, InvalidRequest, TenantNotFound
+from secrets_ledger.domain.errors import (
+    Forbidden,
+    InvalidRequest,
+    LedgerError,
+    TenantNotFound,
+)
 from secrets_ledger.projections.views import ALL_VIEWS
 from secrets_ledger.runtime import LedgerRuntime
 from tests.support import Blocking, run
@@ -208,3 +216,41 @@ async def _hub(runtime: LedgerRuntime) -> ChangeHub:
 
 def _request() -> RequestInfo:
     return RequestInfo(f"req-{uuid.uuid4().hex[:8]}")
+
+
+OPERATIONS = st.lists(st.tuples(st.sampled_from(["put", "tx", "delete", "read"]),
+                                st.sampled_from(["a/1", "a/2", "b/1", "ab"])),
+                      min_size=1, max_size=12)
+QUERIES = st.tuples(st.integers(1, 5), st.sampled_from(["", "a/", "b", "ab"]),
+                    st.sampled_from([None, frozenset({"write"}),
+                                     frozenset({"delete", "tenant_opened"})]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(operations=OPERATIONS, query=QUERIES)
+def test_paging_any_history_by_cursor_yields_its_audit_trails_changes(
+        runtime: LedgerRuntime, ledger: Blocking, operations: list[tuple[str, str]],
+        query: tuple[int, str, frozenset[str] | None]) -> None:
+    tenant = f"h-{uuid.uuid4().hex[:10]}"
+    ledger.open_tenant(tenant, CTX)
+    for operation, key in operations:
+        if operation == "put":
+            ledger.put_secret(tenant, key, "v", None, None, CTX)
+        elif operation == "tx":
+            ledger.write_secrets(tenant, [SetValue(key), SetValue(key + "/x")],
+                                 {key: "v", key + "/x": "w"}, CTX)
+        elif operation == "delete":
+            with contextlib.suppress(LedgerError):
+                ledger.write_secrets(tenant, [DeleteKey(key)], {}, CTX)
+        else:
+            with contextlib.suppress(LedgerError):
+                ledger.get_secret(tenant, key, CTX)
+    limit, prefix, actions = query
+    expected = [(row.position, row.action, row.key, row.version)
+                for row in ledger.audit(tenant, limit=1000).items
+                if row.action != "read" and (not prefix or (row.key or "").startswith(prefix))
+                and (actions is None or row.action in actions)]
+    got = everything(runtime, tenant, limit=limit, prefix=prefix, actions=actions)
+    assert [(r.position, r.action, r.key, r.version) for r in got] == expected
+    every_tenant = everything(runtime, None, limit=limit, prefix=prefix, actions=actions)
+    assert [r for r in every_tenant if r.tenant == tenant] == got

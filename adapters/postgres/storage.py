@@ -71,4 +71,4 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
                    replay_loader=lambda events, workers: loader_for(settings, events, workers),
                    log_rows=log_rows, log_key=LogKey(settings),
-                   change_rows=SqlChangeRows(db, db))
+                   change_rows=SqlChangeRows(db, db, one_database=True))

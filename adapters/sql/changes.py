@@ -11,28 +11,37 @@ from secrets_ledger.adapters.sql.database import Database, fetch_all, fetch_one
 from secrets_ledger.core.feed_ports import ChangeRow
 from secrets_ledger.projections.audit import AUDIT_SLOTS
 
+PROJECTED = (f"SELECT (coalesce(min(position), 0) + 1) * {AUDIT_SLOTS} - 1"
+             " FROM projection_tracking")  # every slot of the last event every view applied
+COLUMNS = ("t.tenant, a.tenant_id, a.position, a.at, a.action, a.key, a.version, a.actor,"
+           " a.request_id, a.record_version")
 # ``action <> 'read'`` spelled as the partial index ``audit_trail_changes`` spells it, so
 # that a planner matches the two.
-CHANGES = ("SELECT t.tenant, a.tenant_id, a.position, a.at, a.action, a.key, a.version,"
-           " a.actor, a.request_id, a.record_version FROM audit_trail a"
-           " JOIN tenants t ON t.tenant_id = a.tenant_id"
-           " WHERE a.action <> 'read' AND a.position > %s AND a.position <= %s")
+CHANGES = ("SELECT {columns} FROM audit_trail a JOIN tenants t ON t.tenant_id = a.tenant_id"
+           " WHERE a.action <> 'read' AND a.position > %s AND a.position <= {upto}")
+# Each change's leaf, where the logs share the views' database (PostgreSQL).
+LEAF = (", (SELECT l.idx FROM log_leaves l WHERE l.record_id = ''"
+        " AND l.record_version = a.record_version AND l.tenant_id = a.tenant_id)")
 
 
 class SqlChangeRows:
-    def __init__(self, views: Database, log: Database) -> None:
+    def __init__(self, views: Database, log: Database, *, one_database: bool) -> None:
+        """``one_database``: the logs are in the views' database (a join, not a query)."""
         self.views = views
         self.log = log
+        self.one_database = one_database
 
     def projected(self) -> int:
-        row = fetch_one(self.views, "SELECT min(position) FROM projection_tracking")
-        applied = int(row[0]) if row is not None and row[0] is not None else 0
-        return (applied + 1) * AUDIT_SLOTS - 1  # every slot of the last applied event
+        row = fetch_one(self.views, PROJECTED)
+        return int(row[0]) if row is not None else AUDIT_SLOTS - 1
 
-    def changes(self, tenant_id: str | None, after: int, upto: int, limit: int, *,
-                prefix: str = "", actions: Collection[str] | None = None) -> list[ChangeRow]:
-        params: list[object]
-        sql, params = CHANGES, [after, upto]
+    def changes(self, tenant_id: str | None, after: int, limit: int, *,
+                upto: int | None = None, prefix: str = "",
+                actions: Collection[str] | None = None) -> tuple[list[ChangeRow], int]:
+        columns = COLUMNS + (LEAF if self.one_database else "")
+        sql = CHANGES.format(columns=columns, upto="%s" if upto is not None else
+                             f"({PROJECTED})")
+        params: list[object] = [after] if upto is None else [after, upto]
         if tenant_id is not None:
             sql += " AND a.tenant_id = %s"
             params.append(tenant_id)
@@ -40,17 +49,25 @@ class SqlChangeRows:
             sql += " AND substr(a.key, 1, %s) = %s"
             params += [len(prefix), prefix]
         if actions is not None:
-            if not actions:
-                return []
-            sql += f" AND a.action IN ({', '.join(['%s'] * len(actions))})"
+            sql += f" AND a.action IN ({', '.join(['%s'] * len(actions))})" if actions else (
+                " AND 1 = 0")
             params += sorted(actions)
-        rows = fetch_all(self.views, sql + " ORDER BY a.position LIMIT %s", (*params, limit))
-        leaves = self._leaf_indexes({(str(r[1]), int(r[9])) for r in rows})
-        return [ChangeRow(int(position), str(tenant), str(at), str(action), key, version,
-                          str(actor), str(request_id), int(record_version),
-                          leaves.get((str(tid), int(record_version))))
-                for tenant, tid, position, at, action, key, version, actor, request_id,
-                record_version in rows]
+        # One statement, so one snapshot: the bound (its row's tenant id is null), then
+        # the changes under it.
+        bound_sql = f"({PROJECTED})" if upto is None else "%s"
+        marker = ", ".join(["NULL"] * (columns.count(",") - 2))
+        rows = fetch_all(self.views, f"SELECT '', NULL, {bound_sql}, {marker} UNION ALL"
+                                     f" SELECT * FROM ({sql} ORDER BY a.position LIMIT %s) c",
+                         ([] if upto is None else [upto]) + params + [limit])
+        bound = next(int(row[2]) for row in rows if row[1] is None)
+        found = sorted((row for row in rows if row[1] is not None), key=lambda row: row[2])
+        if self.one_database:
+            leaves = {(str(r[1]), int(r[9])): r[10] for r in found}
+        else:
+            leaves = self._leaf_indexes({(str(r[1]), int(r[9])) for r in found})
+        return [ChangeRow(int(r[2]), str(r[0]), str(r[3]), str(r[4]), r[5], r[6], str(r[7]),
+                          str(r[8]), int(r[9]), leaves.get((str(r[1]), int(r[9]))))
+                for r in found], bound
 
     def _leaf_indexes(self, records: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
         """The log index of each (tenant id, stream version)'s leaf."""

@@ -77,7 +77,8 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
                    key_rows, master, SqlTokenRows(db), SqlViewQueries(db, key_order="key"),
                    lookups, SQLiteViewStore(db), LibraryEventSource(events),
                    replay_loader=lambda events, workers: None, log_rows=log_rows,
-                   log_key=LogKey(settings), change_rows=SqlChangeRows(db, log_db),
+                   log_key=LogKey(settings),
+                   change_rows=SqlChangeRows(db, log_db, one_database=False),
                    backup=lambda into: back_up((events_file, views_file), into),
                    closers=[lookups.close, log_db.close],
                    maintenance=[WalLimit(events_file), WalLimit(views_file)])

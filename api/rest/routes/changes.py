@@ -67,6 +67,38 @@ def _out(row: ChangeRow) -> ChangeOut:
     return ChangeOut(**row._asdict())
 
 
+_RENDERED: dict[int, bytes] = {}
+RENDERED_KEPT = 50_000
+
+
+def _event(row: ChangeRow) -> bytes:
+    """The change's SSE event, rendered once for all the streams that carry it (positions
+    are unique: one position, one change)."""
+    event = _RENDERED.get(row.position)
+    if event is None:
+        if len(_RENDERED) >= RENDERED_KEPT:
+            _RENDERED.clear()
+        event = _RENDERED[row.position] = b"id: %d\ndata: %s\n\n" % (
+            row.position, _out(row).model_dump_json().encode())
+    return event
+
+
+_JOINED: dict[int, tuple[list[ChangeRow], bytes]] = {}
+
+
+def _joined(items: list[ChangeRow]) -> bytes:
+    """A page's events; the streams that follow alike share their pages' lists (the
+    core's hub answers them once), and so their bytes."""
+    cached = _JOINED.get(id(items))
+    if cached is not None and cached[0] is items:
+        return cached[1]
+    if len(_JOINED) >= 1000:
+        _JOINED.clear()
+    joined = b"".join(map(_event, items))
+    _JOINED[id(items)] = (items, joined)  # the list is kept: its id is not reused meanwhile
+    return joined
+
+
 async def _events(pages: AsyncIterator[ChangePage]) -> AsyncIterator[bytes]:
     """Each change an event whose id is its cursor; a heartbeat (an event of its own
     type, which ``EventSource.onmessage`` ignores) carries the cursor past what the
@@ -75,9 +107,7 @@ async def _events(pages: AsyncIterator[ChangePage]) -> AsyncIterator[bytes]:
     try:
         async for page in pages:
             if page.items:
-                yield b"".join(b"id: %d\ndata: %s\n\n" % (row.position,
-                                                          _out(row).model_dump_json().encode())
-                               for row in page.items)
+                yield _joined(page.items)
             else:
                 yield b'event: heartbeat\nid: %d\ndata: {"cursor": "%d"}\n\n' % (
                     page.cursor, page.cursor)
