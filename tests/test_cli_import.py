@@ -241,3 +241,37 @@ def test_a_source_that_reads_no_file_refuses_one_and_a_file_source_needs_one(
                        (["--from", "dotenv"], "reads a FILE")):
         done = run(settings, "import", "--tenant", "acme", *args)
         assert done.returncode == 2 and said in done.stderr
+
+
+def test_aws_all_versions_arrive_in_order_with_their_labels_and_once(
+        settings: Settings, moto_endpoint: str, ledger_of: Any) -> None:
+    client = boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="eu-west-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_secret(Name="prod/db", SecretString="one")
+    for value in ("two", "three"):
+        client.put_secret_value(SecretId="prod/db", SecretString=value)
+    source = ["--from", "aws-sm", "--endpoint-url", moto_endpoint, "--all-versions",
+              "--nested", "as-value"]
+    done = run_with_aws(settings, "import", "--tenant", "acme", "--create-tenant", *source)
+    assert done.returncode == 0, done.stderr
+    assert "imported 3 versions of 1 keys" in done.stdout
+    ledger = ledger_of()
+    history = [ledger.get_secret("acme", "prod/db", request(), version=n) for n in (1, 2, 3)]
+    assert [v.value for v in history] == ["one", "two", "three"]
+    assert [v.metadata["aws_stages"] for v in history] == ["", "AWSPREVIOUS", "AWSCURRENT"]
+    agreed = run_with_aws(settings, "import", "--tenant", "acme", "--dry-run", *source)
+    assert agreed.returncode == 0 and "the tenant agrees" in agreed.stdout, agreed.stdout
+    client.put_secret_value(SecretId="prod/db", SecretString="four")
+    differs = run_with_aws(settings, "import", "--tenant", "acme", "--dry-run", *source)
+    assert differs.returncode == 1 and "four" not in differs.stdout
+    again = run_with_aws(settings, "import", "--tenant", "acme", *source)
+    assert "imported 1 versions of 1 keys" in again.stdout, again.stdout
+    assert ledger.get_secret("acme", "prod/db", request()).value == "four"
+
+
+def test_all_versions_is_refused_for_file_sources_and_flattened_paths(
+        settings: Settings, tmp_path: Path) -> None:
+    blob = str(write_json(tmp_path / "x.json", {"a": 1}))
+    for args in (["--from", "json", blob], ["--from", "vault", "--nested", "paths"]):
+        done = run(settings, "import", "--tenant", "acme", "--all-versions", *args)
+        assert done.returncode == 2 and "--all-versions" in done.stderr, done.stderr

@@ -83,6 +83,13 @@ CALLS: dict[str, tuple[UseCase, Call]] = {
     "imports.json_object": (UseCase.IMPORT_SECRETS,
                             lambda ledger, who, t: ledger.imports.json_object(
                                 who, t, {"imported": 1}, _request())),
+    "imports.history_diff": (UseCase.IMPORT_SECRETS,
+                             lambda ledger, who, t: ledger.imports.history_diff(
+                                 who, t, {"kept": [(1, None), (2, {"label": "current"})]})),
+    "imports.histories": (UseCase.IMPORT_SECRETS,
+                          lambda ledger, who, t: ledger.imports.histories(
+                              who, t, {"kept": [(1, None), (2, {"label": "current"})]},
+                              _request())),
     "reads.value": (UseCase.READ_VALUE,
                     lambda ledger, who, t: ledger.reads.value(who, t, "rolled", _request())),
     "reads.keys": (UseCase.LIST_KEYS, lambda ledger, who, t: ledger.reads.keys(who, t)),

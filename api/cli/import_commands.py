@@ -7,7 +7,8 @@ paths, ``domain.import_paths``), dotenv files by python-dotenv's parser (quotes,
 ``export``, escapes, comments, multi-line values; a line it cannot parse is refused, not
 skipped), AWS Secrets Manager by boto3 (each secret's current ``SecretString``, by name),
 a Vault KV v2 mount by hvac (each secret's current data under its path, then flattened
-as JSON is).
+as JSON is); with ``--all-versions``, every version of each secret those two can still
+read, with its labels (``api.cli.import_sources``).
 Every bad input is one line and exit 2, before storage is opened.
 """
 
@@ -18,10 +19,8 @@ import asyncio
 import io
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from dotenv.parser import parse_stream
 from rich.console import Console
@@ -34,8 +33,14 @@ from secrets_ledger.api.cli.commands import (
     progress_bar,
     runtime_of_ledger,
 )
+from secrets_ledger.api.cli.import_sources import aws_secrets, server_label, vault_secrets
 from secrets_ledger.api.rest.paths import rest_key
-from secrets_ledger.core.imports import ImportDiff, check_import
+from secrets_ledger.core.imports import (
+    HistoryDiff,
+    ImportDiff,
+    check_histories,
+    check_import,
+)
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.domain.import_paths import flattened
@@ -50,9 +55,13 @@ def add_import_verb(sub: Any, parser_class: type[argparse.ArgumentParser]) -> No
     importer.add_argument("--tenant", required=True)
     importer.add_argument("--from", dest="source", choices=SOURCES, default="json",
                           help="the file's format (default json)")
-    importer.add_argument("--nested", choices=("paths", "as-value"), default="paths",
+    importer.add_argument("--nested", choices=("paths", "as-value"),
                           help="JSON: nested objects become a/b paths (default), or stay"
                                " one key's JSON value")
+    importer.add_argument("--all-versions", action="store_true",
+                          help="aws-sm, vault: every version of each secret, oldest first,"
+                               " with its labels as metadata (a Vault secret's data stays"
+                               " one value)")
     importer.add_argument("--dry-run", action="store_true",
                           help="print what would change (never a value) and write nothing;"
                                " exit 0 if the tenant already agrees, 1 if not")
@@ -75,140 +84,68 @@ def cmd_import(args: argparse.Namespace) -> int:
     if (args.file is None) != (args.source in READS_NO_FILE):
         raise CommandFailed(f"--from {args.source} reads a FILE" if args.file is None
                             else f"--from {args.source} reads no file")
-    values, label = _source(args)
+    histories = args.all_versions
+    if histories and (args.source not in READS_NO_FILE or args.nested == "paths"):
+        raise CommandFailed("--all-versions is for --from aws-sm and --from vault, whose"
+                            " secrets' data each stay one value (not --nested paths)")
+    # Each secret's versions (--all-versions), or each key's value.
+    found, label = _remote(args, all_versions=True) if histories else _source(args)
     # Refuse a bad file before touching storage; imported keys must be readable over the
     # REST API, whose paths reserve some last segments.
     try:
-        check_import(args.tenant, values)
-        for key in values:
+        if histories:
+            check_histories(args.tenant, found)
+        else:
+            check_import(args.tenant, found)
+        for key in found:
             rest_key(key)
     except InvalidRequest as error:
         raise CommandFailed(error.detail) from None
     # The audit trail names the source: who imported, from what.
     importer = Principal.operator(f"cli:import:{args.source}:{label}")
-    with runtime_of_ledger() as runtime, progress_bar("import", len(values), "keys") as advance:
+    with runtime_of_ledger() as runtime, progress_bar("import", len(found), "keys") as advance:
         imports = runtime.ledger.imports
+        options: dict[str, Any] = {"create_tenant": args.create_tenant, "progress": advance}
         if args.dry_run:
-            diff = asyncio.run(imports.diff(importer, args.tenant, values,
-                                            create_tenant=args.create_tenant,
-                                            progress=advance))
+            compare = imports.history_diff if histories else imports.diff
+            diff = asyncio.run(compare(importer, args.tenant, found, **options))
         else:
-            written = asyncio.run(imports.json_object(
-                importer, args.tenant, values, cli_request(), create_tenant=args.create_tenant,
-                progress=advance))
+            write = imports.histories if histories else imports.json_object
+            written = asyncio.run(write(importer, args.tenant, found, cli_request(), **options))
     if args.dry_run:
-        _print_diff(diff, args.tenant)
+        _print_diff(diff, args.tenant, diff.pending if isinstance(diff, HistoryDiff) else None)
         return 0 if diff.agrees else EXIT_DIFFERENT
-    print(f"imported {len(written)} changed keys of {len(values)} into {args.tenant}")
+    if histories:
+        print(f"imported {len(written)} versions of {len({w.key for w in written})} keys"
+              f" ({len(found)} in the source) into {args.tenant}")
+    else:
+        print(f"imported {len(written)} changed keys of {len(found)} into {args.tenant}")
     return 0
+
+
+def _remote(args: argparse.Namespace, *, all_versions: bool) -> tuple[dict[str, Any], str]:
+    """A remote source's secrets (values, or version lists), and its audit label."""
+    if args.source == "aws-sm":
+        return aws_secrets(args.endpoint_url, args.region, args.prefix, all_versions), (
+            server_label(args.endpoint_url) if args.endpoint_url else args.region or "aws")
+    addr = args.addr or os.environ.get("VAULT_ADDR")
+    return vault_secrets(addr, args.namespace or os.environ.get("VAULT_NAMESPACE"),
+                         args.mount, args.path.strip("/"), all_versions), (
+        f"{server_label(addr or '')}/{args.mount}")
 
 
 def _source(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """The source's keys, and the label the audit trail names it by."""
-    if args.source == "aws-sm":
-        return _aws_secrets(args.endpoint_url, args.region, args.prefix), (
-            server_label(args.endpoint_url) if args.endpoint_url else args.region or "aws")
-    if args.source == "vault":
-        addr = args.addr or os.environ.get("VAULT_ADDR")
-        document = _vault_secrets(addr, args.namespace or os.environ.get("VAULT_NAMESPACE"),
-                                  args.mount, args.path.strip("/"))
-        return _nested(document, args.nested == "paths", "the Vault secrets"), (
-            f"{server_label(addr or '')}/{args.mount}")
+    flatten = args.nested != "as-value"
+    if args.source in READS_NO_FILE:
+        found, label = _remote(args, all_versions=False)
+        if args.source == "vault":
+            return _nested(found, flatten, "the Vault secrets"), label
+        return found, label
     path = Path(args.file)
     if args.source == "dotenv":
         return _dotenv_file(path), path.name
-    return _json_file(path, flatten=args.nested == "paths"), path.name
-
-
-def server_label(url: str) -> str:
-    """A server's URL as the audit trail and messages name it: never its user or password
-    (``https://user:secret@host`` must not end up in a log line or the history)."""
-    parts = urlsplit(url)
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:  # not a port number: the request will fail on its own
-        port = ""
-    return f"{parts.scheme}://{parts.hostname}{port}" if parts.hostname else "a server"
-
-
-def _aws_secrets(endpoint: str | None, region: str | None, prefix: str) -> dict[str, Any]:
-    """Every secret's current value (its ``SecretString``), by name; a secret scheduled
-    for deletion is not listed, one with no current value is skipped (and counted)."""
-    try:
-        import boto3
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        raise CommandFailed("--from aws-sm needs boto3: pip install 'secrets-ledger[aws]'"
-                            ) from None
-    values: dict[str, Any] = {}
-    skipped = 0
-    try:
-        client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name=region)
-        filters = [{"Key": "name", "Values": [prefix]}] if prefix else []
-        for page in client.get_paginator("list_secrets").paginate(Filters=filters):
-            for entry in page["SecretList"]:
-                if not entry["Name"].startswith(prefix):
-                    continue  # the name filter also matches words inside a name
-                try:
-                    found = client.get_secret_value(SecretId=entry["ARN"])
-                except ClientError as error:
-                    if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                        raise
-                    skipped += 1  # no current version: nothing to move
-                    continue
-                if "SecretString" not in found:
-                    raise CommandFailed(f"{entry['Name']!r} is a binary secret: the ledger"
-                                        " holds JSON values (store it base64-encoded)")
-                values[entry["Name"]] = found["SecretString"]
-    except (BotoCoreError, ClientError) as error:
-        said = str(error) if endpoint is None else str(error).replace(endpoint,
-                                                                     server_label(endpoint))
-        raise CommandFailed(f"AWS Secrets Manager: {said}") from None
-    if skipped:
-        print(f"skipped {skipped} secrets with no current value", file=sys.stderr)
-    return values
-
-
-def _vault_secrets(addr: str | None, namespace: str | None, mount: str, under: str
-                   ) -> dict[str, Any]:
-    """Every secret under a path of a KV v2 mount, its current data by path (walked
-    folder by folder); a secret whose current version is deleted or destroyed is skipped
-    (and counted)."""
-    try:
-        import hvac
-        from hvac.exceptions import InvalidPath, VaultError
-    except ImportError:
-        raise CommandFailed("--from vault needs hvac: pip install 'secrets-ledger[vault]'"
-                            ) from None
-    if not addr or not os.environ.get("VAULT_TOKEN"):
-        raise CommandFailed("--from vault needs --addr (or VAULT_ADDR) and VAULT_TOKEN")
-    kv = hvac.Client(url=addr, token=os.environ["VAULT_TOKEN"], namespace=namespace,
-                     timeout=30).secrets.kv.v2
-    secrets: dict[str, Any] = {}
-    skipped = 0
-    folders = [f"{under}/" if under else ""]
-    try:
-        while folders:
-            folder = folders.pop()
-            try:
-                listed = kv.list_secrets(path=folder, mount_point=mount)["data"]["keys"]
-            except InvalidPath:  # an empty or missing folder (Vault answers 404)
-                continue
-            for name in listed:
-                if name.endswith("/"):
-                    folders.append(folder + name)
-                    continue
-                data = kv.read_secret_version(path=folder + name, mount_point=mount,
-                                              raise_on_deleted_version=False)["data"]
-                if data.get("data") is None:
-                    skipped += 1  # its current version was deleted or destroyed
-                else:
-                    secrets[folder + name] = data["data"]
-    except (VaultError, OSError) as error:
-        raise CommandFailed(f"Vault at {server_label(addr)}: {type(error).__name__}") from None
-    if skipped:
-        print(f"skipped {skipped} secrets whose current version is deleted", file=sys.stderr)
-    return secrets
+    return _json_file(path, flatten=flatten), path.name
 
 
 def _nested(document: dict[str, Any], flatten: bool, what: str) -> dict[str, Any]:
@@ -255,15 +192,20 @@ def _text(path: Path) -> str:
         raise CommandFailed(f"{path} is not UTF-8 text") from None
 
 
-def _print_diff(diff: ImportDiff, tenant: str) -> None:
-    """The keys that differ, then a count of those that agree; never a value."""
-    table = Table("key", "would be", "tenant's version", title=f"import into {tenant}")
+def _print_diff(diff: ImportDiff, tenant: str, pending: dict[str, int] | None = None
+                ) -> None:
+    """The keys that differ, then a count of those that agree; never a value. With
+    ``pending`` (``--all-versions``), how many versions each key would get."""
+    columns = ["key", "would be", "tenant's version"] + (["versions to write"] if pending
+                                                         is not None else [])
+    table = Table(*columns, title=f"import into {tenant}")
     rows = ([(key, "added", "-") for key in diff.added]
             + [(key, "changed", str(version)) for key, version in diff.changed]
             + [(key, "not in the source (kept)", str(version))
                for key, version in diff.missing])
     for key, what, version in sorted(rows):
-        table.add_row(Text(key), what, version)  # Text: a key is never read as markup
+        extra = [] if pending is None else [str(pending.get(key, 0))]
+        table.add_row(Text(key), what, version, *extra)  # Text: a key is never markup
     console = Console(soft_wrap=True)
     if rows:
         console.print(table)

@@ -72,3 +72,30 @@ def test_secrets_written_through_the_vault_facade_import_and_then_agree(
                                mount_point="kvv2")
     differs = cli(server, "import", "--tenant", into, "--dry-run", *source, VAULT_TOKEN=token)
     assert differs.returncode == 1 and "rotated" not in differs.stdout
+
+
+def test_every_version_through_the_vault_facade_imports_in_order_and_then_agrees(
+        server: Server, admin: httpx.Client, writer_token: dict[str, Any]) -> None:
+    token = writer_token["token"]
+    vault = hvac.Client(url=server.vault_url, token=token)
+    vault.sys.enable_secrets_engine("kv", path="kvh", options={"version": "2"})
+    kv = vault.secrets.kv.v2
+    for n in (1, 2, 3):
+        kv.create_or_update_secret("app/db", {"password": f"v{n}"}, mount_point="kvh")
+    kv.delete_secret_versions("app/db", versions=[1], mount_point="kvh")  # unreadable
+    kv.create_or_update_secret("app/gone", {"x": "y"}, mount_point="kvh")
+    kv.delete_latest_version_of_secret("app/gone", mount_point="kvh")  # current deleted
+    into = unique()
+    source = ["--from", "vault", "--addr", server.vault_url, "--mount", "kvh", "--path", "app",
+              "--all-versions"]
+    done = cli(server, "import", "--tenant", into, "--create-tenant", *source,
+               VAULT_TOKEN=token)
+    assert done.returncode == 0, done.stderr
+    assert "imported 2 versions of 1 keys" in done.stdout, done.stdout
+    versions = [admin.get(secret_path(into, "app/db"), params={"version": n}).json()
+                for n in (1, 2)]
+    assert [(v["value"], v["metadata"]) for v in versions] == [
+        ({"password": "v2"}, {"vault_version": "2"}),
+        ({"password": "v3"}, {"vault_version": "3"})]
+    agreed = cli(server, "import", "--tenant", into, "--dry-run", *source, VAULT_TOKEN=token)
+    assert agreed.returncode == 0, agreed.stdout + agreed.stderr
