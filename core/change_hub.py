@@ -89,6 +89,11 @@ class ChangeHub:
         self._users = 0
         self._last_use = time.monotonic()
 
+    @property
+    def following(self) -> bool:
+        """Whether the hub follows the store now (it stops when nobody has for a while)."""
+        return self._task is not None and not self._task.done()
+
     def poke(self) -> None:
         """The projector applied a batch (any thread)."""
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody follows there
@@ -110,11 +115,11 @@ class ChangeHub:
         self._last_use = time.monotonic()
         if self._stopped:
             raise Unavailable("the ledger is closing")
-        if self._task is None or self._task.done():
+        if not self.following:
             self._ready = asyncio.Event()
             self._task = self.loop.create_task(self._follow())
         await self._ready.wait()
-        if self._task.done() and self._failed is not None:
+        if not self.following and self._failed is not None:
             raise Unavailable("the change feed cannot read the store; retry shortly")
 
     def since(self, which: ChangeFilter, after: int, limit: int
@@ -162,6 +167,7 @@ class ChangeHub:
         try:
             self.head = self.start = await self.run(self.rows.projected)
             self._batches, self._uptos, self._kept_rows, self._failed = [], [], 0, None
+            self._answers.clear()
         except Exception as error:
             self._failed = error
             return

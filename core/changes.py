@@ -35,7 +35,7 @@ CHANGE_ACTIONS = frozenset({
     "mount_enabled", "mount_configured", "mount_disabled"})
 """Every action of the audit trail but ``read``: a read changes nothing."""
 MAX_WAIT = 60.0
-NOW = "now"  # the cursor of the last change projected: follow from here on
+NOW = "now"  # the cursor past every change stored so far: follow from here on
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,9 @@ class ChangeFeed:
     async def _cursor(self, after: str) -> int:
         hub = self.hub()
         await hub.started()
-        if after == NOW:
-            return hub.head
+        if after == NOW:  # past every change stored before this call
+            await self.door.in_thread(self.door.await_views)
+            return int(await self.door.in_thread(self.rows.projected))
         if not (after.isascii() and after.isdigit() and len(after) <= 19):
             raise InvalidRequest("a cursor is a change's position (digits), or 'now'")
         cursor = int(after)

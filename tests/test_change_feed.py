@@ -162,6 +162,18 @@ def test_a_cursor_older_than_the_hub_holds_is_read_from_the_store(
     assert everything(runtime)[: len(all_rows)] == all_rows
 
 
+def test_an_idle_hub_stops_and_the_next_subscriber_starts_it_afresh(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    hub = run(_hub(runtime))
+    hub.idle = 0.05
+    before = page(runtime, after="now", wait=0.01).cursor  # an answer the hub keeps
+    run(asyncio.sleep(0.5))
+    assert hub.following is False
+    ledger_with_history.put_secret("acme", "after-idle", "v", None, None, CTX)
+    got = page(runtime, after=str(before), wait=10)
+    assert [r.key for r in got.items] == ["after-idle"]
+
+
 def test_cursors_survive_a_restart_and_a_replay(settings: Settings,
                                                 runtime: LedgerRuntime,
                                                 ledger_with_history: Blocking) -> None:
