@@ -46,6 +46,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     # request (scheduled, then cancelled) cost the hot path about 5% of its requests.
     def _arm(self, seconds: float) -> None:
         self._deadline = self.loop.time() + seconds
+        self._swept()
+
+    def _swept(self) -> None:
+        """Starts the server's one sweep, if not yet started."""
         if not self.sweeping:
             self.sweeping.append(self.loop.call_later(SWEEP_SECONDS, self._sweep))
 
@@ -85,8 +89,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def pause_writing(self) -> None:
         super().pause_writing()
         self._send_deadline = self.loop.time() + self.send_timeout
-        if not self.sweeping:
-            self.sweeping.append(self.loop.call_later(SWEEP_SECONDS, self._sweep))
+        self._swept()
 
     def resume_writing(self) -> None:
         super().resume_writing()

@@ -184,15 +184,16 @@ class ChangeHub:
                 while await self._fetch():
                     pass
                 backoff = self.poll
-            except Exception:
-                log.warning("the change feed could not read the store; retrying", exc_info=True)
+            except Exception as error:  # its type only: a driver's message may quote a row
+                log.warning("the change feed could not read the store (%s); retrying",
+                            type(error).__name__)
                 backoff = min(backoff * 2, 5.0)
             await asyncio.sleep(FAN_OUT_INTERVAL)  # a poke meanwhile is kept for the next
 
     async def _fetch(self) -> bool:
         """Reads what was projected past ``head``; True when there is more to read."""
         self.fetches += 1
-        upto, rows = await self.run(self._read, self.head)
+        rows, upto = await self.run(self.rows.changes, None, self.head, FETCH)
         if upto <= self.head:
             return False
         if len(rows) == FETCH:
@@ -211,7 +212,3 @@ class ChangeHub:
         self._moved.set()
         self._moved = asyncio.Event()
         return len(rows) == FETCH
-
-    def _read(self, head: int) -> tuple[int, list[ChangeRow]]:
-        rows, upto = self.rows.changes(None, head, FETCH)  # one statement
-        return upto, rows

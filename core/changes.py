@@ -77,11 +77,11 @@ class ChangeFeed:
         check_limit(limit)
         if not 0 <= wait <= MAX_WAIT:
             raise InvalidRequest(f"wait is 0-{MAX_WAIT:g} seconds")
-        cursor = await self._cursor(after)
         if wait:
-            return await self._next(which, cursor, limit, wait)
+            return await self._next(which, await self._cursor(after), limit, wait)
         await self.door.in_thread(self.door.await_views)  # the caller's own writes too
-        return await self._stored(which, cursor, None, limit)
+        return await self._stored(which, await self._cursor(after, views_awaited=True), None,
+                                  limit)
 
     async def follow(self, caller: Credential, tenant: str | None, *, after: str = "0",
                      prefix: str = "", actions: Collection[str] | None = None,
@@ -120,11 +120,12 @@ class ChangeFeed:
             await self.door.in_thread(self.door.tenant_row, tenant)  # a known tenant's
         return ChangeFilter(tenant, prefix, None if actions is None else frozenset(actions))
 
-    async def _cursor(self, after: str) -> int:
+    async def _cursor(self, after: str, *, views_awaited: bool = False) -> int:
         hub = self.hub()
         await hub.started()
         if after == NOW:  # past every change stored before this call
-            await self.door.in_thread(self.door.await_views)
+            if not views_awaited:
+                await self.door.in_thread(self.door.await_views)
             return int(await self.door.in_thread(self.rows.projected))
         if not (after.isascii() and after.isdigit() and len(after) <= 19):
             raise InvalidRequest("a cursor is a change's position (digits), or 'now'")

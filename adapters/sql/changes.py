@@ -15,6 +15,7 @@ PROJECTED = (f"SELECT (coalesce(min(position), 0) + 1) * {AUDIT_SLOTS} - 1"
              " FROM projection_tracking")  # every slot of the last event every view applied
 COLUMNS = ("t.tenant, a.tenant_id, a.position, a.at, a.action, a.key, a.version, a.actor,"
            " a.request_id, a.record_version")
+WIDTH = COLUMNS.count(",") + 1
 # ``action <> 'read'`` spelled as the partial index ``audit_trail_changes`` spells it, so
 # that a planner matches the two.
 CHANGES = ("SELECT {columns} FROM audit_trail a JOIN tenants t ON t.tenant_id = a.tenant_id"
@@ -39,8 +40,8 @@ class SqlChangeRows:
                 upto: int | None = None, prefix: str = "",
                 actions: Collection[str] | None = None) -> tuple[list[ChangeRow], int]:
         columns = COLUMNS + (LEAF if self.one_database else "")
-        sql = CHANGES.format(columns=columns, upto="%s" if upto is not None else
-                             f"({PROJECTED})")
+        bound_sql = f"({PROJECTED})" if upto is None else "%s"
+        sql = CHANGES.format(columns=columns, upto=bound_sql)
         params: list[object] = [after] if upto is None else [after, upto]
         if tenant_id is not None:
             sql += " AND a.tenant_id = %s"
@@ -54,8 +55,7 @@ class SqlChangeRows:
             params += sorted(actions)
         # One statement, so one snapshot: the bound (its row's tenant id is null), then
         # the changes under it.
-        bound_sql = f"({PROJECTED})" if upto is None else "%s"
-        marker = ", ".join(["NULL"] * (columns.count(",") - 2))
+        marker = ", ".join(["NULL"] * (WIDTH + self.one_database - 3))  # after '', NULL, bound
         rows = fetch_all(self.views, f"SELECT '', NULL, {bound_sql}, {marker} UNION ALL"
                                      f" SELECT * FROM ({sql} ORDER BY a.position LIMIT %s) c",
                          ([] if upto is None else [upto]) + params + [limit])
