@@ -20,11 +20,33 @@ from collections import OrderedDict
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 PROBES = (b"/healthz", b"/readyz")
 SPARE_DESCRIPTORS = 64  # for files, database connections and the listening socket
 SWEEP_SECONDS = 0.5
+BODY_WRITER = "secrets_ledger.body_writer"
+"""The scope extension of a request served here: a ``BodyWriter`` for its response."""
+
+
+class BodyWriter:
+    """Writes a chunk of a started, streamed response straight to its connection, or
+    says it cannot (the client has not read what was sent, or left): for the change
+    feed's fan-out, which writes one page to many streams in one loop rather than
+    resuming each stream's coroutine through every ASGI layer. Frames the chunk as
+    uvicorn does (a streamed response without a length is chunked); the response's end
+    still goes through ASGI ``send``."""
+
+    def __init__(self, cycle: RequestResponseCycle) -> None:
+        self.cycle = cycle
+
+    def __call__(self, chunk: bytes) -> bool:
+        cycle = self.cycle
+        if (cycle.disconnected or cycle.flow.write_paused or not cycle.response_started
+                or cycle.response_complete or not cycle.chunked_encoding or not chunk):
+            return False
+        cycle.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        return True
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -112,6 +134,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         busy = len(self.connections) - len(self.waiting)
         self.limit_concurrency = 0 if busy > self.max_connections and path not in PROBES else None
         super().on_headers_complete()
+        assert self.cycle is not None  # the request's, just made
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+        extensions[BODY_WRITER] = BodyWriter(self.cycle)
 
     def on_message_complete(self) -> None:
         self._disarm()

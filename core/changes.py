@@ -19,8 +19,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from secrets_ledger.core.change_hub import ChangeFilter, ChangeHub
+from secrets_ledger.core.change_hub import ChangeFilter, ChangeHub, Deliver
 from secrets_ledger.core.door import Door
 from secrets_ledger.core.feed_ports import Advances, ChangeRow, ChangeRows
 from secrets_ledger.core.pages import check_limit, check_prefix
@@ -36,6 +37,14 @@ CHANGE_ACTIONS = frozenset({
 """Every action of the audit trail but ``read``: a read changes nothing."""
 MAX_WAIT = 60.0
 NOW = "now"  # the cursor past every change stored so far: follow from here on
+
+
+class FeedCounts(NamedTuple):
+    """What this process's change feed did since it started (metrics)."""
+
+    store_reads: int  # the hub's reads of the store
+    delivered_pages: int  # pages written to a caught-up stream by the fan-out itself
+    refused_pages: int  # ... refused by the stream (its client slow, or gone)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,12 @@ class ChangeFeed:
     def close(self) -> None:
         if self._hub is not None:
             self._hub.stop()
+
+    def counts(self) -> FeedCounts:
+        hub = self._hub
+        if hub is None:
+            return FeedCounts(0, 0, 0)
+        return FeedCounts(hub.fetches, hub.delivered_pages, hub.refused_pages)
 
     def hub(self) -> ChangeHub:
         """This event loop's hub (a new loop, e.g. another ``asyncio.run``, gets its own)."""
@@ -85,28 +100,37 @@ class ChangeFeed:
 
     async def follow(self, caller: Credential, tenant: str | None, *, after: str = "0",
                      prefix: str = "", actions: Collection[str] | None = None,
-                     heartbeat: float | None = None, limit: int = 500
-                     ) -> AsyncIterator[ChangePage]:
+                     heartbeat: float | None = None, limit: int = 500,
+                     deliver: Deliver | None = None) -> AsyncIterator[ChangePage]:
         """Once the caller is admitted: pages for as long as the caller iterates, each as
         soon as there are changes, an empty one every ``heartbeat`` seconds without. The
         token is checked again at each heartbeat: a revoked one ends the stream (its
-        error raised by the iterator)."""
+        error raised by the iterator). With ``deliver``, a subscriber that has caught up
+        is sent its pages through it, between two pages of the iterator (see ChangeHub)."""
         which = await self._admit(caller, tenant, prefix, actions)
         check_limit(limit)
         return self._pages(caller, which, await self._cursor(after),
-                           heartbeat or self.door.settings.feed_heartbeat, limit)
+                           heartbeat or self.door.settings.feed_heartbeat, limit, deliver)
 
     async def _pages(self, caller: Credential, which: ChangeFilter, cursor: int,
-                     heartbeat: float, limit: int) -> AsyncIterator[ChangePage]:
+                     heartbeat: float, limit: int, deliver: Deliver | None
+                     ) -> AsyncIterator[ChangePage]:
         use_case = (UseCase.FOLLOW_CHANGES if which.tenant is not None
                     else UseCase.FOLLOW_ALL_CHANGES)
-        checked = time.monotonic()
+        beat = time.monotonic() + heartbeat
         while True:
-            page = await self._next(which, cursor, limit, heartbeat)
-            if time.monotonic() - checked >= heartbeat:
-                await self.door.admitted(caller, which.tenant, use_case)
-                checked = time.monotonic()
+            page = await self._next(which, cursor, limit,
+                                    0 if deliver else beat - time.monotonic())
             cursor = page.cursor
+            if not page.items and deliver is not None:  # caught up: the hub delivers
+                cursor = await self.hub().delivered(which, cursor, limit, deliver,
+                                                    beat - time.monotonic())
+                if time.monotonic() < beat:  # a delivery refused: the iterator goes on
+                    continue
+                page = ChangePage([], cursor)
+            if time.monotonic() >= beat:
+                await self.door.admitted(caller, which.tenant, use_case)
+                beat = time.monotonic() + heartbeat
             yield page
 
     async def _admit(self, caller: Credential, tenant: str | None, prefix: str,

@@ -9,12 +9,13 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from secrets_ledger.core.change_hub import ChangeHub
+from secrets_ledger.core.change_hub import ChangeHub, Deliver
 from secrets_ledger.core.changes import CHANGE_ACTIONS, ChangePage
 from secrets_ledger.core.feed_ports import ChangeRow
 from secrets_ledger.core.principals import Principal
@@ -149,6 +150,86 @@ def test_many_waiting_subscribers_cost_one_read_of_the_store_per_batch(
     pages, fetches = run(two_hundred_wait())
     assert all([r.key for r in p.items] == ["fan"] for p in pages)
     assert fetches <= 5
+
+
+async def _following(runtime: LedgerRuntime, deliver: Deliver, heartbeat: float = 30.0
+                     ) -> AsyncIterator[ChangePage]:
+    head = (await runtime.ledger.changes.page(ADMIN, "acme", after="now")).cursor
+    return await runtime.ledger.changes.follow(ADMIN, "acme", after=str(head),
+                                               heartbeat=heartbeat, deliver=deliver)
+
+
+async def _put(runtime: LedgerRuntime, key: str) -> None:
+    await runtime.ledger.secrets.put(ADMIN, "acme", key, "v", None, None, _request())
+
+
+async def _until(done: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not done():
+            await asyncio.sleep(0.01)
+
+
+def test_a_caught_up_subscriber_is_delivered_its_pages_without_being_woken(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    delivered: list[tuple[list[str], int]] = []
+
+    async def follow() -> bool:
+        pages = await _following(runtime, lambda rows, cursor: not delivered.append(
+            ([r.key or "" for r in rows], cursor)))
+        waiting = asyncio.ensure_future(anext(pages))
+        await asyncio.sleep(0.2)
+        for key in ("one", "two", "three"):
+            await _put(runtime, key)
+        await _until(lambda: sum(len(keys) for keys, _ in delivered) == 3)
+        woken = waiting.done()
+        waiting.cancel()
+        return woken
+
+    assert run(follow()) is False
+    assert [key for keys, _ in delivered for key in keys] == ["one", "two", "three"]
+    assert [cursor for _, cursor in delivered] == sorted({c for _, c in delivered})
+
+
+def test_a_refused_delivery_comes_next_through_the_iterator_and_only_there(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    offered: list[list[str]] = []
+
+    def deliver(rows: list[ChangeRow], cursor: int) -> bool:
+        offered.append([r.key or "" for r in rows])
+        return len(offered) > 1  # the first refused: its socket was full
+
+    async def follow() -> tuple[list[str], bool]:
+        pages = await _following(runtime, deliver)
+        waiting = asyncio.ensure_future(anext(pages))
+        await asyncio.sleep(0.2)
+        await _put(runtime, "one")
+        first = await asyncio.wait_for(waiting, 10)
+        waiting = asyncio.ensure_future(anext(pages))
+        await asyncio.sleep(0.05)
+        await _put(runtime, "two")
+        await _until(lambda: len(offered) == 2)
+        woken = waiting.done()
+        waiting.cancel()
+        return [r.key or "" for r in first.items], woken
+
+    assert run(follow()) == (["one"], False)
+    assert offered == [["one"], ["two"]]
+
+
+def test_a_delivered_subscriber_still_gets_heartbeats_past_what_was_delivered(
+        runtime: LedgerRuntime, ledger_with_history: Blocking) -> None:
+    cursors: list[int] = []
+
+    async def follow() -> ChangePage:
+        pages = await _following(runtime, lambda rows, cursor: not cursors.append(cursor),
+                                 heartbeat=0.5)
+        waiting = asyncio.ensure_future(anext(pages))
+        await asyncio.sleep(0.1)
+        await _put(runtime, "one")
+        return await asyncio.wait_for(waiting, 10)
+
+    beat = run(follow())
+    assert beat.items == [] and beat.cursor == cursors[-1]
 
 
 def test_a_cursor_older_than_the_hub_holds_is_read_from_the_store(

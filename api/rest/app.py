@@ -66,6 +66,12 @@ class Telemetry:
                           ("queued_bytes", "request bytes waiting for the writer"),
                           ("shed_requests", "requests refused (503) since start: queue full"),
                           ("abandoned_requests", "requests dropped since start: client gone"))}
+        self.feed = {name: Gauge(f"ledger_feed_{name}", text, registry=self.registry)
+                     for name, text in (
+                         ("store_reads", "the change feed's reads of the store since start"),
+                         ("delivered_pages", "change pages the fan-out wrote to a stream"),
+                         ("refused_pages", "change pages a stream refused: its client is"
+                                           " slow or gone (it gets them as it reads)"))}
 
 
 class BodyLimit:

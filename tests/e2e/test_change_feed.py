@@ -189,35 +189,77 @@ def test_a_slow_subscriber_is_cut_off_and_resumes(tmp_path: Path) -> None:
         server.restart()
         with server.admin() as admin:
             tenant = create_tenant(admin)
-            # About 6 MB of events: more than the kernel's socket buffers take (4 MB).
-            long_id = "r" * 128
-            for batch in range(100):
-                operations = [{"op": "set", "key": f"bulk/{batch:03}/{n:02}/" + "k" * 140,
-                               "value": "v"} for n in range(100)]
-                response = admin.post(f"/v1/tenants/{tenant}/transactions",
-                                      json={"operations": operations},
-                                      headers={"X-Request-Id": long_id})
-                assert response.status_code == 200, response.text
-            last_key = "bulk/099/99/" + "k" * 140
-            raw = _unread_stream(server, tenant)
+            last_key = _six_megabytes_of_changes(admin, tenant)
+            raw = _unread_stream(server, tenant)  # from the first: read from the store
             time.sleep(4)  # longer than the send timeout, reading nothing
             received = _drain(raw)
             assert last_key.encode() not in received
-            whole = received.split(b"\n\n")[:-1]  # the events that arrived whole
-            last_id = [line for event in whole for line in event.split(b"\n")
-                       if line.startswith(b"id: ")][-1]
-            with admin.stream("GET", changes_path(tenant), params={"prefix": "bulk/"},
-                              headers={**SSE, "Last-Event-ID": last_id[4:].decode()}) as r:
-                for _, _, data in sse_events(r):
-                    if data.get("key") == last_key:
-                        break
+            _resumes_after_what_arrived(admin, tenant, received)
 
 
-def _unread_stream(server: Server, tenant: str) -> socket.socket:
+def test_a_caught_up_subscriber_that_stops_reading_is_refused_then_cut_off(
+        tmp_path: Path) -> None:
+    with running_server("sqlite", tmp_path) as server:
+        server.extra_env["LEDGER_SEND_TIMEOUT"] = "1"
+        server.restart()
+        with server.admin() as admin:
+            tenant = create_tenant(admin)
+            raw = _unread_stream(server, tenant, after=get_json(
+                admin, changes_path(tenant), after="now")["cursor"])
+            time.sleep(0.5)  # caught up: the fan-out writes its pages itself
+            _six_megabytes_of_changes(admin, tenant)
+            time.sleep(4)
+            received = _drain(raw)
+            metrics = admin.get("/metrics").text
+            _resumes_after_what_arrived(admin, tenant, received)
+    assert _metric(metrics, "ledger_feed_delivered_pages") > 0
+    assert _metric(metrics, "ledger_feed_refused_pages") > 0
+
+
+BULK_KEYS = [f"bulk/{batch:03}/{n:02}/" + "k" * 140 for batch in range(100) for n in range(100)]
+
+
+def _six_megabytes_of_changes(admin: httpx.Client, tenant: str) -> str:
+    """More than the kernel's socket buffers take (4 MB); the last change's key."""
+    long_id = "r" * 128
+    for batch in range(100):
+        operations = [{"op": "set", "key": key, "value": "v"}
+                      for key in BULK_KEYS[batch * 100:(batch + 1) * 100]]
+        response = admin.post(f"/v1/tenants/{tenant}/transactions",
+                              json={"operations": operations},
+                              headers={"X-Request-Id": long_id})
+        assert response.status_code == 200, response.text
+    return BULK_KEYS[-1]
+
+
+def _resumes_after_what_arrived(admin: httpx.Client, tenant: str, received: bytes) -> None:
+    """The events that arrived whole, then the changes after the last one's id: every
+    change once, in order."""
+    whole = [dict(line.split(b": ", 1) for line in event.split(b"\n") if b": " in line)
+             for event in received.split(b"\r\n\r\n", 1)[1].split(b"\n\n")[:-1]]
+    arrived = [event for event in whole if b"id" in event and b"event" not in event]
+    keys = [json.loads(event[b"data"])["key"] for event in arrived]
+    cursor = arrived[-1][b"id"].decode()
+    while page := get_json(admin, changes_path(tenant), after=cursor, prefix="bulk/",
+                           limit=1000):
+        if not page["items"]:
+            break
+        keys += [item["key"] for item in page["items"]]
+        cursor = page["cursor"]
+    assert keys == BULK_KEYS
+
+
+def _metric(text: str, name: str) -> float:
+    return float(next(line.split()[1] for line in text.splitlines()
+                      if line.startswith(name + " ")))
+
+
+def _unread_stream(server: Server, tenant: str, after: str = "0") -> socket.socket:
     raw = socket.socket()
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     raw.connect((server.host, server.port))
-    raw.sendall(f"GET {changes_path(tenant)}?prefix=bulk/ HTTP/1.1\r\nHost: x\r\n"
+    raw.sendall(f"GET {changes_path(tenant)}?prefix=bulk/&after={after} HTTP/1.1\r\n"
+                "Host: x\r\n"
                 f"Authorization: Bearer {server.admin_token}\r\n"
                 "Accept: text/event-stream\r\n\r\n".encode())
     return raw

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from secrets_ledger.api.http_guard import BODY_WRITER
 from secrets_ledger.api.rest.deps import Caller, LedgerDep, json_response, text_header
 from secrets_ledger.api.rest.routes.audit import ChangeAction
 from secrets_ledger.api.rest.routes.secrets import Limit
@@ -53,8 +54,10 @@ async def _changes(request: Request, ledger: Ledger, caller: Credential, tenant:
                    after: str, prefix: str, actions: Collection[str] | None, limit: int,
                    wait: float) -> Response:
     if STREAM in (text_header(request.scope, b"accept") or ""):
-        pages = await ledger.changes.follow(caller, tenant, after=after, prefix=prefix,
-                                            actions=actions, limit=limit)
+        write = (request.scope.get("extensions") or {}).get(BODY_WRITER)
+        pages = await ledger.changes.follow(
+            caller, tenant, after=after, prefix=prefix, actions=actions, limit=limit,
+            deliver=None if write is None else lambda rows, _cursor: write(_joined(rows)))
         return StreamingResponse(_events(pages), media_type=STREAM, headers={
             "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
     page = await ledger.changes.page(caller, tenant, after=after, prefix=prefix,

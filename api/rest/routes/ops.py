@@ -37,4 +37,6 @@ def metrics(request: Request) -> Response:
     for name, value in (("queued_jobs", load.jobs), ("queued_bytes", load.bytes),
                         ("shed_requests", load.shed), ("abandoned_requests", load.abandoned)):
         telemetry.queue[name].set(value)
+    for name, value in request.app.state.ledger.changes.counts()._asdict().items():
+        telemetry.feed[name].set(value)
     return Response(generate_latest(telemetry.registry), media_type=CONTENT_TYPE_LATEST)
