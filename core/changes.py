@@ -103,10 +103,11 @@ class ChangeFeed:
                      heartbeat: float | None = None, limit: int = 500,
                      deliver: Deliver | None = None) -> AsyncIterator[ChangePage]:
         """Once the caller is admitted: pages for as long as the caller iterates, each as
-        soon as there are changes, an empty one every ``heartbeat`` seconds without. The
-        token is checked again at each heartbeat: a revoked one ends the stream (its
-        error raised by the iterator). With ``deliver``, a subscriber that has caught up
-        is sent its pages through it, between two pages of the iterator (see ChangeHub)."""
+        soon as there are changes, and an empty one (a heartbeat) when ``heartbeat``
+        seconds pass without one. The token is checked again at each heartbeat: a
+        revoked one ends the stream (its error raised by the iterator). With
+        ``deliver``, a subscriber that has caught up is sent its pages through it, by
+        the hub, while the iterator waits (see ChangeHub)."""
         which = await self._admit(caller, tenant, prefix, actions)
         check_limit(limit)
         return self._pages(caller, which, await self._cursor(after),
