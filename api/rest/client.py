@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
@@ -66,6 +66,14 @@ class FeedChange:
     request_id: str
     stream_version: int  # gap-free per tenant
     log_index: int | None  # its record's leaf in the tenant's transparency log
+
+
+_FEED_FIELDS = tuple(field.name for field in fields(FeedChange))
+
+
+def _feed_change(data: dict[str, Any]) -> FeedChange:
+    """The change an event carries; fields a newer server adds are left out, not fatal."""
+    return FeedChange(**{name: data[name] for name in _FEED_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ class LedgerClient:
                         if not event.data:  # the stream's first block: only a retry delay
                             continue
                         if event.event == "message":
-                            change = FeedChange(**event.json())
+                            change = _feed_change(event.json())
                             cursor = event.id
                             yield change
                         elif event.event == "heartbeat":

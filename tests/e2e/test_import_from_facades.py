@@ -49,9 +49,7 @@ def test_secrets_written_through_the_aws_facade_import_and_then_agree(
 def test_secrets_written_through_the_vault_facade_import_and_then_agree(
         server: Server, admin: httpx.Client, writer_token: dict[str, Any]) -> None:
     token = writer_token["token"]
-    vault = hvac.Client(url=server.vault_url, token=token)
-    vault.sys.enable_secrets_engine("kv", path="kvv2", options={"version": "2"})
-    kv = vault.secrets.kv.v2
+    kv = kv_v2_mount(server, token, "kvv2")
     kv.create_or_update_secret("app/db", {"user": "svc", "password": "p w"}, mount_point="kvv2")
     kv.create_or_update_secret("app/deep/api", {"key": "k", "limits": {"rps": 5}},
                                mount_point="kvv2")
@@ -77,9 +75,7 @@ def test_secrets_written_through_the_vault_facade_import_and_then_agree(
 def test_every_version_through_the_vault_facade_imports_in_order_and_then_agrees(
         server: Server, admin: httpx.Client, writer_token: dict[str, Any]) -> None:
     token = writer_token["token"]
-    vault = hvac.Client(url=server.vault_url, token=token)
-    vault.sys.enable_secrets_engine("kv", path="kvh", options={"version": "2"})
-    kv = vault.secrets.kv.v2
+    kv = kv_v2_mount(server, token, "kvh")
     for n in (1, 2, 3):
         kv.create_or_update_secret("app/db", {"password": f"v{n}"}, mount_point="kvh")
     kv.delete_secret_versions("app/db", versions=[1], mount_point="kvh")  # unreadable
@@ -99,3 +95,10 @@ def test_every_version_through_the_vault_facade_imports_in_order_and_then_agrees
         ({"password": "v3"}, {"vault_version": "3"})]
     agreed = cli(server, "import", "--tenant", into, "--dry-run", *source, VAULT_TOKEN=token)
     assert agreed.returncode == 0, agreed.stdout + agreed.stderr
+
+
+def kv_v2_mount(server: Server, token: str, path: str) -> Any:
+    """hvac's KV v2 client over a mount enabled at ``path`` of the Vault façade."""
+    vault = hvac.Client(url=server.vault_url, token=token)
+    vault.sys.enable_secrets_engine("kv", path=path, options={"version": "2"})
+    return vault.secrets.kv.v2
