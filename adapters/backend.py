@@ -55,6 +55,8 @@ class Storage:
     closers: list[Callable[[], None]] = field(default_factory=list)
     maintenance: list[Callable[[], None]] = field(default_factory=list)
     """What a server runs every second (e.g. keeping WAL files within their limit)."""
+    unreachable: tuple[type[BaseException], ...] = ()
+    """What the drivers raise when the store cannot be reached now (``Ports``)."""
 
     @property
     def processes(self) -> SqlProcesses:

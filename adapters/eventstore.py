@@ -8,6 +8,7 @@ binary reads on PostgreSQL).
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -18,14 +19,25 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEvent
-from eventsourcing.persistence import IntegrityError, Mapper, Recording, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    Mapper,
+    OperationalError,
+    Recording,
+    StoredEvent,
+)
 from eventsourcing.utils import resolve_topic
 
 from secrets_ledger.adapters.tlog_appender import LogAppender, StagedLog
-from secrets_ledger.core.ports import ConcurrentAppend, WrappedDataKey
+from secrets_ledger.core.ports import ConcurrentAppend, StoreUnreachable, WrappedDataKey
 from secrets_ledger.core.ports import StoredEvent as StoredRecord
+from secrets_ledger.domain.errors import Unavailable
 from secrets_ledger.domain.reads import ValueReads
 from secrets_ledger.domain.tenant import Tenant
+
+IN_DOUBT = (OperationalError, InterfaceError)
+"""How the library reports a save whose connection failed: it may have committed."""
 
 
 class LedgerEvents(Application):  # type: ignore[type-arg]
@@ -96,8 +108,10 @@ class StoredStreams(ABC):
     """``ports.TenantStreams`` over the application; ``save_batch`` is the backend's."""
 
     def __init__(self, events: LedgerEvents, log: LogAppender,
-                 reader: Callable[[int, int], Sequence[tuple[int, Any]]]) -> None:
+                 reader: Callable[[int, int], Sequence[tuple[int, Any]]],
+                 resolve_seconds: float = 30.0) -> None:
         self.events = events
+        self.resolve_seconds = resolve_seconds  # how long to ask whether a save committed
         self.recorder = events.recorder
         self.log = log
         self.reader = reader  # the backend's fast reader (the projections' event source)
@@ -117,17 +131,42 @@ class StoredStreams(ABC):
         rows = [(k.dek_id, k.tenant_id, k.key_version, k.wrapped) for k in data_keys]
         aggregates = [*tenants, *reads]
         # In store order: the tenants' events, then the read record (``save`` keeps it).
-        staged = self.log.stage([event for aggregate in aggregates
-                                 for event in aggregate.pending_events])
+        events = [event for aggregate in aggregates for event in aggregate.pending_events]
+        staged = self.log.stage(events)
         try:
-            self.save_batch(aggregates, rows, staged)
-        except IntegrityError:
-            self.log.drop(list(staged.heads))
-            raise ConcurrentAppend from None
+            try:
+                self.save_batch(aggregates, rows, staged)
+            except IntegrityError:
+                raise ConcurrentAppend from None
+            except IN_DOUBT:
+                if not events or not self._committed(events[0]):
+                    raise StoreUnreachable("the database cannot be reached; retry") from None
         except BaseException:
             self.log.drop(list(staged.heads))
             raise
         self.log.stored(staged)
+
+    def _committed(self, first: Any) -> bool:
+        """Whether a save whose connection failed committed after all, asked until the
+        store answers (the new primary, after a failover): the batch is one transaction,
+        so its first event, stored byte for byte, says that all of it is."""
+        expected = self.events.mapper.to_stored_event(first)
+        deadline = time.monotonic() + self.resolve_seconds
+        delay = 0.05
+        while True:
+            try:
+                found = self.recorder.select_events(first.originator_id,
+                                                    gt=first.originator_version - 1,
+                                                    lte=first.originator_version)
+                return bool(found) and found[0].state == expected.state
+            except IN_DOUBT:
+                if time.monotonic() > deadline:
+                    raise Unavailable(
+                        "the database was lost while this write was committed and has not"
+                        " answered since: it may be stored; retry it with the same"
+                        " Idempotency-Key") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     @abstractmethod
     def save_batch(self, aggregates: Sequence[Any], data_keys: Sequence[tuple[str, str, int, str]],

@@ -8,9 +8,9 @@ event tables or databases) become one more choice here, behind the same ports.
 from __future__ import annotations
 
 import sqlite3
-from urllib.parse import urlsplit
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
 from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.postgres.storage import open_postgres
@@ -58,16 +58,20 @@ def holds_a_ledger(settings: Settings) -> bool:
 
 
 def check_database_url(url: str) -> None:
-    """Refuses, before any driver sees it (a driver's error would quote it, password and
-    all), a URL that does not name a PostgreSQL server."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (a malformed port raises here)
-    except ValueError:
-        raise InvalidRequest("LEDGER_DATABASE_URL is not a valid URL") from None
-    if parts.scheme not in ("postgresql", "postgres"):
+    """Refuses, before any driver connects with it (a driver's error would quote it,
+    password and all), a URL that does not name PostgreSQL servers. Several hosts (a
+    failover pair: ``postgresql://h1:p1,h2:p2/db?target_session_attrs=read-write``) are
+    libpq's own multi-host form."""
+    if not url.startswith(("postgresql://", "postgres://")):
         raise InvalidRequest("LEDGER_DATABASE_URL must be a postgresql:// URL (PostgreSQL is"
                              " the only server database; unset it for SQLite)")
+    try:
+        ports = str(conninfo_to_dict(url).get("port") or "")
+    except psycopg.Error:
+        raise InvalidRequest("LEDGER_DATABASE_URL is not a valid URL") from None
+    if not all(not port or (port.isdigit() and 0 < int(port) < 65536)
+               for port in ports.split(",")):
+        raise InvalidRequest("LEDGER_DATABASE_URL is not a valid URL (a port is not a number)")
 
 
 def explain_storage_error(error: BaseException) -> str:

@@ -44,3 +44,6 @@ class AggregateCache:
 
     def drop(self, tenant_id: UUID) -> None:
         self._cache.pop(tenant_id, None)
+
+    def clear(self) -> None:
+        self._cache.clear()

@@ -25,7 +25,7 @@ from secrets_ledger.core.envelope import Envelope
 from secrets_ledger.core.jobs import Command, Job, Replay
 from secrets_ledger.core.pages import CursorCodec
 from secrets_ledger.core.policy import GLOBAL_USE_CASES, UseCase, authorize
-from secrets_ledger.core.ports import Ports, ViewsFollower
+from secrets_ledger.core.ports import Ports, StoreUnreachable, ViewsFollower
 from secrets_ledger.core.principals import Credential, Principal, principal_of
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
@@ -62,8 +62,11 @@ class Door:
         self.writer = BatchWriter(ports, self._saved, self.stored_outcome,
                                   WriterLimits(settings.max_queued_requests,
                                                settings.max_queued_bytes,
-                                               settings.idempotency_cache_bytes))
+                                               settings.idempotency_cache_bytes),
+                                  settings.store_retry_timeout)
         self._threads = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="ledger-query")
+        self.unreachable: tuple[type[BaseException], ...] = (StoreUnreachable,
+                                                             *ports.unreachable)
         self._token_tenants: dict[str, str | None] = {}
         self._token_tenants_lock = threading.Lock()
 
@@ -76,9 +79,15 @@ class Door:
         self._threads.shutdown(wait=True, cancel_futures=True)
 
     async def in_thread(self, call: Callable[..., T], *args: Any) -> T:
-        """Runs blocking work (statements, waits) off the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self._threads,
-                                                                partial(call, *args))
+        """Runs blocking work (statements, waits) off the event loop; a store that cannot
+        be reached is StoreUnreachable (503) to the caller, whatever the driver."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._threads,
+                                                                    partial(call, *args))
+        except self.unreachable as error:
+            if isinstance(error, StoreUnreachable):
+                raise
+            raise StoreUnreachable("the database cannot be reached; retry") from None
 
     # ---- who is asking --------------------------------------------------------------------
 

@@ -25,12 +25,18 @@ from secrets_ledger.core.managed_ports import ManagedRow as ManagedRow
 from secrets_ledger.core.managed_ports import ManagedVersion as ManagedVersion
 from secrets_ledger.core.managed_ports import MountRow as MountRow
 from secrets_ledger.core.principals import TokenRecord
+from secrets_ledger.domain.errors import Unavailable
 from secrets_ledger.domain.reads import ValueReads
 from secrets_ledger.domain.tenant import Tenant
 
 
 class ConcurrentAppend(Exception):
     """Another process appended to one of the streams being saved; nothing was stored."""
+
+
+class StoreUnreachable(Unavailable):
+    """The store did not answer (a lost connection, a failover under way), and nothing
+    was stored by the call that raised this: the same call may succeed shortly."""
 
 
 class StoredEvent(NamedTuple):
@@ -56,7 +62,11 @@ class TenantStreams(Protocol):
              data_keys: Sequence[WrappedDataKey]) -> None:
         """Stores the tenants' pending events and the read records atomically, and the
         data keys so that no stored event lacks its key; ConcurrentAppend if another
-        process appended to one of the streams first (then nothing is stored)."""
+        process appended to one of the streams first (then nothing is stored).
+
+        A save whose connection is lost may have committed: it returns normally if it
+        did, raises StoreUnreachable if it certainly did not, and Unavailable if the
+        store stayed away too long to tell (then it may be stored)."""
 
     def head(self, tenant_id: UUID) -> int | None:
         """The version of the stream's latest event, or None when there is no stream."""
@@ -287,3 +297,8 @@ class Ports(Protocol):
 
     @property
     def change_rows(self) -> ChangeRows: ...
+
+    @property
+    def unreachable(self) -> tuple[type[BaseException], ...]:
+        """What the backend's drivers raise when the store cannot be reached or used now
+        (StoreUnreachable to the callers: a query stored nothing)."""

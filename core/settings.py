@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="seconds a client may leave what the server sent"
         " unread (a slow subscriber): then its connection is closed, and it resumes from"
         " its last cursor")
+    store_retry_timeout: float = Field(
+        default=30.0, gt=0, description="seconds a write is retried while the database"
+        " cannot be reached (a failover under way), and a commit whose connection was"
+        " lost is asked after; then 503")
     bootstrap_token: SecretStr | None = None
     pool_size: int = Field(default=8, ge=1, le=100)
     read_your_writes_timeout: float = Field(default=5.0, gt=0)

@@ -16,6 +16,12 @@ commit); the writer takes every waiting job and, for the whole batch:
 Aggregates stay cached between batches (``aggregates.AggregateCache``). Another process
 may have appended, which surfaces as a conflict on save: the batch is then re-run on
 reloaded aggregates, so every precondition is re-checked against fresh state.
+
+When the store cannot be reached (a database failover), the batch is run again, on
+reloaded aggregates, until it can or ``retry_seconds`` have passed: its callers wait
+rather than fail. A save whose connection was lost is asked after by the store's adapter
+(``TenantStreams.save``): a batch is never reported failed when it committed, nor stored
+twice.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from secrets_ledger.core.aggregates import AggregateCache
 from secrets_ledger.core.idempotency import RecentOutcomes, StoredOutcome
 from secrets_ledger.core.jobs import Effects, Job
 from secrets_ledger.core.policy import authorize
-from secrets_ledger.core.ports import ConcurrentAppend, Ports
+from secrets_ledger.core.ports import ConcurrentAppend, Ports, StoreUnreachable
 from secrets_ledger.core.principals import Principal, principal_of
 from secrets_ledger.domain.errors import LedgerError, Unavailable
 from secrets_ledger.domain.outcomes import outcome_of
@@ -53,8 +59,12 @@ GATHER_POLL_SECONDS = 0.0001
 
 class BatchWriter:
     def __init__(self, ports: Ports, on_saved: Callable[[], None],
-                 stored_outcome: StoredOutcome, limits: WriterLimits | None = None) -> None:
+                 stored_outcome: StoredOutcome, limits: WriterLimits | None = None,
+                 retry_seconds: float = 30.0) -> None:
         self.streams = ports.streams
+        self.unreachable: tuple[type[BaseException], ...] = (StoreUnreachable,
+                                                             *ports.unreachable)
+        self.retry_seconds = retry_seconds
         self.tokens = ports.token_rows
         self.lookups = ports.value_lookups
         self.on_saved = on_saved
@@ -114,12 +124,34 @@ class BatchWriter:
             previous = len(batch)
             batch = self._queue.wanted(batch)
             try:
-                self._commit(self._answer_reads(self._admit(batch)))
+                self._run(batch)
             except BaseException as error:  # never leave a caller waiting
                 log.error("write batch failed: %s", type(error).__name__)
+                failure = error if isinstance(error, Unavailable) else Unavailable(
+                    "the write could not be stored; retry")
                 for job in batch:
                     if not job.done:
-                        job.finish(error=Unavailable("the write could not be stored; retry"))
+                        job.finish(error=failure)
+
+    def _run(self, batch: list[Job[Any]]) -> None:
+        """Runs the batch, again while the store cannot be reached (nothing of it stored),
+        for at most ``retry_seconds``."""
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.02
+        while True:
+            try:
+                self._commit(self._answer_reads(self._admit(batch)))
+                return
+            except self.unreachable:
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnreachable("the database cannot be reached; retry") from None
+                # Another node may be the primary now, with what the cache holds or less.
+                self.aggregates.clear()
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                batch = [job for job in batch if not job.done]
+                for job in batch:
+                    job.error = None  # a refusal is judged again, on the state found then
 
     def _refuse_queued(self) -> None:
         """Answers what is still queued behind the stop (a batch cut short by it)."""
@@ -204,6 +236,8 @@ class BatchWriter:
                     continue
                 try:
                     staged.append((job, self._stage(job, aggregates, effects)))
+                except self.unreachable:
+                    raise  # the whole batch runs again (``_run``)
                 except LedgerError as error:
                     job.result, job.error = None, error
                 except Exception as error:
@@ -220,7 +254,7 @@ class BatchWriter:
                     job.error = None
                 time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))  # noqa: S311
                 continue
-            except Exception:
+            except BaseException:
                 for tenant_id in aggregates:
                     self.aggregates.drop(tenant_id)
                 raise

@@ -108,7 +108,7 @@ class Projector:
             except Exception:
                 log.exception("projection batch failed; retrying")
                 applied = 0
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, 1.0)  # a failover: back within a second
             if not applied:
                 self._wake.wait(backoff)
                 self._wake.clear()

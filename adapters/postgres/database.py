@@ -6,16 +6,23 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from secrets_ledger.adapters.sql.database import Cursor
 from secrets_ledger.domain.errors import Unavailable
 
 MIGRATION_LOCK_ID = 0x5EC7E75  # advisory lock key shared by every ledger process
+POOL_WAIT_SECONDS = 5.0
+"""How long a statement waits for a connection: past it, 503 (a readiness probe must
+be answered while the database is away)."""
+RECONNECT_SECONDS = 1.0
+"""How long the pool retries a lost connection in the background before it leaves the
+next one to demand: psycopg_pool's retries back off exponentially (1, 2, 4... seconds),
+which would leave the ledger unconnected for seconds after a failover had ended."""
 
 
 class PostgresDatabase:
@@ -32,19 +39,30 @@ class PostgresDatabase:
             kwargs={"options": f"-c search_path={schema},public", "connect_timeout": 10,
                     "autocommit": True},
             open=False,
-            timeout=30.0,
+            timeout=POOL_WAIT_SECONDS,
+            reconnect_timeout=RECONNECT_SECONDS,
         )
         self.pool.open(wait=True, timeout=15.0)
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
-        with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            yield cursor
+        try:
+            with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                yield cursor
+        except psycopg.OperationalError:
+            self.pool.check()
+            raise
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:
-        with self.pool.connection() as conn, conn.cursor() as cursor:
-            yield cursor
+        try:
+            with self.pool.connection() as conn, conn.cursor() as cursor:
+                yield cursor
+        except psycopg.OperationalError:
+            # After a failover every idle connection is to the old primary: drop them all
+            # now rather than fail one request each.
+            self.pool.check()
+            raise
 
     def lock_for_migrations(self, cur: Cursor) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
@@ -105,22 +123,32 @@ def ensure_schema(url: str, schema: str) -> None:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
 
 
+LIBPQ_OPTIONS = "LEDGER_LIBPQ_OPTIONS"
+"""The event store's setting for every other option of the URL (``recorder.
+LedgerPostgresFactory`` hands them to the library's pool)."""
+
+
 def event_store_env(url: str, schema: str, pool_size: int, recorder_topic: str
                     ) -> dict[str, str]:
-    """The ``eventsourcing`` settings that point its recorder at the same database."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise ValueError("LEDGER_DATABASE_URL must start with postgresql://")
+    """The ``eventsourcing`` settings that point its recorder at the same database, with
+    the same connection options: a multi-host URL (``postgresql://h1:p1,h2:p2/db?
+    target_session_attrs=read-write``, a failover pair) reaches the same server as the
+    ledger's own pool does."""
+    options = {name: str(value) for name, value in conninfo_to_dict(url).items()
+               if value is not None}
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "PERSISTENCE_MODULE": "secrets_ledger.adapters.postgres.recorder:LedgerPostgresFactory",
+        "POSTGRES_DBNAME": options.pop("dbname", "postgres"),
+        "POSTGRES_HOST": options.pop("host", "127.0.0.1"),
+        "POSTGRES_PORT": options.pop("port", "5432"),
+        "POSTGRES_USER": options.pop("user", "postgres"),
+        "POSTGRES_PASSWORD": options.pop("password", ""),
         "POSTGRES_SCHEMA": schema,
         "POSTGRES_POOL_SIZE": str(pool_size),
         "POSTGRES_MAX_OVERFLOW": str(pool_size),
-        "POSTGRES_CONNECT_TIMEOUT": "30",
+        # How long a call waits for a pooled connection (the library retries a read ten
+        # times): a query ends in about 20 s when the database is away, not in minutes.
+        "POSTGRES_CONNECT_TIMEOUT": "2",
         "APPLICATION_RECORDER_TOPIC": recorder_topic,
+        LIBPQ_OPTIONS: make_conninfo(**options),
     }

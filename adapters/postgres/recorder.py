@@ -27,18 +27,19 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import (
-    InterfaceError,
     OperationalError,
     ProgrammingError,
     StoredEvent,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.utils import retry
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.utils import Environment, EnvType
 from psycopg import Connection, Cursor
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import Escaping
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Identifier
 
+from secrets_ledger.adapters.postgres.database import LIBPQ_OPTIONS, RECONNECT_SECONDS
 from secrets_ledger.adapters.sql.tlog import INSERT_LEAF
 from secrets_ledger.adapters.tlog_appender import StagedLog
 
@@ -46,10 +47,25 @@ DataKeyRow = tuple[str, str, int, str]  # dek_id, tenant_id, key_version, wrappe
 _Statements = tuple[bytes, bytes, bytes, bytes]
 
 
+class LedgerPostgresFactory(PostgresFactory):
+    """The library's factory, whose pool also gets the URL's other connection options
+    (``target_session_attrs`` for a failover pair, ``sslmode``...): the library takes
+    host, port, user, password and database only."""
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        assert isinstance(pool.kwargs, dict)  # the library's own: a dict
+        # Before the pool's first connection (it opens on first use).
+        pool.kwargs.update(conninfo_to_dict(self.env.get(LIBPQ_OPTIONS) or ""))
+        pool.reconnect_timeout = RECONNECT_SECONDS
+
+
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     _statements: _Statements | None = None
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    # No retry here: a save interrupted by a lost connection may have committed, and its
+    # retry would fail on the stored events' keys. ``StoredStreams.save`` finds out.
     def insert_events(self, stored_events: Sequence[StoredEvent],
                       **kwargs: Any) -> Sequence[int] | None:
         if self.datastore.enable_db_functions or kwargs.get("tracking") is not None:

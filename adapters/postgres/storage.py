@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
+
 from secrets_ledger.adapters.backend import Storage
-from secrets_ledger.adapters.eventstore import LedgerEvents, StoredStreams
+from secrets_ledger.adapters.eventstore import IN_DOUBT, LedgerEvents, StoredStreams
 from secrets_ledger.adapters.log_keys import LogKey
 from secrets_ledger.adapters.masterkeys import MasterKeyring
 from secrets_ledger.adapters.postgres.database import (
@@ -64,11 +66,13 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
     source = PostgresEventSource(events)
     key_rows = SqlKeyRows(db, SqlProcesses(db))
     log_rows = PostgresLogRows(db, f"SELECT max(notification_id) FROM {source.table}")
-    streams = PostgresStreams(events, LogAppender(log_rows), source.read)
+    streams = PostgresStreams(events, LogAppender(log_rows), source.read,
+                              settings.store_retry_timeout)
     return Storage(settings, db, events, streams,
                    key_rows, master, SqlTokenRows(db),
                    SqlViewQueries(db, key_order='key COLLATE "C"'),
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
                    replay_loader=lambda events, workers: loader_for(settings, events, workers),
                    log_rows=log_rows, log_key=LogKey(settings),
-                   change_rows=SqlChangeRows(db, db, one_database=True))
+                   change_rows=SqlChangeRows(db, db, one_database=True),
+                   unreachable=(psycopg.OperationalError, *IN_DOUBT))

@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from secrets_ledger.adapters.backend import Storage
-from secrets_ledger.adapters.eventstore import LedgerEvents, LibraryEventSource, StoredStreams
+from secrets_ledger.adapters.eventstore import (
+    IN_DOUBT,
+    LedgerEvents,
+    LibraryEventSource,
+    StoredStreams,
+)
 from secrets_ledger.adapters.log_keys import LogKey
 from secrets_ledger.adapters.masterkeys import MasterKeyring
 from secrets_ledger.adapters.sql.changes import SqlChangeRows
@@ -81,4 +86,5 @@ def open_sqlite(settings: Settings, *, run_migrations: bool) -> Storage:
                    change_rows=SqlChangeRows(db, log_db, one_database=False),
                    backup=lambda into: back_up((events_file, views_file), into),
                    closers=[lookups.close, log_db.close],
-                   maintenance=[WalLimit(events_file), WalLimit(views_file)])
+                   maintenance=[WalLimit(events_file), WalLimit(views_file)],
+                   unreachable=(sqlite3.OperationalError, *IN_DOUBT))
