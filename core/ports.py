@@ -35,8 +35,7 @@ class ConcurrentAppend(Exception):
 
 
 class StoreUnreachable(Unavailable):
-    """The store did not answer (a lost connection, a failover under way), and nothing
-    was stored by the call that raised this: the same call may succeed shortly."""
+    """The store did not answer (a failover under way); nothing was stored by the call."""
 
 
 class StoredEvent(NamedTuple):
@@ -62,11 +61,9 @@ class TenantStreams(Protocol):
              data_keys: Sequence[WrappedDataKey]) -> None:
         """Stores the tenants' pending events and the read records atomically, and the
         data keys so that no stored event lacks its key; ConcurrentAppend if another
-        process appended to one of the streams first (then nothing is stored).
-
-        A save whose connection is lost may have committed: it returns normally if it
-        did, raises StoreUnreachable if it certainly did not, and Unavailable if the
-        store stayed away too long to tell (then it may be stored)."""
+        process appended to one of the streams first (then nothing is stored). A save
+        whose connection is lost is asked after: it returns if it committed, raises
+        StoreUnreachable if not, Unavailable if the store stayed away too long to tell."""
 
     def head(self, tenant_id: UUID) -> int | None:
         """The version of the stream's latest event, or None when there is no stream."""
@@ -300,5 +297,4 @@ class Ports(Protocol):
 
     @property
     def unreachable(self) -> tuple[type[BaseException], ...]:
-        """What the backend's drivers raise when the store cannot be reached or used now
-        (StoreUnreachable to the callers: a query stored nothing)."""
+        """What the drivers raise when the store cannot be reached now."""

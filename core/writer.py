@@ -37,11 +37,10 @@ from uuid import UUID
 
 from secrets_ledger.core.admission import WorkQueue, WriterLimits
 from secrets_ledger.core.aggregates import AggregateCache
+from secrets_ledger.core.batch_admission import admit_commands, answer_reads
 from secrets_ledger.core.idempotency import RecentOutcomes, StoredOutcome
 from secrets_ledger.core.jobs import Effects, Job
-from secrets_ledger.core.policy import authorize
 from secrets_ledger.core.ports import ConcurrentAppend, Ports, StoreUnreachable
-from secrets_ledger.core.principals import Principal, principal_of
 from secrets_ledger.domain.errors import LedgerError, Unavailable
 from secrets_ledger.domain.outcomes import outcome_of
 from secrets_ledger.domain.read_chain import ReadChain
@@ -140,7 +139,7 @@ class BatchWriter:
         delay = 0.02
         while True:
             try:
-                self._commit(self._answer_reads(self._admit(batch)))
+                self._commit(answer_reads(admit_commands(batch, self.tokens), self.lookups))
                 return
             except self.unreachable:
                 if time.monotonic() + delay > deadline:
@@ -175,54 +174,6 @@ class BatchWriter:
             arrived, queued = self._queue.qsize() - queued, self._queue.qsize()
             if arrived <= 0:
                 return
-
-    def _admit(self, batch: list[Job[Any]]) -> list[Job[Any]]:
-        """Authenticates the commands' callers (their tokens' rows read in one statement)
-        and admits each for its use case; those refused are answered here. Value reads
-        are admitted with their rows (``_answer_reads``). The jobs that go on, in order."""
-        digests = sorted({token.digest for job in batch
-                          if job.lookup is None and (token := job.token) is not None})
-        rows = self.tokens.by_hashes(digests) if digests else {}
-
-        def admit(job: Job[Any]) -> bool:
-            token = job.token
-            principal = (principal_of(token.digest, rows.get(token.digest))
-                         if token is not None else job.credential)
-            assert isinstance(principal, Principal)
-            authorize(principal, job.tenant, job.use_case)
-            job.admitted(principal)
-            return True
-
-        return [job for job in batch if job.lookup is not None or job.prepared(admit)]
-
-    def _answer_reads(self, batch: list[Job[Any]]) -> list[Job[Any]]:
-        """Reads the rows of the batch's value reads in one statement, admits each caller
-        and has each row judged; those refused (or with nothing to record) are answered
-        here. A read goes on with its result and the reads to record."""
-        reading = [job for job in batch if job.lookup is not None]
-        if not reading:
-            return batch
-        rows = iter(self.lookups.value_rows([job.lookup for job in reading
-                                             if job.lookup is not None]))
-
-        def answer(job: Job[Any]) -> bool:  # called for the reading jobs, in their order
-            if job.answer is None:
-                return True
-            row = next(rows)
-            token = job.token
-            principal = (principal_of(token.digest, row.token) if token is not None
-                         else job.credential)
-            assert isinstance(principal, Principal)
-            authorize(principal, job.tenant, job.use_case)
-            job.admitted(principal)
-            assert job.ctx is not None
-            job.result, job.reads = job.answer(row, job.ctx)
-            job.answer = None
-            if not job.reads:  # nothing to record: nothing is handed out yet
-                job.finish(job.result)
-            return bool(job.reads)
-
-        return [job for job in batch if job.prepared(answer)]
 
     def _commit(self, batch: list[Job[Any]]) -> None:
         for attempt in range(MAX_ATTEMPTS):

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from secrets_ledger.core.ports import StoreUnreachable
+from secrets_ledger.core.ports import AuditFilter, StoreUnreachable
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.runtime import LedgerRuntime
@@ -75,6 +75,14 @@ def test_a_write_whose_commit_answer_is_lost_is_acknowledged_and_stored_once(
     current, versions = ledger.list_versions(tenant, "db/password")
     assert (current, [v.version for v in versions]) == (1, [1])
     assert ledger.get_secret(tenant, "db/password", _ctx()).value == "s3cret"
+
+
+def test_a_read_whose_record_commit_answer_is_lost_is_answered_and_recorded_once(
+        ledger: Blocking, tenant: str, proxy: LossyProxy) -> None:
+    proxy.cut_next_reply(COMMITTED)
+    assert ledger.get_secret(tenant, "warm", _ctx()).value == "up"
+    assert proxy.cuts == 1
+    assert len(ledger.audit(tenant, AuditFilter(key="warm", action="read")).items) == 1
 
 
 def test_a_write_whose_request_never_reached_the_server_is_stored_once(

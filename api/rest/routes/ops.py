@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -15,10 +18,37 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READINESS_SECONDS = 2.0
+"""How long /readyz waits for the store's answer: while a failover is under way the
+drivers retry for longer, and a probe must hear "not ready" in time."""
+
+
+class StoreProbe:
+    """Asks the projection lag in a thread of its own, one question at a time."""
+
+    def __init__(self, lag: Callable[[], int]) -> None:
+        self.lag = lag
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="readiness")
+        self.asked: Future[int] | None = None
+
+    def answer(self) -> int:
+        """The lag; TimeoutError while the store does not answer (the question asked
+        before is still pending, or this one took too long)."""
+        if self.asked is not None and not self.asked.done():
+            raise TimeoutError
+        self.asked = self.thread.submit(self.lag)
+        return self.asked.result(timeout=READINESS_SECONDS)
+
+
 @router.get("/readyz", responses={503: {"description": "storage down or projections behind"}})
 def readyz(request: Request) -> Response:
+    state = request.app.state
+    if getattr(state, "store_probe", None) is None:
+        state.store_probe = StoreProbe(state.projection_lag)
     try:
-        lag: int = request.app.state.projection_lag()
+        lag = state.store_probe.answer()
+    except TimeoutError:
+        return problem(503, "unavailable", "storage is not answering")
     except Exception:
         return problem(503, "unavailable", "storage is not reachable")
     if lag > request.app.state.readiness_max_lag:
