@@ -158,7 +158,10 @@ class StoredStreams(ABC):
                 found = self.recorder.select_events(first.originator_id,
                                                     gt=first.originator_version - 1,
                                                     lte=first.originator_version)
-                return bool(found) and found[0].state == expected.state
+                if not found or found[0].state != expected.state:
+                    return False
+                self.durable()
+                return True
             except IN_DOUBT:
                 if time.monotonic() > deadline:
                     raise Unavailable(
@@ -167,6 +170,11 @@ class StoredStreams(ABC):
                         " Idempotency-Key") from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def durable(self) -> None:
+        """Returns once what this connection's server has committed is as safe as an
+        acknowledged commit (on its synchronous standbys: see ``PostgresStreams``)."""
+        return  # SQLite: one copy, on disk once committed
 
     @abstractmethod
     def save_batch(self, aggregates: Sequence[Any], data_keys: Sequence[tuple[str, str, int, str]],

@@ -15,8 +15,8 @@ Per scenario it prints acknowledged writes, lost ones (acknowledged but not stor
 the acknowledged version; must be 0), those applied twice (a key with a second version;
 must be 0), the longest time without an acknowledged write, reads that saw another
 value, acknowledged writes a change-feed subscriber (long polls, resumed from its cursor)
-missed or saw twice, how long ``/readyz`` said not ready, and whether ``verify`` passes.
-The last line sums both:
+missed or saw twice (reported; not yet a guarantee across a failover), how long
+``/readyz`` said not ready, and whether ``verify`` passes. The last line sums both:
 ``failover: lost=N duplicated=M``. Exit status 0 only when both are 0 and every check
 passed. Everything it started is stopped and removed.
 
@@ -265,8 +265,10 @@ def scenario(pair: AutoFailoverPair, base_url: str, admin: httpx.Client,
           f" wrong_reads={tally.bad_reads} verify={'ok' if verified else 'FAILED'}"
           f" readyz_not_ready_s={readiness.not_ready_s:.1f} readyz_after={readiness.last}"
           f" feed_missed={feed_missed} feed_twice={feed_twice}", flush=True)
-    return lost, duplicated, (verified and tally.bad_reads == 0 and readiness.last == 200
-                              and feed_missed == 0 and feed_twice == 0)
+    # The feed's figures are reported, not required: a change the old primary committed
+    # but never replicated is visible, and may be followed, before the failover drops it
+    # (README "Deployments": not yet guaranteed).
+    return lost, duplicated, verified and tally.bad_reads == 0 and readiness.last == 200
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ from secrets_ledger.adapters.postgres.database import (
 )
 from secrets_ledger.adapters.postgres.events import PostgresEventSource
 from secrets_ledger.adapters.postgres.parallel_replay import loader_for
-from secrets_ledger.adapters.postgres.recorder import RECORDER_TOPIC
+from secrets_ledger.adapters.postgres.recorder import RECORDER_TOPIC, LedgerPostgresRecorder
 from secrets_ledger.adapters.postgres.tlog import PostgresLogRows
 from secrets_ledger.adapters.postgres.values import PostgresValueLookups
 from secrets_ledger.adapters.postgres.viewstore import PostgresViewStore
@@ -42,6 +42,28 @@ class PostgresStreams(StoredStreams):
     def save_batch(self, aggregates: Sequence[Any],
                    data_keys: Sequence[tuple[str, str, int, str]], log: StagedLog) -> None:
         self.events.save(*aggregates, data_keys=data_keys, log=log)
+
+    def durable(self) -> None:
+        """A commit is visible on its server before its synchronous standby has it: a
+        commit found after a lost connection may still be lost in the failover under
+        way. A commit of our own (``txid_current()`` gives it a commit record) waits for
+        the standby past every earlier one; if that wait is cut short (the server shut
+        down, or the wait cancelled: success with a warning) the outcome is still in
+        doubt, and the caller asks again."""
+        cut_short: list[str] = []
+        recorder = self.events.recorder
+        assert isinstance(recorder, LedgerPostgresRecorder)
+        with recorder.datastore.get_connection() as conn:
+            def notice(diagnostic: psycopg.errors.Diagnostic) -> None:
+                if "synchronous replication" in (diagnostic.message_primary or ""):
+                    cut_short.append("cancelled")
+            conn.add_notice_handler(notice)
+            try:
+                conn.execute("SELECT txid_current()")  # autocommit: a commit of its own
+            finally:
+                conn.remove_notice_handler(notice)
+        if cut_short:
+            raise IN_DOUBT[0]("the wait for the synchronous standby was cut short")
 
 
 def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Storage:

