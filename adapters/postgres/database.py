@@ -36,8 +36,8 @@ class PostgresDatabase:
             min_size=1,
             max_size=pool_size,
             # Autocommit: a lone read is one round trip; transaction() still wraps writes.
-            kwargs={"options": f"-c search_path={schema},public", "connect_timeout": 10,
-                    "autocommit": True},
+            kwargs={"options": f"-c search_path={schema},public", "autocommit": True,
+                    **connect_timeout(url)},
             open=False,
             timeout=POOL_WAIT_SECONDS,
             reconnect_timeout=RECONNECT_SECONDS,
@@ -123,6 +123,17 @@ def ensure_schema(url: str, schema: str) -> None:
             conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_ID,))
 
 
+CONNECT_SECONDS = 10
+"""libpq's connect timeout unless the URL sets one (libpq's own default is to wait for
+the network: a node of a pair that died without a word would hold every connection)."""
+
+
+def connect_timeout(url: str) -> dict[str, str]:
+    """The URL's ``connect_timeout`` (per host of a multi-host URL), else ours."""
+    return {"connect_timeout": str(conninfo_to_dict(url).get("connect_timeout")
+                                   or CONNECT_SECONDS)}
+
+
 LIBPQ_OPTIONS = "LEDGER_LIBPQ_OPTIONS"
 """The event store's setting for every other option of the URL (``recorder.
 LedgerPostgresFactory`` hands them to the library's pool)."""
@@ -136,6 +147,7 @@ def event_store_env(url: str, schema: str, pool_size: int, recorder_topic: str
     ledger's own pool does."""
     options = {name: str(value) for name, value in conninfo_to_dict(url).items()
                if value is not None}
+    options.update(connect_timeout(url))
     return {
         "PERSISTENCE_MODULE": "secrets_ledger.adapters.postgres.recorder:LedgerPostgresFactory",
         "POSTGRES_DBNAME": options.pop("dbname", "postgres"),
