@@ -20,19 +20,19 @@ from secrets_ledger.api.http_guard import guarded_h11, guarded_http
 from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.api.vault.app import VaultFacade
 from secrets_ledger.core.settings import Settings
-from secrets_ledger.runtime import LedgerRuntime
+from secrets_ledger.grouped_runtime import open_runtime
 
 
 def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
           aws_port: int | None = None, vault_port: int | None = None) -> int:
-    with LedgerRuntime(settings, follow=follow, serving=True) as runtime:
+    with open_runtime(settings, follow=follow, serving=True) as runtime:
         configured = settings.bootstrap_token
         first_token = asyncio.run(runtime.ledger.tokens.bootstrap(
             configured.get_secret_value() if configured is not None else None))
         if first_token is not None:
             # Shown once, on stdout only; the store keeps nothing but its hash.
             print(f"admin token (shown once, keep it safe): {first_token}", flush=True)
-        native = create_app(runtime.ledger, runtime.projector.lag, settings.readiness_max_lag)
+        native = create_app(runtime.ledger, runtime.lag, settings.readiness_max_lag)
         apps: dict[int, Any] = {port: native}
         if aws_port is not None:
             apps[aws_port] = AwsFacade(runtime.ledger, settings.aws_account_id,

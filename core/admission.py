@@ -8,7 +8,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from secrets_ledger.core.jobs import Job
 from secrets_ledger.domain.errors import Overloaded, Unavailable
@@ -19,6 +19,15 @@ class WriterLimits:
     jobs: int = 4096  # queued
     bytes: int = 16 * 1024 * 1024  # of queued requests
     remembered_outcome_bytes: int = 32 * 1024 * 1024  # ``idempotency.RecentOutcomes``
+
+
+class QueueLoad(NamedTuple):
+    """What a writer's queue holds now, and what it refused since the start (metrics)."""
+
+    jobs: int
+    bytes: int
+    shed: int
+    abandoned: int
 
 
 class WorkQueue:

@@ -78,6 +78,9 @@ class MasterKeys(Protocol):
     def finish_rotation(self) -> None:
         """Once the next key is in force: the only one, where the keys are files."""
 
+    def refresh(self) -> None:
+        """Loads the keys again where a rotation changed them."""
+
 
 class LiveProcesses(Protocol):
     """The running servers and the master keys each holds."""

@@ -29,16 +29,20 @@ class Keys:
     def __init__(self, door: Door) -> None:
         self.door = door
 
-    async def rotate_master(self, caller: Credential) -> MasterKeySwitch:
-        return await self.door.in_thread(self._rotate_master, caller)
+    async def rotate_master(self, caller: Credential, *, finish: bool = True
+                            ) -> MasterKeySwitch:
+        """Steps 1-2, then 3 unless told not to (tenant groups: each group switches to
+        the same next key, and the last one retires the old key)."""
+        return await self.door.in_thread(self._rotate_master, caller, finish)
 
-    def _rotate_master(self, caller: Credential) -> MasterKeySwitch:
+    def _rotate_master(self, caller: Credential, finish: bool) -> MasterKeySwitch:
         self.door.admit(caller, None, UseCase.ROTATE_MASTER_KEY)
         master = self.door.ports.master_keys
         new_key = master.begin_rotation()
         self._wait_for_every_server(key_fingerprint(new_key))
         switched = self.door.envelope.switch_master_key(new_key)
-        master.finish_rotation()
+        if finish:
+            master.finish_rotation()
         return switched
 
     def _wait_for_every_server(self, key_id: str) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NoReturn
 
-from secrets_ledger.core.admission import WorkQueue
+from secrets_ledger.core.admission import QueueLoad
 from secrets_ledger.core.changes import ChangeFeed
 from secrets_ledger.core.checkpoints import Checkpointer, Witness
 from secrets_ledger.core.door import UNKNOWN, Door
@@ -105,9 +105,10 @@ class Ledger:
         self.door.on_saved = hook
 
     @property
-    def load(self) -> WorkQueue:
+    def load(self) -> QueueLoad:
         """The writer's queue: depth, bytes, requests shed and abandoned."""
-        return self.door.writer.load
+        queued = self.door.writer.load
+        return QueueLoad(queued.jobs, queued.bytes, queued.shed, queued.abandoned)
 
     def close(self) -> None:
         self.changes.close()

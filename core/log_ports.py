@@ -88,6 +88,9 @@ class LogSigner(Protocol):
     def rotate(self) -> str:
         """A new key in use (the old one retired, still published); its verifier key."""
 
+    def refresh(self) -> None:
+        """Loads the key again if a rotation (by any process) changed it."""
+
 
 WitnessPost = Callable[[str, bytes], tuple[int, str]]
 """POSTs a body to a URL: (HTTP status, response text)."""

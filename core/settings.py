@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SCHEMA_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
+GROUP_NAME = r"^[a-z][a-z0-9-]{0,30}$"
+
+
+class GroupStore(BaseModel):
+    """Where a tenant group other than the home group keeps everything: a PostgreSQL
+    schema, on the home group's server unless a URL of its own is given."""
+
+    model_config = {"extra": "forbid"}
+
+    database_url: SecretStr | None = None
+    database_schema: str = Field(pattern=SCHEMA_NAME)
 
 
 class Settings(BaseSettings):
@@ -15,7 +28,13 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, description="postgresql://… selects PostgreSQL instead of SQLite"
     )
-    database_schema: str = Field(default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    database_schema: str = Field(default="public", pattern=SCHEMA_NAME)
+    group_name: str = Field(
+        default="home", pattern=GROUP_NAME, description="the name of the home group (the"
+        " storage above, which holds the tenant directory), when there are tenant groups")
+    groups: dict[str, GroupStore] = Field(
+        default_factory=dict, description='tenant groups besides the home group (PostgreSQL):'
+        ' JSON {"<name>": {"database_schema": "…", "database_url": "postgresql://…"}}')
     master_key: SecretStr | None = Field(default=None, description="base64 of 32 bytes")
     new_master_key: SecretStr | None = Field(default=None, description="for rotate-master")
     header_timeout: float = Field(

@@ -92,6 +92,14 @@ class LedgerRuntime:
                 logger.warning("signing checkpoints failed (%s); retrying",
                                type(error).__name__)
 
+    def lag(self) -> int:
+        return self.projector.lag()
+
+    @property
+    def groups(self) -> dict[str, LedgerRuntime]:
+        """Its one group (``GroupedRuntime`` has several), for the operator's commands."""
+        return {self.settings.group_name: self}
+
     def replay(self, views: Sequence[type[View]], workers: int | None = None,
                progress: Callable[[int], None] | None = None) -> tuple[str, LogCheck]:
         """``secrets-ledger replay``: rebuilds the views and swaps them in, recomputing

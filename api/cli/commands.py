@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import threading
@@ -21,6 +22,8 @@ from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.settings import Settings
 from secrets_ledger.core.signing_keys import aws_key_pair
+from secrets_ledger.domain.verification import ChainCheck
+from secrets_ledger.grouped_runtime import GroupedRuntime, group_settings, open_runtime
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.replay import DamagedEvent
 from secrets_ledger.projections.views import views_named
@@ -67,14 +70,20 @@ def progress_bar(label: str, total: int | None, unit: str = "events"
             bar.stop()
 
 
-def runtime_of_ledger(follow: bool = False) -> LedgerRuntime:
+def runtime_of_ledger(follow: bool = False) -> LedgerRuntime | GroupedRuntime:
     settings = Settings()
     if not holds_a_ledger(settings):
         raise CommandFailed(
             f"no ledger in {settings.data_dir.resolve()}: set LEDGER_DATA_DIR (or"
             " LEDGER_DATABASE_URL) to your ledger, or create one here with"
             " `secrets-ledger migrate` (or `serve`)")
-    return LedgerRuntime(settings, follow=follow)
+    return open_runtime(settings, follow=follow)
+
+
+def labelled(runtime: LedgerRuntime | GroupedRuntime) -> list[tuple[str, LedgerRuntime]]:
+    """Each tenant group's runtime, with the prefix its lines get (none for one group)."""
+    groups = runtime.groups
+    return [(f"[{name}] " if len(groups) > 1 else "", group) for name, group in groups.items()]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -87,93 +96,105 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from secrets_ledger.adapters.storage import open_storage
 
-    storage = open_storage(Settings(), run_migrations=False)
-    try:
-        # The progress bar shows only if the logs of older records are being built.
-        with progress_bar("build transparency logs", storage.streams.max_position()) as advance:
-            applied = storage.migrate(advance)
-    finally:
-        storage.close()
-    print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
+    settings = Settings()
+    groups = group_settings(settings) if settings.groups else {"": settings}
+    for name, group in groups.items():
+        label = f"[{name}] " if len(groups) > 1 else ""
+        storage = open_storage(group, run_migrations=False)
+        try:
+            # The progress bar shows only if the logs of older records are being built.
+            with progress_bar(f"{label}build transparency logs",
+                              storage.streams.max_position()) as advance:
+                applied = storage.migrate(advance)
+        finally:
+            storage.close()
+        print(f"{label}applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
     return 0
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    with runtime_of_ledger() as runtime:
-        if args.once:
-            print(f"applied: {runtime.projector.catch_up()} events")
-            return 0
-        stop = threading.Event()
-        try:
-            runtime.projector.run(stop, runtime.settings.projection_poll_interval)
-        except KeyboardInterrupt:
-            stop.set()
+    if args.once:
+        with runtime_of_ledger() as runtime:
+            for label, group in labelled(runtime):
+                print(f"{label}applied: {group.projector.catch_up()} events")
+        return 0
+    # A projector thread per group, until ^C.
+    with runtime_of_ledger(follow=True), contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
     return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     views = views_named(args.view)
     with runtime_of_ledger() as runtime:
-        total = runtime.storage.event_source.max_position()
-        with progress_bar(f"replay {args.view}", total) as advance:
-            try:
-                checksum, logs = runtime.replay(views, args.workers, advance)
-            except DamagedEvent as damaged:
-                raise CommandFailed(str(damaged)) from None
-    print(f"checksum: {checksum}")
-    if not logs.ok:
-        raise CommandFailed(f"the transparency logs do not match the records: first bad"
-                            f" position {logs.first_bad_position} ({logs.reason})")
-    print(f"logs: {len(logs.heads)} logs, {logs.leaves} leaves, every root the records'",
-          file=sys.stderr)
+        for label, group in labelled(runtime):
+            total = group.storage.event_source.max_position()
+            with progress_bar(f"{label}replay {args.view}", total) as advance:
+                try:
+                    checksum, logs = group.replay(views, args.workers, advance)
+                except DamagedEvent as damaged:
+                    raise CommandFailed(f"{label}{damaged}") from None
+            print(f"{label}checksum: {checksum}")
+            if not logs.ok:
+                raise CommandFailed(f"{label}the transparency logs do not match the records:"
+                                    f" first bad position {logs.first_bad_position}"
+                                    f" ({logs.reason})")
+            print(f"{label}logs: {len(logs.heads)} logs, {logs.leaves} leaves, every root"
+                  " the records'", file=sys.stderr)
     return 0
 
 
 def cmd_checksum(args: argparse.Namespace) -> int:
     views = views_named(args.view)
     with runtime_of_ledger() as runtime:
-        runtime.projector.catch_up()
-        print(f"checksum: {views_checksum(runtime.storage.view_store, views)}")
+        for label, group in labelled(runtime):
+            group.projector.catch_up()
+            print(f"{label}checksum: {views_checksum(group.storage.view_store, views)}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    reads_ok = True  # the read chains are checked by a whole scan (no --tenant)
     with runtime_of_ledger() as runtime:
-        history = runtime.ledger.history
         if args.tenant is not None:
-            checks = [asyncio.run(history.verify(OPERATOR, args.tenant))]
-            checks[0].name = args.tenant
-        else:
-            total = runtime.storage.event_source.max_position()
-            with progress_bar("verify", total) as advance:
-                scan = asyncio.run(history.verify_all(OPERATOR, progress=advance))
-            checks = list(scan.checks.values())
+            check = asyncio.run(runtime.ledger.history.verify(OPERATOR, args.tenant))
+            check.name = args.tenant
+            return _verdict([("", check)], True)
+        checks: list[tuple[str, ChainCheck]] = []
+        scans_ok = True  # the read chains and the logs: checked by a whole scan
+        for label, group in labelled(runtime):
+            total = group.storage.event_source.max_position()
+            with progress_bar(f"{label}verify", total) as advance:
+                scan = asyncio.run(group.ledger.history.verify_all(OPERATOR, progress=advance))
+            checks += [(label, check) for check in scan.checks.values()]
             reads, logs = scan.reads, scan.logs
-            reads_ok = reads.ok and logs.ok
+            scans_ok = scans_ok and reads.ok and logs.ok
             if reads.ok:
-                print(f"ok      read records: {reads.records} in {len(reads.heads)} chains"
-                      f" ({reads.unchained} from before the chains)")
+                print(f"{label}ok      read records: {reads.records} in {len(reads.heads)}"
+                      f" chains ({reads.unchained} from before the chains)")
             else:
-                print(f"BROKEN  read records: first bad position {reads.first_bad_position}"
-                      f" ({reads.reason})")
+                print(f"{label}BROKEN  read records: first bad position"
+                      f" {reads.first_bad_position} ({reads.reason})")
             if logs.ok:
-                print(f"ok      transparency logs: {len(logs.heads)} logs, {logs.leaves}"
-                      " leaves, every head and checkpoint the records' root")
+                print(f"{label}ok      transparency logs: {len(logs.heads)} logs,"
+                      f" {logs.leaves} leaves, every head and checkpoint the records' root")
             else:
-                print(f"BROKEN  transparency logs: first bad position"
+                print(f"{label}BROKEN  transparency logs: first bad position"
                       f" {logs.first_bad_position} ({logs.reason})")
+    return _verdict(checks, scans_ok)
+
+
+def _verdict(checks: list[tuple[str, ChainCheck]], scans_ok: bool) -> int:
     broken = 0
-    for check in checks:
+    for group, check in checks:
         label = check.name or check.tenant_id
         if check.ok:
-            print(f"ok      {label}: {check.events} events, head {check.head}")
+            print(f"{group}ok      {label}: {check.events} events, head {check.head}")
         else:
             broken += 1
-            print(f"BROKEN  {label}: first bad position {check.first_bad_position}"
+            print(f"{group}BROKEN  {label}: first bad position {check.first_bad_position}"
                   f" of {check.events} ({check.reason})")
     print(f"{len(checks) - broken} intact, {broken} broken")
-    return EXIT_BROKEN if broken or not reads_ok else 0
+    return EXIT_BROKEN if broken or not scans_ok else 0
 
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:

@@ -53,10 +53,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if into.exists():
         raise CommandFailed(f"{into} exists: a backup goes into a new directory")
     with runtime_of_ledger() as runtime:
-        if runtime.storage.backup is None:
+        backup = next(iter(runtime.groups.values())).storage.backup  # groups: PostgreSQL
+        if backup is None:
             raise CommandFailed("on PostgreSQL, back up the schema with pg_dump (README:"
                                 " Backup and restore)")
-        copies = runtime.storage.backup(into)
+        copies = backup(into)
     print(f"backed up {', '.join(path.name for path in copies)} into {into} (no key: back"
           " up the master key and the log key apart)")
     return 0

@@ -70,18 +70,18 @@ def _out(row: ChangeRow) -> ChangeOut:
     return ChangeOut(**row._asdict())
 
 
-_RENDERED: dict[int, bytes] = {}
+_RENDERED: dict[ChangeRow, bytes] = {}
 RENDERED_KEPT = 50_000
 
 
 def _event(row: ChangeRow) -> bytes:
-    """The change's SSE event, rendered once for all the streams that carry it (positions
-    are unique: one position, one change)."""
-    event = _RENDERED.get(row.position)
+    """The change's SSE event, rendered once for all the streams that carry it (kept by
+    the whole row, not its position: each tenant group numbers its own positions)."""
+    event = _RENDERED.get(row)
     if event is None:
         if len(_RENDERED) >= RENDERED_KEPT:
             _RENDERED.clear()
-        event = _RENDERED[row.position] = b"id: %d\ndata: %s\n\n" % (
+        event = _RENDERED[row] = b"id: %d\ndata: %s\n\n" % (
             row.position, _out(row).model_dump_json().encode())
     return event
 

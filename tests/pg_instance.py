@@ -1,0 +1,70 @@
+"""A throwaway PostgreSQL 15 server of its own (initdb in a temp dir, its own port), for
+the tests that need two separate servers (tenant groups on two instances)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+import psycopg
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PostgresInstance:
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
+        self.pgdata = self.root / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        # initdb and the postmaster refuse to run as root: as the postgres user, then.
+        as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres",
+                       "--clear-groups"] if os.geteuid() == 0 else []
+        subprocess.run([*as_postgres, *args], check=True, capture_output=True,
+                       cwd=self.root, env={"PATH": f"{PG_BIN}:/usr/bin:/bin",
+                                           "LC_ALL": "C.UTF-8"})
+
+    def __enter__(self) -> PostgresInstance:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+                  "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-w", "-l",
+                  str(self.root / "log"), "-o",
+                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+                  " -c fsync=off", "start")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(self.url, connect_timeout=2).close()
+                return self
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    self.__exit__(None, None, None)
+                    raise
+                time.sleep(0.1)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        subprocess.run([*(["setpriv", "--reuid=postgres", "--regid=postgres",
+                           "--clear-groups"] if os.geteuid() == 0 else []),
+                        str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "immediate",
+                        "stop"], capture_output=True, check=False)
+        shutil.rmtree(self.root, ignore_errors=True)
