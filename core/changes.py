@@ -51,6 +51,14 @@ class FeedCounts(NamedTuple):
 class ChangePage:
     items: list[ChangeRow]
     cursor: int  # resume after this (past the items, and past what the filter skipped)
+    # Tenant groups' feed of every tenant (core.grouped_feed): the cursor is a position per
+    # group, as text, and so is each item's own (then ``cursor`` is 0).
+    resume: str | None = None
+    ids: list[str] | None = None
+
+    @property
+    def cursor_text(self) -> str:
+        return self.resume if self.resume is not None else str(self.cursor)
 
 
 class ChangeFeed:

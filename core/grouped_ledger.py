@@ -7,16 +7,17 @@ Front ends take it for a ``Ledger``: nothing in them knows that there are groups
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 from secrets_ledger.core.admission import QueueLoad
-from secrets_ledger.core.changes import ChangeFeed, FeedCounts
+from secrets_ledger.core.changes import ChangeFeed
 from secrets_ledger.core.checkpoints import Checkpointer
 from secrets_ledger.core.directory import TenantDirectory
+from secrets_ledger.core.grouped_feed import GroupedChanges
 from secrets_ledger.core.groups import ByTenant, TenantGroups
 from secrets_ledger.core.history import History
-from secrets_ledger.core.imports import Imports
+from secrets_ledger.core.imports import Imports, Version
 from secrets_ledger.core.keys import Keys
 from secrets_ledger.core.kv import KvCommands
 from secrets_ledger.core.kv_reads import KvReads
@@ -29,13 +30,13 @@ from secrets_ledger.core.ports import MasterKeySwitch
 from secrets_ledger.core.principals import Credential, Principal, TokenRecord
 from secrets_ledger.core.reads import Reads
 from secrets_ledger.core.requests import RequestInfo
-from secrets_ledger.core.secrets import Secrets
+from secrets_ledger.core.secrets import Secrets, WriteResult
 from secrets_ledger.core.signing_keys import SigningKey, SigningKeys
 from secrets_ledger.core.tenants import TenantInfo, Tenants
 from secrets_ledger.core.tokens import Tokens
 from secrets_ledger.core.transparency import TransparencyLog
 from secrets_ledger.domain import rules
-from secrets_ledger.domain.errors import InvalidRequest, LedgerError, TokenNotFound, Unauthorized
+from secrets_ledger.domain.errors import LedgerError, TokenNotFound, Unauthorized
 
 
 class GroupedTenants(ByTenant):
@@ -53,6 +54,40 @@ class GroupedTenants(ByTenant):
         found = [info for ledger in self.groups.ledgers.values()
                  for info in await ledger.tenants.list_all(principal)]
         return sorted(found, key=lambda info: info.tenant)
+
+
+class GroupedImports(ByTenant):
+    """An import that may open its tenant places it first, as ``tenants.open`` does."""
+
+    async def json_object(self, caller: Credential, tenant: str, values: Mapping[str, Any],
+                          request: RequestInfo, *, create_tenant: bool = False,
+                          progress: Callable[[int], None] | None = None
+                          ) -> list[WriteResult]:
+        caller = await self._placing(caller, tenant, create_tenant)
+        written: list[WriteResult] = await self.groups.on_tenant(
+            "imports", "json_object", caller, tenant, values, request,
+            create_tenant=create_tenant, progress=progress)
+        return written
+
+    async def histories(self, caller: Credential, tenant: str,
+                        histories: Mapping[str, Sequence[Version]], request: RequestInfo, *,
+                        create_tenant: bool = False,
+                        progress: Callable[[int], None] | None = None) -> list[WriteResult]:
+        caller = await self._placing(caller, tenant, create_tenant)
+        written: list[WriteResult] = await self.groups.on_tenant(
+            "imports", "histories", caller, tenant, histories, request,
+            create_tenant=create_tenant, progress=progress)
+        return written
+
+    async def _placing(self, caller: Credential, tenant: str, create_tenant: bool
+                       ) -> Credential:
+        if not create_tenant:
+            return caller
+        principal = await self.groups.principal(caller)
+        await self.groups.home.door.admitted(principal, tenant, UseCase.IMPORT_SECRETS)
+        rules.check_tenant_name(tenant)
+        await self.groups.place(tenant)
+        return principal
 
 
 class GroupedTokens(ByTenant):
@@ -134,33 +169,6 @@ class GroupedCheckpoints(ByTenant):
                    for ledger in self.groups.ledgers.values())
 
 
-class GroupedChanges(ByTenant):
-    async def page(self, caller: Credential, tenant: str | None, **options: Any) -> Any:
-        if tenant is None:
-            await self._refuse_all(caller)
-        return await self.groups.on_tenant("changes", "page", caller, tenant, **options)
-
-    async def follow(self, caller: Credential, tenant: str | None, **options: Any) -> Any:
-        if tenant is None:
-            await self._refuse_all(caller)
-        return await self.groups.on_tenant("changes", "follow", caller, tenant, **options)
-
-    async def _refuse_all(self, caller: Credential) -> None:
-        principal = await self.groups.principal(caller)
-        await self.groups.home.refuse(principal, None, UseCase.FOLLOW_ALL_CHANGES,
-                                      InvalidRequest(
-                                          "the changes of every tenant are not served"
-                                          " across tenant groups yet: follow each tenant's"))
-
-    def counts(self) -> FeedCounts:
-        counts = [ledger.changes.counts() for ledger in self.groups.ledgers.values()]
-        return FeedCounts(*map(sum, zip(*counts, strict=True)))
-
-    def close(self) -> None:
-        for ledger in self.groups.ledgers.values():
-            ledger.changes.close()
-
-
 class GroupedLedger(Ledger):
     def __init__(self, ledgers: Mapping[str, Ledger], home: str,
                  directory: TenantDirectory) -> None:  # no super(): it holds no door
@@ -169,7 +177,7 @@ class GroupedLedger(Ledger):
         self.tenants = cast(Tenants, GroupedTenants(groups, "tenants"))
         self.tokens = cast(Tokens, GroupedTokens(groups, "tokens"))
         self.secrets = cast(Secrets, ByTenant(groups, "secrets"))
-        self.imports = cast(Imports, ByTenant(groups, "imports"))
+        self.imports = cast(Imports, GroupedImports(groups, "imports"))
         self.reads = cast(Reads, ByTenant(groups, "reads"))
         self.history = cast(History, ByTenant(groups, "history"))
         self.keys = cast(Keys, GroupedKeys(groups, "keys"))

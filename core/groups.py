@@ -20,6 +20,7 @@ from secrets_ledger.core.directory import TenantDirectory, placement
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.principals import BearerToken, Credential, Principal
 from secrets_ledger.domain.errors import Unauthorized, Unavailable
+from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
 
 KEPT = 100_000
@@ -49,10 +50,17 @@ class TenantGroups:
         return self._checked(self._remember(self._tenants, tenant, listed))
 
     async def place(self, tenant: str) -> str:
-        """The tenant's group, placed now (``directory.placement``) unless listed."""
-        chosen = placement(tenant, sorted(self.ledgers))
-        recorded = await self.home.door.in_thread(self.directory.place, tenant, chosen,
-                                                  format_time(utc_now()))
+        """The tenant's group: as listed, else the home group's if its stream is there
+        (opened before groups, not listed yet), else placed now (``placement``)."""
+        def placed() -> str:
+            listed = self.directory.group_of(tenant)
+            if listed is not None:
+                return listed
+            chosen = (self.home_name if self.home.door.streams.head(tenant_id_for(tenant))
+                      is not None else placement(tenant, sorted(self.ledgers)))
+            return self.directory.place(tenant, chosen, format_time(utc_now()))
+
+        recorded = await self.home.door.in_thread(placed)
         return self._checked(self._remember(self._tenants, tenant, recorded))
 
     def _checked(self, group: str) -> str:

@@ -2,7 +2,9 @@
 role with a real token, is admitted or refused as the policy table says; a tenant token
 never reaches another tenant; a refused call changes nothing.
 
-The policy is the same whatever stores the ledger: these run on SQLite only.
+The policy is the same whatever stores the ledger: these run on SQLite, and on two tenant
+groups (PostgreSQL schemas) with acme and other in different groups, where a token of
+one goes to the other's group as the principal it proves.
 """
 
 from __future__ import annotations
@@ -12,22 +14,27 @@ import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
+import psycopg
 import pytest
+from pydantic import SecretStr
 
+from secrets_ledger.core.directory import placement
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.managed_values import SecretRef
 from secrets_ledger.core.policy import GLOBAL_USE_CASES, NEEDS, POLICY, UseCase
 from secrets_ledger.core.principals import BearerToken, Credential, Principal, Role
 from secrets_ledger.core.replay_logs import ReplayedLogs
 from secrets_ledger.core.requests import RequestInfo
-from secrets_ledger.core.settings import Settings
+from secrets_ledger.core.settings import GroupStore, Settings
 from secrets_ledger.domain.changes import RequestContext, SetValue
 from secrets_ledger.domain.errors import Forbidden, LedgerError, TenantNotFound, Unauthorized
 from secrets_ledger.domain.log_fold import LogFold, LogSnapshot
 from secrets_ledger.domain.managed import SecretMetadata
 from secrets_ledger.domain.tenant import tenant_id_for
+from secrets_ledger.grouped_runtime import GroupedRuntime, open_runtime
 from secrets_ledger.runtime import LedgerRuntime
-from tests.support import blocking, run
+from tests.conftest import PG_URL
+from tests.support import Blocking, run
 
 ROLES: tuple[Role, ...] = ("admin", "writer", "reader", "auditor")
 SETUP = RequestContext("tok_setup", "setup")
@@ -250,13 +257,32 @@ def expected(role: Role, use_case: UseCase, own_tenant: bool) -> type[LedgerErro
     return None if NEEDS[use_case] in POLICY[role] else Forbidden
 
 
+BLUE = next(name for name in (f"g{n}" for n in range(100))
+            if placement("acme", ["home", name]) != placement("other", ["home", name]))
+"""A group name that the placement rule gives one of acme and other, home the other."""
+Runtime = LedgerRuntime | GroupedRuntime
+
+
+@pytest.fixture
+def storage(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Settings]:
+    if request.param == "one store":
+        yield Settings(data_dir=tmp_path / "data")
+        return
+    home, blue = (f"p_{uuid.uuid4().hex[:12]}" for _ in range(2))
+    yield Settings(data_dir=tmp_path / "data", database_url=SecretStr(PG_URL),
+                   database_schema=home, groups={BLUE: GroupStore(database_schema=blue)})
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        for schema in (home, blue):
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
 @pytest.fixture(params=ROLES)
-def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[LedgerRuntime,
-                                                                            Role, str]]:
+def world(request: pytest.FixtureRequest, storage: Settings) -> Iterator[tuple[Runtime, Role,
+                                                                               str]]:
     """A ledger with tenants acme and other, and a token of the role (for acme)."""
     role: Role = request.param
-    runtime = LedgerRuntime(Settings(data_dir=tmp_path / "data"))
-    ledger = blocking(runtime)
+    runtime = open_runtime(storage, follow=True)
+    ledger = Blocking(runtime.ledger)
     for name in ("acme", "other"):
         ledger.open_tenant(name, SETUP)
         for key in ("to-delete", "rolled", "destroyed"):
@@ -278,12 +304,19 @@ def world(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Ledge
         runtime.close()
 
 
-def head_of(runtime: LedgerRuntime, tenant: str) -> int | None:
-    return runtime.storage.streams.head(tenant_id_for(tenant))
+def head_of(runtime: Runtime, tenant: str) -> int | None:
+    heads = [group.storage.streams.head(tenant_id_for(tenant))
+             for group in runtime.groups.values()]
+    assert sum(head is not None for head in heads) <= 1, "a tenant in two groups"
+    return max((head for head in heads if head is not None), default=None)
 
 
+LAYOUTS = pytest.mark.parametrize("storage", ["one store", "two groups"], indirect=True)
+
+
+@LAYOUTS
 def test_every_use_case_admits_or_refuses_each_role_as_the_policy_says(
-        world: tuple[LedgerRuntime, Role, str]) -> None:
+        world: tuple[Runtime, Role, str]) -> None:
     runtime, role, token = world
     credential = BearerToken.of(token)
     for tenant, own in (("other", False), ("acme", True)):
@@ -298,8 +331,9 @@ def test_every_use_case_admits_or_refuses_each_role_as_the_policy_says(
             assert head_of(runtime, tenant) == before, (name, "a refused call wrote")
 
 
+@LAYOUTS
 def test_an_unknown_token_is_refused_by_every_use_case_and_changes_nothing(
-        world: tuple[LedgerRuntime, Role, str]) -> None:
+        world: tuple[Runtime, Role, str]) -> None:
     runtime, _, _ = world
     stranger = BearerToken.of("slt_unknown_" + "x" * 40)
     before = head_of(runtime, "acme")

@@ -4,9 +4,11 @@ schemas of one PostgreSQL database, and two separate PostgreSQL servers."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,6 +23,7 @@ from secrets_ledger.core.settings import GroupStore, Settings
 from secrets_ledger.core.signing_keys import aws_key_pair
 from secrets_ledger.domain.errors import (
     InvalidRequest,
+    TenantExists,
     TenantNotFound,
     TokenNotFound,
     Unauthorized,
@@ -185,6 +188,19 @@ def test_tenants_opened_before_groups_stay_in_the_home_group(
             assert run(grouped.ledger.reads.keys(ADMIN, name)).items == []
 
 
+def test_a_tenant_opened_before_groups_and_not_listed_is_never_placed_elsewhere(
+        grouped_settings: Settings) -> None:
+    alone = grouped_settings.model_copy(update={"groups": {}})
+    name = tenant_in("blue")  # the rule would put a new tenant of this name in blue
+    with LedgerRuntime(alone, follow=False) as single:  # not projected: not listed at start
+        run(single.ledger.tenants.open(ADMIN, name, request()))
+    with GroupedRuntime(grouped_settings) as grouped:
+        with pytest.raises(TenantExists):
+            run(grouped.ledger.tenants.open(ADMIN, name, request()))
+        assert grouped.ledger.groups.directory.group_of(name) == "home"
+        assert stream_head(grouped.groups["blue"], name) is None
+
+
 def test_a_master_key_rotation_rewraps_every_groups_keys(grouped: GroupedRuntime,
                                                          grouped_settings: Settings) -> None:
     names = {group: opened(grouped, group) for group in ("home", "blue")}
@@ -201,12 +217,69 @@ def test_a_master_key_rotation_rewraps_every_groups_keys(grouped: GroupedRuntime
             assert run(again.ledger.reads.value(reader, name, "k", request())).value == group
 
 
-def test_the_feed_of_every_tenant_is_refused_with_a_clear_400_for_now(
+def _write_in_both(runtime: GroupedRuntime, writes: int) -> dict[str, str]:
+    names = {group: opened(runtime, group) for group in ("home", "blue")}
+    for index in range(writes):
+        for name in names.values():
+            run(runtime.ledger.secrets.put(ADMIN, name, f"k{index}", index, None, None,
+                                           request()))
+    return names
+
+
+def _all_changes(runtime: GroupedRuntime, after: str, limit: int) -> list[tuple[str, int]]:
+    seen: list[tuple[str, int]] = []
+    while True:
+        page = run(runtime.ledger.changes.page(ADMIN, None, after=after, limit=limit))
+        seen += [(row.tenant, row.stream_version) for row in page.items]
+        if not page.items:
+            return seen
+        after = page.cursor_text
+
+
+def test_the_feed_of_every_tenant_merges_the_groups_each_change_once_in_its_order(
         grouped: GroupedRuntime) -> None:
+    names = _write_in_both(grouped, 5)
+    for limit in (1, 3, 100):
+        seen = _all_changes(grouped, "0", limit)
+        assert len(seen) == len(set(seen)) == 12  # each tenant: opened, 5 writes
+        for name in names.values():
+            versions = [version for tenant, version in seen if tenant == name]
+            assert versions == sorted(versions) == list(range(1, 7))
+
+
+def test_each_change_of_the_merged_feed_carries_the_cursor_that_resumes_after_it(
+        grouped: GroupedRuntime) -> None:
+    _write_in_both(grouped, 2)
+    page = run(grouped.ledger.changes.page(ADMIN, None, limit=100))
+    assert page.ids is not None and len(page.ids) == len(page.items) == 6
+    for index, cursor in enumerate(page.ids):
+        rest = run(grouped.ledger.changes.page(ADMIN, None, after=cursor, limit=100))
+        assert rest.items == page.items[index + 1:]
+
+
+def test_the_merged_feed_from_now_waits_for_a_change_in_any_group(
+        grouped: GroupedRuntime) -> None:
+    names = _write_in_both(grouped, 1)
+    now = run(grouped.ledger.changes.page(ADMIN, None, after="now"))
+    assert now.items == []
+
+    async def wait_and_write() -> Any:
+        waiting = asyncio.ensure_future(grouped.ledger.changes.page(
+            ADMIN, None, after=now.cursor_text, wait=10))
+        await asyncio.sleep(0.3)
+        await grouped.ledger.secrets.put(ADMIN, names["blue"], "late", 1, None, None,
+                                         request())
+        return await waiting
+
+    page = run(wait_and_write())
+    assert [(row.tenant, row.key) for row in page.items] == [(names["blue"], "late")]
+
+
+@pytest.mark.parametrize("cursor", ["5", "home:1,nope:2", "home:x", "home:1" * 100])
+def test_a_cursor_the_merged_feed_did_not_issue_is_refused(grouped: GroupedRuntime,
+                                                           cursor: str) -> None:
     with pytest.raises(InvalidRequest):
-        run(grouped.ledger.changes.page(ADMIN, None))
-    name = opened(grouped, "blue")
-    assert run(grouped.ledger.changes.page(ADMIN, name)).items[0].action == "tenant_opened"
+        run(grouped.ledger.changes.page(ADMIN, None, after=cursor))
 
 
 def test_two_groups_on_the_same_storage_are_refused(grouped_settings: Settings) -> None:

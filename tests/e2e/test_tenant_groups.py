@@ -28,6 +28,7 @@ from tests.e2e.helpers import (
     secret_path,
 )
 from tests.e2e.test_aws_facade import NO_RETRIES, REGION
+from tests.e2e.test_change_feed import SSE, sse_events
 from tests.pg_instance import PostgresInstance
 
 
@@ -142,3 +143,28 @@ def test_tenants_stay_where_they_were_placed_across_a_restart(server: Server,
     server.restart()
     with server.client(writer) as client:
         assert client.get(secret_path(tenant, "k")).json()["value"] == "before"
+
+
+def test_the_feed_of_every_tenant_streams_both_groups_and_resumes_from_an_event_id(
+        server: Server, admin: httpx.Client) -> None:
+    tenants = [tenant_in(admin, "home"), tenant_in(admin, "blue")]
+    start = admin.get("/v1/changes", params={"after": "now"}).json()["cursor"]
+    for tenant in tenants:
+        put_value(admin, tenant, "k", tenant)
+    only_writes = {"action": "write", "after": start}
+    seen: list[tuple[str, str]] = []
+    with admin.stream("GET", "/v1/changes", headers=SSE, params=only_writes) as stream:
+        for kind, ident, data in sse_events(stream):
+            if kind == "message":
+                seen.append((data["tenant"], ident))
+            if len(seen) == 2:
+                break
+    assert sorted(tenant for tenant, _ in seen) == sorted(tenants)
+    with admin.stream("GET", "/v1/changes", params=only_writes,
+                      headers={**SSE, "Last-Event-ID": seen[0][1]}) as stream:
+        resumed = next(data["tenant"] for kind, _, data in sse_events(stream)
+                       if kind == "message")
+    assert resumed == seen[1][0]
+    paged = admin.get("/v1/changes", params=only_writes).json()
+    assert [item["tenant"] for item in paged["items"]] == [tenant for tenant, _ in seen]
+    assert admin.get("/v1/changes", params={"after": "12"}).status_code == 400

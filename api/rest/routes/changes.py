@@ -63,7 +63,7 @@ async def _changes(request: Request, ledger: Ledger, caller: Credential, tenant:
     page = await ledger.changes.page(caller, tenant, after=after, prefix=prefix,
                                      actions=actions, limit=limit, wait=wait)
     return json_response(ChangesOut(items=[_out(row) for row in page.items],
-                                    cursor=str(page.cursor)))
+                                    cursor=page.cursor_text))
 
 
 def _out(row: ChangeRow) -> ChangeOut:
@@ -109,11 +109,15 @@ async def _events(pages: AsyncIterator[ChangePage]) -> AsyncIterator[bytes]:
     yield b"retry: 1000\n\n"
     try:
         async for page in pages:
-            if page.items:
+            if page.ids is not None:  # tenant groups' feed of every tenant: own cursors
+                yield b"".join(b"id: %s\ndata: %s\n\n" % (
+                    cursor.encode(), _out(row).model_dump_json().encode())
+                    for row, cursor in zip(page.items, page.ids, strict=True))
+            elif page.items:
                 yield _joined(page.items)
-            else:
-                yield b'event: heartbeat\nid: %d\ndata: {"cursor": "%d"}\n\n' % (
-                    page.cursor, page.cursor)
+            if not page.items:
+                yield b'event: heartbeat\nid: %s\ndata: {"cursor": "%s"}\n\n' % (
+                    (page.cursor_text.encode(),) * 2)
     except LedgerError as error:
         body = json.dumps({"code": error.code, "detail": error.detail})
         yield f"event: error\ndata: {body}\n\n".encode()
