@@ -1,10 +1,8 @@
 """The event store: an ``eventsourcing`` application holding every tenant's stream and the
-read records, and the core's port onto it (``ports.TenantStreams``).
-
-What differs between backends is how a batch's new data keys are stored with its events
-(``save_batch``) and how the projections read positions (``LibraryEventSource`` on SQLite,
-binary reads on PostgreSQL).
-"""
+read records, and the core's port onto it (``ports.TenantStreams``). What differs between
+backends is how a batch's new data keys are stored with its events (``save_batch``) and
+how the projections read positions (``LibraryEventSource`` on SQLite, binary reads on
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -146,6 +144,18 @@ class StoredStreams(ABC):
             raise
         self.log.stored(staged)
 
+    def copy_in(self, records: Sequence[Any], data_keys: Sequence[tuple[str, str, int, str]]
+                ) -> None:
+        """Stores records copied from another tenant group as they were (their streams,
+        versions and times), with their log leaves and data keys, in one transaction."""
+        staged = self.log.stage(records)
+        try:
+            self.save_batch(records, data_keys, staged)
+        except BaseException:
+            self.log.drop(list(staged.heads))
+            raise
+        self.log.stored(staged)
+
     def _committed(self, first: Any) -> bool:
         """Whether a save whose connection failed committed after all, asked until the
         store answers (the new primary, after a failover): the batch is one transaction,
@@ -201,7 +211,6 @@ class StoredStreams(ABC):
                              partial(decode, n))
                 for n in self.recorder.select_notifications(start=position, limit=limit,
                                                             inclusive_of_start=False)]
-
 
     def decoded_after(self, position: int, limit: int) -> Sequence[tuple[int, Any]]:
         return self.reader(position, limit)

@@ -35,6 +35,7 @@ from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import (
     IdempotencyKeyReused,
     LedgerError,
+    TenantMoved,
     TenantNotFound,
     Unavailable,
 )
@@ -160,6 +161,8 @@ class Door:
             if check is not None:
                 check()
             rules.check_tenant_name(tenant)
+            if aggregate is not None:  # moved to another group: nothing may change here
+                aggregate.check_not_moved()
             return run(aggregate, effects, ctx)
 
         scope = None if use_case in GLOBAL_USE_CASES else tenant
@@ -200,6 +203,8 @@ class Door:
             if state is None or state[1] < target:
                 return False
             found.append((state[0],))
+            if state[2] is not None:
+                raise TenantMoved("the tenant is moving to another tenant group; retry")
             return True
 
         if not self.follower.wait_until(caught_up, self.settings.read_your_writes_timeout):

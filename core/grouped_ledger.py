@@ -7,6 +7,7 @@ Front ends take it for a ``Ledger``: nothing in them knows that there are groups
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -25,6 +26,7 @@ from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.managed import ManagedCommands
 from secrets_ledger.core.managed_purges import ManagedPurges
 from secrets_ledger.core.managed_reads import ManagedReads
+from secrets_ledger.core.move_ports import TenantCopy
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.ports import MasterKeySwitch
 from secrets_ledger.core.principals import Credential, Principal, TokenRecord
@@ -32,6 +34,7 @@ from secrets_ledger.core.reads import Reads
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.core.secrets import Secrets, WriteResult
 from secrets_ledger.core.signing_keys import SigningKey, SigningKeys
+from secrets_ledger.core.tenant_move import MoveReport, TenantMove
 from secrets_ledger.core.tenants import TenantInfo, Tenants
 from secrets_ledger.core.tokens import Tokens
 from secrets_ledger.core.transparency import TransparencyLog
@@ -40,6 +43,10 @@ from secrets_ledger.domain.errors import LedgerError, TokenNotFound, Unauthorize
 
 
 class GroupedTenants(ByTenant):
+    def __init__(self, groups: TenantGroups, copies: Mapping[str, TenantCopy]) -> None:
+        super().__init__(groups, "tenants")
+        self.mover = TenantMove(groups, copies)
+
     async def open(self, caller: Credential, tenant: str, request: RequestInfo) -> str:
         """Places a new tenant (``directory.placement``) once the caller may open it."""
         principal = await self.groups.principal(caller)
@@ -50,10 +57,19 @@ class GroupedTenants(ByTenant):
         return opened
 
     async def list_all(self, caller: Credential) -> list[TenantInfo]:
+        """Each tenant as the group the directory names lists it (a moved tenant is
+        still in the views of the group it left)."""
         principal = await self.groups.principal(caller)
-        found = [info for ledger in self.groups.ledgers.values()
-                 for info in await ledger.tenants.list_all(principal)]
+        listed = await self.groups.home.door.in_thread(self.groups.directory.entries)
+        home = self.groups.home_name
+        found = [info for name, ledger in self.groups.ledgers.items()
+                 for info in await ledger.tenants.list_all(principal)
+                 if listed.get(info.tenant, home) == name]
         return sorted(found, key=lambda info: info.tenant)
+
+    async def move(self, caller: Credential, tenant: str, target: str,
+                   request: RequestInfo) -> MoveReport:
+        return await self.mover.move(caller, tenant, target, request)
 
 
 class GroupedImports(ByTenant):
@@ -103,14 +119,15 @@ class GroupedTokens(ByTenant):
         return sorted(found, key=lambda record: (record.created_at, record.token_id))
 
     async def revoke_any(self, caller: Credential, token: str, request: RequestInfo) -> str:
-        """Revokes the token in the group that holds it."""
+        """Revokes the token in every group that holds it (two, while its tenant moves)."""
         principal = await self.groups.principal(caller)
+        revoked: list[str] = []
         for ledger in self.groups.ledgers.values():
-            try:
-                return await ledger.tokens.revoke_any(principal, token, request)
-            except TokenNotFound:
-                continue
-        raise TokenNotFound("no such live token")
+            with contextlib.suppress(TokenNotFound):
+                revoked.append(await ledger.tokens.revoke_any(principal, token, request))
+        if not revoked:
+            raise TokenNotFound("no such live token")
+        return revoked[0]
 
     async def bootstrap(self, configured: str | None) -> str | None:
         return await self.groups.home.tokens.bootstrap(configured)
@@ -170,11 +187,12 @@ class GroupedCheckpoints(ByTenant):
 
 
 class GroupedLedger(Ledger):
-    def __init__(self, ledgers: Mapping[str, Ledger], home: str,
-                 directory: TenantDirectory) -> None:  # no super(): it holds no door
+    def __init__(self, ledgers: Mapping[str, Ledger], home: str, directory: TenantDirectory,
+                 copies: Mapping[str, TenantCopy]) -> None:  # no super(): it holds no door
         self.groups = groups = TenantGroups(ledgers, home, directory)
         self.door = groups.home.door  # for what needs one process-wide (e.g. in_thread)
-        self.tenants = cast(Tenants, GroupedTenants(groups, "tenants"))
+        self.grouped_tenants = GroupedTenants(groups, copies)
+        self.tenants = cast(Tenants, self.grouped_tenants)
         self.tokens = cast(Tokens, GroupedTokens(groups, "tokens"))
         self.secrets = cast(Secrets, ByTenant(groups, "secrets"))
         self.imports = cast(Imports, GroupedImports(groups, "imports"))

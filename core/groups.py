@@ -11,18 +11,24 @@ it proves, which the tenant's group then admits or refuses like any other.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from secrets_ledger.core.directory import TenantDirectory, placement
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.principals import BearerToken, Credential, Principal
-from secrets_ledger.domain.errors import Unauthorized, Unavailable
+from secrets_ledger.domain.errors import TenantMoved, Unauthorized, Unavailable
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
 
+MOVE_POLL_SECONDS = 0.05
+ROUTE_SECONDS = 1.0
+"""How often a process looks whether a move began or ended: every process sees a move
+within this long, and its calls on the tenant then wait for the move to end."""
 KEPT = 100_000
 """Tenants and tokens whose group is remembered (each entry is a few dozen bytes)."""
 
@@ -35,19 +41,41 @@ class TenantGroups:
         self.home = ledgers[home]
         self.directory = directory
         self._tenants: dict[str, str] = {}  # tenant -> its group, once listed
+        self._moves, self._looked = -1, 0.0  # the directory's moves, when last looked at
         self._tokens: dict[str, str] = {}  # token digest -> the group that holds it
         self._lock = threading.Lock()
 
     # ---- where a tenant lives ----------------------------------------------------------------
 
     async def group_of(self, tenant: str) -> str:
+        """The tenant's group; while a move of the tenant is under way, once it ends
+        (TenantMoved, 503, if it takes longer than the store retry timeout)."""
+        await self._moves_seen()
         known = self._tenants.get(tenant)
         if known is not None:
             return known
-        listed = await self.home.door.in_thread(self.directory.group_of, tenant)
-        if listed is None:  # not listed: the home group's, or no tenant at all
-            return self.home_name
-        return self._checked(self._remember(self._tenants, tenant, listed))
+        deadline = time.monotonic() + self.home.door.settings.store_retry_timeout
+        while True:
+            listed = await self.home.door.in_thread(self.directory.listing, tenant)
+            if listed is None:  # not listed: the home group's, or no tenant at all
+                return self.home_name
+            if listed.moving_to is None:
+                return self._checked(self._remember(self._tenants, tenant, listed.group))
+            if time.monotonic() > deadline:
+                raise TenantMoved("the tenant is moving to another tenant group; retry")
+            await asyncio.sleep(MOVE_POLL_SECONDS)
+
+    async def _moves_seen(self) -> None:
+        """Forgets where every tenant is when a move began or ended since the last look
+        (one statement every ``ROUTE_SECONDS``)."""
+        now = time.monotonic()
+        if now - self._looked < ROUTE_SECONDS:
+            return
+        self._looked = now
+        moves = await self.home.door.in_thread(self.directory.moves)
+        if moves != self._moves:
+            self._moves = moves
+            self._tenants.clear()
 
     async def place(self, tenant: str) -> str:
         """The tenant's group: as listed, else the home group's if its stream is there
@@ -62,6 +90,10 @@ class TenantGroups:
 
         recorded = await self.home.door.in_thread(placed)
         return self._checked(self._remember(self._tenants, tenant, recorded))
+
+    def forget(self, tenant: str) -> None:
+        """The tenant moved: its group is asked of the directory again."""
+        self._tenants.pop(tenant, None)
 
     def _checked(self, group: str) -> str:
         if group not in self.ledgers:
@@ -85,7 +117,7 @@ class TenantGroups:
             return known
         for name, ledger in self.ledgers.items():
             try:
-                await ledger.tenant_of(token)
+                await ledger.authenticate(token)  # its row, asked now (tokens move)
             except Unauthorized:
                 continue
             return self._remember(self._tokens, token.digest, name)
@@ -99,7 +131,14 @@ class TenantGroups:
         holder = await self.holder(caller)
         if holder is None or holder == group:
             return caller  # unknown everywhere: the group refuses it (401)
-        return await self.ledgers[holder].authenticate(caller)
+        try:
+            return await self.ledgers[holder].authenticate(caller)
+        except Unauthorized:  # moved away with its tenant since it was remembered?
+            self._tokens.pop(caller.digest, None)
+            holder = await self.holder(caller)
+            if holder is None or holder == group:
+                return caller
+            return await self.ledgers[holder].authenticate(caller)
 
     async def principal(self, caller: Credential) -> Principal:
         """The principal a credential proves, wherever its token is held (else 401)."""
@@ -110,14 +149,33 @@ class TenantGroups:
 
     async def on_tenant(self, use_cases: str, name: str, *args: Any, **kwargs: Any) -> Any:
         """Calls ``ledger.<use_cases>.<name>(caller, ..., tenant, ...)`` on the tenant's
-        group (the home group's when the call names no tenant)."""
+        group (the home group's when the call names no tenant). A tenant being moved is
+        asked for again until its move ends: the call then goes to its new group (it did
+        nothing where it was refused), or fails 503 after the store retry timeout."""
         method = getattr(getattr(self.home, use_cases), name)
         bound = inspect.signature(method).bind(*args, **kwargs)
-        tenant = bound.arguments.get("tenant")
-        group = self.home_name if tenant is None else await self.group_of(tenant)
-        bound.arguments["caller"] = await self.credential_for(bound.arguments["caller"], group)
-        target: Callable[..., Any] = getattr(getattr(self.ledgers[group], use_cases), name)
-        return await target(*bound.args, **bound.kwargs)
+        tenant, caller = bound.arguments.get("tenant"), bound.arguments["caller"]
+        deadline = time.monotonic() + self.home.door.settings.store_retry_timeout
+        asked_again = False
+        while True:
+            group = self.home_name if tenant is None else await self.group_of(tenant)
+            bound.arguments["caller"] = await self.credential_for(caller, group)
+            target: Callable[..., Any] = getattr(getattr(self.ledgers[group], use_cases), name)
+            try:
+                return await target(*bound.args, **bound.kwargs)
+            except Unauthorized:  # a token that moved (with its tenant) since remembered?
+                if asked_again or not isinstance(caller, BearerToken):
+                    raise
+                asked_again = True
+                self._tokens.pop(caller.digest, None)
+                if tenant is not None:
+                    self.forget(tenant)
+            except TenantMoved:
+                if tenant is None or time.monotonic() > deadline:
+                    raise
+                self.forget(tenant)
+                if await self.group_of(tenant) == group:  # the move is under way
+                    await asyncio.sleep(MOVE_POLL_SECONDS)
 
 
 class ByTenant:

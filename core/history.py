@@ -22,6 +22,7 @@ from secrets_ledger.domain.log_check import LogCheck
 from secrets_ledger.domain.log_fold import CHUNK, LogFold
 from secrets_ledger.domain.log_leaves import READ_RECORDS
 from secrets_ledger.domain.read_chain import ReadChainsCheck, TenantReadsCheck
+from secrets_ledger.domain.reads import MovedReads
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import stored_time
 from secrets_ledger.domain.verification import ChainCheck
@@ -37,6 +38,9 @@ class FullScan:
     def ok(self) -> bool:
         return (self.reads.ok and self.logs.ok
                 and all(check.ok for check in self.checks.values()))
+
+
+COPIED_READS = f":{MovedReads.Copied.__qualname__}"
 
 
 class History:
@@ -115,7 +119,8 @@ class History:
                 if _records_reads(stored.topic) and (event := _decoded(stored.decode)):
                     reads.add(stored.position, event)
                     log.add(stored.position, event)
-                elif str(stored.stream_id) == tenant_id and (event := _decoded(stored.decode)):
+                elif ((str(stored.stream_id) == tenant_id or _copied_reads(stored.topic))
+                      and (event := _decoded(stored.decode))):
                     log.add(stored.position, event)
             position = page[-1].position
         log.finish(position, [tenant_id])
@@ -190,6 +195,8 @@ class History:
                 if _records_reads(stored.topic):  # in the writers' read chains
                     _add_read_record(scan.reads, stored.position, decode)
                     continue
+                if _copied_reads(stored.topic):  # a moved tenant's: in its log only
+                    continue
                 stream = str(stored.stream_id)
                 scan.checks.setdefault(stream, ChainCheck(stream)).add(stored.version, decode)
             position = page[-1].position
@@ -217,6 +224,11 @@ def _add_read_record(check: ReadChainsCheck, position: int, decode: Callable[[],
         check.fail(position, "the stored read record cannot be decoded")
         return
     check.add(position, event)
+
+
+def _copied_reads(topic: str) -> bool:
+    """Whether a stored topic names a moved tenant's reads copied from its old group."""
+    return topic.endswith(COPIED_READS)
 
 
 def _records_reads(topic: str) -> bool:

@@ -140,8 +140,8 @@ class AuditFilter:
 class ViewQueries(Protocol):
     """The projected views (current view, audit trail), as the core's queries read them."""
 
-    def tenant_state(self, tenant_id: str) -> tuple[str | None, int] | None:
-        """(shredded_at, the stream version the views hold) of a tenant, or None."""
+    def tenant_state(self, tenant_id: str) -> tuple[str | None, int, str | None] | None:
+        """(shredded_at, the stream version the views hold, the group it moved to)."""
 
     def tenants(self) -> list[tuple[str, str, str | None]]:
         """(name, created_at, shredded_at) of every tenant, by name."""
@@ -237,6 +237,7 @@ class ValueRow(NamedTuple):
     managed_settings: str | None = None  # JSON
     managed_deleted_at: str | None = None  # the version's soft delete
     mount_config: str | None = None  # JSON, of a Vault key's mount
+    moved_to: str | None = None  # the tenant group the tenant moved to
 
     @property
     def token(self) -> tuple[Any, ...]:
@@ -262,8 +263,7 @@ class ViewsFollower(Advances, Protocol):
 
 
 class Ports(Protocol):
-    """Everything the core reads and writes, for one deployment. Which database holds a
-    tenant is the adapters' decision (``adapters.storage``), made in one place."""
+    """Everything the core reads and writes in one tenant group's storage."""
 
     @property
     def streams(self) -> TenantStreams: ...

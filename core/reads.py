@@ -31,6 +31,7 @@ from secrets_ledger.domain.errors import (
     LedgerError,
     SecretDeleted,
     SecretNotFound,
+    TenantMoved,
     TenantNotFound,
     TenantShredded,
     Unavailable,
@@ -214,6 +215,8 @@ def opened_value(door: Door, tenant_id: str, key: str, asked: int | None, at: st
     """The value of a read's row, opened: the checks in the contract's order."""
     if row.head is None:
         raise TenantNotFound("no such tenant")
+    if row.moved_to is not None:
+        raise TenantMoved("the tenant is moving to another tenant group; retry")
     if row.shredded_at is not None:
         raise TenantShredded("the tenant was shredded; its values are gone")
     if at is not None:

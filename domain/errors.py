@@ -109,6 +109,11 @@ class Unavailable(LedgerError):
     code = "unavailable"
 
 
+class TenantMoved(Unavailable):
+    """The tenant is being moved to another tenant group, or was: nothing was done here;
+    the same request succeeds in the tenant's group (tenant groups find it by themselves)."""
+
+
 class Overloaded(LedgerError):
     """The ledger has as much work queued as it may hold: retry after a moment."""
 

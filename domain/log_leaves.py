@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from secrets_ledger.domain.reads import ValueRead, ValueReads
+from secrets_ledger.domain.reads import MovedReads, ValueRead, ValueReads
 from secrets_ledger.domain.tenant import Tenant, tenant_text
 from secrets_ledger.verifier.records import EVENT_LEAF, READS_LEAF, reads_digest
 
 READ_RECORDS = (ValueReads.Recorded, ValueRead.Recorded)
-"""The records stored in no tenant's stream that add leaves to tenants' logs (as many
-as the tenants whose reads they hold)."""
+"""The records of the writers' read chains, stored in no tenant's stream, that add leaves
+to tenants' logs (as many as the tenants whose reads they hold)."""
+LEAF_RECORDS = (*READ_RECORDS, MovedReads.Copied)
+"""Every record of reads that adds leaves: a tenant's copied with it from another group
+too (one tenant's reads, outside the chains)."""
 
 Leaf = tuple[str, str, int, bytes]
 """(tenant id, record id, record version, leaf): a tenant event's record id is ``''``
@@ -57,7 +60,7 @@ def leaves_of(event: Any) -> list[Leaf]:
     if isinstance(event, Tenant.Event):
         return [(tenant_text(event.originator_id), "", event.originator_version,
                  event_leaf(event))]
-    if isinstance(event, READ_RECORDS):
+    if isinstance(event, LEAF_RECORDS):
         record_id, at = str(event.originator_id), event.timestamp.isoformat()
         return [(tenant_id, record_id, event.originator_version,
                  READS_LEAF + reads_digest(record_id, at, reads))

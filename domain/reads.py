@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 from eventsourcing.domain import Aggregate
@@ -84,3 +84,28 @@ class ValueRead(Aggregate):
         version: int
         actor: str
         request_id: str
+
+
+class MovedReads(Aggregate):
+    """One tenant's part of a read record, copied into another tenant group with the
+    tenant when it moved (``core.tenant_move``): the same record id and time, so the same
+    leaf in the tenant's transparency log there. It stands outside the writers' read
+    chains: the record it was cut from stays whole, and chained, where it was."""
+
+    def __init__(self, reads: list[dict[str, Any]]) -> None:
+        self.reads = reads
+
+    class Copied(Aggregate.Created):
+        reads: list[dict[str, Any]]  # ReadRecord fields, of one tenant
+
+    @classmethod
+    def copied(cls, record: Any, tenant_id: str) -> MovedReads.Copied:
+        """The event that stores, in the tenant's new group, its reads of ``record`` (a
+        ``ValueReads.Recorded`` or ``ValueRead.Recorded`` of its old group)."""
+        reads = ([read for read in record.reads if read["tenant_id"] == tenant_id]
+                 if isinstance(record, ValueReads.Recorded) else
+                 [{"tenant_id": record.tenant_id, "key": record.key, "version": record.version,
+                   "actor": record.actor, "request_id": record.request_id}])
+        aggregate = cls._create(cls.Copied, id=record.originator_id,
+                                timestamp=record.timestamp, reads=reads)
+        return cast(MovedReads.Copied, aggregate.collect_events()[0])

@@ -9,11 +9,9 @@ Plaintext never reaches the aggregate: writes receive a ``Sealer`` that turns
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, TypedDict
-from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
@@ -29,21 +27,15 @@ from secrets_ledger.domain.errors import (
     InvalidRequest,
     SecretDeleted,
     SecretNotFound,
+    TenantMoved,
     TenantShredded,
     VersionConflict,
     VersionDestroyed,
     VersionNotFound,
 )
 from secrets_ledger.domain.managed_state import ManagedState, MountState
-
-tenant_text: Callable[[UUID], str] = lru_cache(maxsize=1 << 16)(str)
-"""A tenant id as text (cached: views and the logs' fold format every event's stream id)."""
-
-
-@lru_cache(maxsize=4096)
-def tenant_id_for(name: str) -> UUID:
-    # Cached: every command and query derives it (a SHA-1 and a UUID, ~5 µs), often twice.
-    return uuid5(NAMESPACE_URL, f"/secrets-ledger/tenants/{name}")
+from secrets_ledger.domain.tenant_ids import tenant_id_for as tenant_id_for
+from secrets_ledger.domain.tenant_ids import tenant_text as tenant_text
 
 
 class KeyState(TypedDict):
@@ -60,6 +52,7 @@ class Tenant(Aggregate):
         self.key_version = key_version
         self.head = GENESIS
         self.shredded = False
+        self.moved_to: str | None = None  # the tenant group it moved to: no more changes here
         self.secrets: dict[str, KeyState] = {}
         self.managed: dict[str, ManagedState] = {}  # managed secrets by key (domain.managed)
         self.mounts: dict[str, MountState] = {}  # by path (domain.mounts)
@@ -91,9 +84,8 @@ class Tenant(Aggregate):
 
         def apply_to(self, tenant: Tenant) -> None:
             for write in self.writes:
-                state = tenant.secrets.setdefault(
-                    write["key"], {"latest": 0, "deleted": False, "destroyed": []}
-                )
+                state = tenant.secrets.setdefault(write["key"], {"latest": 0, "deleted": False,
+                                                                 "destroyed": []})
                 state["latest"] = write["version"]
                 state["deleted"] = False
             for deletion in self.deletions:
@@ -140,6 +132,12 @@ class Tenant(Aggregate):
         def apply_to(self, tenant: Tenant) -> None:
             tenant.shredded = True
 
+    class MovedOut(Event):
+        group: str
+
+        def apply_to(self, tenant: Tenant) -> None:
+            tenant.moved_to = self.group
+
     # ---- commands -------------------------------------------------------------------
 
     @classmethod
@@ -163,9 +161,8 @@ class Tenant(Aggregate):
             state = self.secrets.get(change.key)
             if isinstance(change, DeleteKey):
                 if state is None or state["deleted"]:
-                    raise VersionConflict(
-                        change.key, state["latest"] if state else None, state is not None
-                    )
+                    raise VersionConflict(change.key, state["latest"] if state else None,
+                                          state is not None)
                 deletions.append({"key": change.key, "version": state["latest"]})
                 results.append((change.key, state["latest"]))
                 continue
@@ -173,16 +170,9 @@ class Tenant(Aggregate):
                 self.check_can_roll_back(change.key, change.rollback_of)
             version = (state["latest"] if state else 0) + 1
             sealed = seal(change.key, version, self.key_version)
-            writes.append(
-                {
-                    "key": change.key,
-                    "version": version,
-                    **sealed.fields(),
-                    "key_version": self.key_version,
-                    "metadata": change.metadata,
-                    "rollback_of": change.rollback_of,
-                }
-            )
+            writes.append({"key": change.key, "version": version, **sealed.fields(),
+                           "key_version": self.key_version, "metadata": change.metadata,
+                           "rollback_of": change.rollback_of})
             results.append((change.key, version))
         self.record(self.SecretVersionsWritten, ctx, at, writes=writes, deletions=deletions)
         return results
@@ -237,11 +227,21 @@ class Tenant(Aggregate):
         self.check_not_shredded()
         self.record(self.Shredded, ctx, at)
 
+    def move_out(self, group: str, ctx: RequestContext, at: datetime) -> None:
+        """The last event of this stream here: the tenant's history goes on in ``group``."""
+        self.check_not_shredded()
+        self.check_not_moved()
+        self.record(self.MovedOut, ctx, at, group=group)
+
     # ---- invariants -----------------------------------------------------------------
 
     def check_not_shredded(self) -> None:
         if self.shredded:
             raise TenantShredded("the tenant was shredded; its values are gone")
+
+    def check_not_moved(self) -> None:
+        if self.moved_to is not None:
+            raise TenantMoved("the tenant is moving to another tenant group; retry")
 
     def check_key_exists(self, key: str) -> KeyState:
         state = self.secrets.get(key)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from secrets_ledger.domain import managed, managed_events, mounts
-from secrets_ledger.domain.reads import ValueRead, ValueReads
+from secrets_ledger.domain.reads import MovedReads, ValueRead, ValueReads
 from secrets_ledger.domain.tenant import Tenant, tenant_text
 from secrets_ledger.domain.times import format_time
 from secrets_ledger.projections.ports import Column, ViewWriter
@@ -34,7 +34,7 @@ class AuditTrail(View):
         add = rows.append
         for position, event in batch:
             slot = position * AUDIT_SLOTS
-            if type(event) is ValueReads.Recorded:  # a batch of reads, from many tenants
+            if type(event) in BATCHED_READS:  # reads of many tenants (or a moved one's)
                 at = format_time(event.timestamp)
                 for n, read in enumerate(event.reads):
                     add((read["tenant_id"], slot + n, at, "read", read["key"], read["version"],
@@ -74,6 +74,7 @@ def _purged_changes(event: Any) -> list[Change]:
     return [("destroy", event.key, v) for v in event.versions] or [("destroy", event.key, None)]
 
 
+BATCHED_READS = (ValueReads.Recorded, MovedReads.Copied)
 # (action, key, version) for each change, by exact event class.
 _CHANGES: dict[type[Any], Callable[[Any], list[Change]]] = {
     ValueRead.Recorded: lambda e: [("read", e.key, e.version)],
@@ -86,6 +87,7 @@ _CHANGES: dict[type[Any], Callable[[Any], list[Change]]] = {
     Tenant.TokenIssued: lambda e: [("token_created", None, None)],
     Tenant.TokenRevoked: lambda e: [("token_revoked", None, None)],
     Tenant.Shredded: lambda e: [("shredded", None, None)],
+    Tenant.MovedOut: lambda e: [("moved_out", None, None)],
     managed_events.ManagedSecretCreated: lambda e: [("metadata_updated", e.key, None)],
     managed_events.ManagedSecretUpdated: lambda e: [("metadata_updated", e.key, None)],
     managed_events.ManagedVersionWritten: lambda e: [("write", e.key, e.write["version"])],

@@ -8,6 +8,7 @@ import re
 from types import TracebackType
 
 from secrets_ledger.adapters.sql.directory import SqlTenantDirectory
+from secrets_ledger.adapters.tenant_copy import StoredTenantCopy
 from secrets_ledger.core.grouped_ledger import GroupedLedger
 from secrets_ledger.core.settings import GROUP_NAME, Settings
 from secrets_ledger.domain.errors import InvalidRequest
@@ -47,13 +48,15 @@ class GroupedRuntime:
             for name, group in group_settings(settings).items():
                 self.groups[name] = LedgerRuntime(group, follow=follow, serving=serving)
             home = self.groups[settings.group_name]
-            directory = SqlTenantDirectory(home.storage.db)
-            directory.list_tenants_here(settings.group_name, format_time(utc_now()))
+            directory = SqlTenantDirectory(home.storage.db, settings.group_name)
+            directory.list_tenants_here(format_time(utc_now()))
         except BaseException:
             self.close()
             raise
-        self.ledger = GroupedLedger({name: group.ledger for name, group in self.groups.items()},
-                                    settings.group_name, directory)
+        self.ledger = GroupedLedger(
+            {name: group.ledger for name, group in self.groups.items()}, settings.group_name,
+            directory, {name: StoredTenantCopy(group.storage)
+                        for name, group in self.groups.items()})
 
     def lag(self) -> int:
         """The projection lag of the group furthest behind."""

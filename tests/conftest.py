@@ -14,15 +14,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
-from secrets_ledger.core.settings import Settings
+from secrets_ledger.core.settings import GroupStore, Settings
 from secrets_ledger.domain.changes import RequestContext
+from secrets_ledger.grouped_runtime import GroupedRuntime
 from secrets_ledger.runtime import LedgerRuntime
+from tests.pg_instance import PostgresInstance
 from tests.support import RUNNERS, Blocking
 
 PG_URL = os.environ.get(
     "LEDGER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+# Tenant groups (``grouped``): the second group's storage, a schema of the tests' database
+# or of a PostgreSQL server of its own.
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -72,6 +77,37 @@ def runtime(settings: Settings) -> Iterator[LedgerRuntime]:
 def ledger(runtime: LedgerRuntime) -> Blocking:
     """The core's use cases, blocking, as the admin the test's context names."""
     return Blocking(runtime.ledger)
+
+
+def _drop(url: str, schema: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module", params=["two schemas", "two servers"])
+def second_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where the second group is stored: the tests' database, or a server of its own."""
+    if request.param == "two schemas":
+        yield PG_URL
+        return
+    with PostgresInstance() as instance:
+        yield instance.url
+
+
+@pytest.fixture
+def grouped_settings(second_url: str, tmp_path: Path) -> Iterator[Settings]:
+    home, other = (f"g_{uuid.uuid4().hex[:12]}" for _ in range(2))
+    yield Settings(data_dir=tmp_path / "data", database_url=SecretStr(PG_URL),
+                   database_schema=home, groups={"blue": GroupStore(
+                       database_url=SecretStr(second_url), database_schema=other)})
+    _drop(PG_URL, home)
+    _drop(second_url, other)
+
+
+@pytest.fixture
+def grouped(grouped_settings: Settings) -> Iterator[GroupedRuntime]:
+    with GroupedRuntime(grouped_settings) as runtime:
+        yield runtime
 
 
 @pytest.fixture

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import SecretStr
 
 from secrets_ledger.core.directory import placement
 from secrets_ledger.core.principals import BearerToken, Principal
@@ -31,43 +28,9 @@ from secrets_ledger.domain.errors import (
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.grouped_runtime import GroupedRuntime, group_settings
 from secrets_ledger.runtime import LedgerRuntime
-from tests.conftest import PG_URL
-from tests.pg_instance import PostgresInstance
 from tests.support import run
 
 ADMIN = Principal.operator()
-LAYOUTS = ["two schemas", "two servers"]
-
-
-def _drop(url: str, schema: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
-@pytest.fixture(scope="module", params=LAYOUTS)
-def second_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Where the second group is stored: the tests' database, or a server of its own."""
-    if request.param == "two schemas":
-        yield PG_URL
-        return
-    with PostgresInstance() as instance:
-        yield instance.url
-
-
-@pytest.fixture
-def grouped_settings(second_url: str, tmp_path: Path) -> Iterator[Settings]:
-    home, other = (f"g_{uuid.uuid4().hex[:12]}" for _ in range(2))
-    yield Settings(data_dir=tmp_path / "data", database_url=SecretStr(PG_URL),
-                   database_schema=home, groups={"blue": GroupStore(
-                       database_url=SecretStr(second_url), database_schema=other)})
-    _drop(PG_URL, home)
-    _drop(second_url, other)
-
-
-@pytest.fixture
-def grouped(grouped_settings: Settings) -> Iterator[GroupedRuntime]:
-    with GroupedRuntime(grouped_settings) as runtime:
-        yield runtime
 
 
 def request() -> RequestInfo:

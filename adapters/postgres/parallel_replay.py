@@ -29,7 +29,7 @@ from typing import Any
 
 from secrets_ledger.adapters.postgres.events import PostgresEventSource
 from secrets_ledger.core.settings import Settings
-from secrets_ledger.domain.log_leaves import READ_RECORDS
+from secrets_ledger.domain.log_leaves import LEAF_RECORDS
 from secrets_ledger.projections.replay import BatchCheck, Loader, Progress, load_views
 from secrets_ledger.projections.view import View
 from secrets_ledger.projections.views import views_named
@@ -132,7 +132,7 @@ def _load_part(settings: Settings, view_names: list[str], target: int, part: int
     try:
         source = storage.event_source
         assert isinstance(source, PostgresEventSource)
-        shared = () if check is None else tuple(cls.__qualname__ for cls in READ_RECORDS)
+        shared = () if check is None else tuple(cls.__qualname__ for cls in LEAF_RECORDS)
         read = partial(source.read_part, part=part, parts=parts, until=target, shared=shared)
         views = [view for name in view_names for view in views_named(name)]
         load_views(storage.view_store, read, views, target, batch_size, advance, check,

@@ -19,7 +19,7 @@ _COLUMNS = (
     " WHERE e.originator_id = r.tenant_uuid),"
     " t.version, t.shredded_at, c.version, c.deleted, {at_version}, {at_live},"
     " v.version, v.state, v.metadata, v.created_at, v.created_by, v.ciphertext, v.dek_id,"
-    " d.wrapped, tk.key_version, tk.wrapped, tk.master_key_id, {managed}"
+    " d.wrapped, tk.key_version, tk.wrapped, tk.master_key_id, {managed}, t.moved_to"
 )
 # A managed secret's incarnation and the client id of the version read (domain.managed):
 # joined only in a batch that reads one.

@@ -29,10 +29,10 @@ class SqlViewQueries:
         self.db = db
         self.key = key_order  # the key column, compared by bytes
 
-    def tenant_state(self, tenant_id: str) -> tuple[str | None, int] | None:
-        row = fetch_one(self.db, "SELECT shredded_at, version FROM tenants WHERE tenant_id = %s",
-                        (tenant_id,))
-        return None if row is None else (row[0], int(row[1]))
+    def tenant_state(self, tenant_id: str) -> tuple[str | None, int, str | None] | None:
+        row = fetch_one(self.db, "SELECT shredded_at, version, moved_to FROM tenants"
+                                 " WHERE tenant_id = %s", (tenant_id,))
+        return None if row is None else (row[0], int(row[1]), row[2])
 
     def tenants(self) -> list[tuple[str, str, str | None]]:
         rows = fetch_all(self.db, "SELECT tenant, created_at, shredded_at FROM tenants"

@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("tenant")
     create.set_defaults(run=commands.cmd_tenant_create)
     tenant.add_parser("list", help="list tenants").set_defaults(run=commands.cmd_tenant_list)
+    move = tenant.add_parser("move", help="move a tenant to another tenant group (its keys"
+                                          " and tokens are shredded where it was)")
+    move.add_argument("tenant")
+    move.add_argument("--to", required=True, help="the tenant group to move it to")
+    move.set_defaults(run=commands.cmd_tenant_move)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(
         dest="action", required=True, parser_class=_Parser)

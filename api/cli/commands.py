@@ -197,6 +197,19 @@ def _verdict(checks: list[tuple[str, ChainCheck]], scans_ok: bool) -> int:
     return EXIT_BROKEN if broken or not scans_ok else 0
 
 
+def cmd_tenant_move(args: argparse.Namespace) -> int:
+    with runtime_of_ledger(follow=True) as runtime:
+        if not isinstance(runtime, GroupedRuntime):
+            raise CommandFailed("there are no tenant groups to move it between: configure"
+                                " LEDGER_GROUPS (README: Deployments)")
+        moved = asyncio.run(runtime.ledger.grouped_tenants.move(OPERATOR, args.tenant,
+                                                                args.to, cli_request()))
+    print(f"moved {args.tenant} from {moved.source} to {moved.target}: {moved.records}"
+          f" records, {moved.events} events verified there; writes waited"
+          f" {moved.unavailable_seconds:.2f} s; its keys and tokens erased in {moved.source}")
+    return 0
+
+
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     with runtime_of_ledger() as runtime:
         created_at = asyncio.run(runtime.ledger.tenants.open(OPERATOR, args.tenant, cli_request()))

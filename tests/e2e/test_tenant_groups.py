@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -168,3 +170,41 @@ def test_the_feed_of_every_tenant_streams_both_groups_and_resumes_from_an_event_
     paged = admin.get("/v1/changes", params=only_writes).json()
     assert [item["tenant"] for item in paged["items"]] == [tenant for tenant, _ in seen]
     assert admin.get("/v1/changes", params={"after": "12"}).status_code == 400
+
+
+def test_a_tenant_moves_while_clients_write_and_no_acknowledged_write_is_lost(
+        server: Server, admin: httpx.Client) -> None:
+    tenant = tenant_in(admin, "home")
+    writer = issue_token(admin, tenant, "writer")["token"]
+    acknowledged: dict[str, int] = {}
+    refused: list[int] = []
+    stop = threading.Event()
+
+    def write(key: str) -> None:  # value n is version n if no write is lost or doubled
+        with server.client(writer) as client:
+            n = 1
+            while not stop.is_set():
+                response = client.put(secret_path(tenant, key), json={"value": n})
+                if response.status_code == 503:  # retryable: it changed nothing
+                    refused.append(n)
+                    continue
+                assert response.status_code in (200, 201), response.text
+                acknowledged[key], n = n, n + 1
+
+    writers = [threading.Thread(target=write, args=(f"k{i}",)) for i in range(4)]
+    for thread in writers:
+        thread.start()
+    time.sleep(1)
+    moved = cli(server, "tenant", "move", tenant, "--to", "blue")
+    time.sleep(1)
+    stop.set()
+    for thread in writers:
+        thread.join()
+    assert moved.returncode == 0, moved.stderr
+    assert f"moved {tenant} from home to blue" in moved.stdout
+    with server.client(writer) as client:
+        for key, n in acknowledged.items():
+            read = client.get(secret_path(tenant, key)).json()
+            assert (read["value"], read["version"]) == (n, n), key
+    verified = cli(server, "verify", "--tenant", tenant)
+    assert verified.returncode == 0, verified.stdout

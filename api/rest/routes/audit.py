@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["audit"])
 ChangeAction = Literal["tenant_opened", "write", "delete", "undelete", "destroy", "rollback",
                        "key_rotated", "token_created", "token_revoked", "shredded",
                        "metadata_updated", "labels_moved", "mount_enabled",
-                       "mount_configured", "mount_disabled"]
+                       "mount_configured", "mount_disabled", "moved_out"]
 Action = Literal[ChangeAction, "read"]
 
 

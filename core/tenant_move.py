@@ -1,0 +1,123 @@
+"""Moving a tenant to another tenant group, under load, losing nothing and splitting nothing.
+
+0. The directory marks the tenant as moving: within ``groups.ROUTE_SECONDS`` every
+   process's calls on it wait for the move to end (up to the store retry timeout, then
+   503) instead of going to its group.
+1. The fence: ``MovedOut`` closes the tenant's stream in its group. The writer there
+   refuses every command after it, and once the views hold it every query and read there
+   answers ``TenantMoved``: the router then waits for the move to end (503 after the
+   store retry timeout) and asks the new group. A command refused changed nothing.
+2. The copy: every record the tenant's log covers, in the log's order (its events but
+   the fence, and its part of each read record), with its keys and tokens, stored in the
+   target group in one transaction, so the target's log holds the same leaves.
+3. The check, on the target: the chain and the log verify, and the log's leaves are the
+   source's, the fence's excepted.
+4. The switch: the directory lists the tenant in the target, if it is still listed in
+   the source (compare and set).
+5. The source forgets it: its keys and tokens deleted and erased; its records stay there,
+   sealed for good, closed by the fence.
+
+A move interrupted anywhere is taken up again by running it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from uuid import UUID
+
+from secrets_ledger.core.groups import ROUTE_SECONDS, TenantGroups
+from secrets_ledger.core.move_ports import TenantCopy
+from secrets_ledger.core.policy import UseCase
+from secrets_ledger.core.principals import Credential
+from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.domain import rules
+from secrets_ledger.domain.errors import InvalidRequest, TenantMoved, Unavailable
+from secrets_ledger.domain.tenant import Tenant, tenant_id_for
+from secrets_ledger.domain.times import format_time, utc_now
+
+
+@dataclass(frozen=True)
+class MoveReport:
+    source: str
+    target: str
+    records: int  # copied: its events and read records (its log's leaves)
+    events: int  # of its stream in the target, each verified
+    unavailable_seconds: float  # from the fence to the switch: commands wait meanwhile
+
+
+class TenantMove:
+    def __init__(self, groups: TenantGroups, copies: Mapping[str, TenantCopy]) -> None:
+        self.groups = groups
+        self.copies = copies
+
+    async def move(self, caller: Credential, tenant: str, target: str,
+                   request: RequestInfo) -> MoveReport:
+        """Moves the tenant to the group ``target`` (admins: it shreds the tenant where it
+        was, keys and tokens)."""
+        groups, home = self.groups, self.groups.home
+        principal = await groups.principal(caller)
+        await home.door.admitted(principal, tenant, UseCase.SHRED_TENANT)
+        rules.check_tenant_name(tenant)
+        if target not in groups.ledgers:
+            raise InvalidRequest(f"no tenant group is named {target!r}")
+        listed = await home.door.in_thread(groups.directory.group_of, tenant)
+        source_name = listed or groups.home_name
+        if source_name == target:
+            raise InvalidRequest(f"{tenant} is in {target} already")
+        source, tenant_id = groups.ledgers[source_name], tenant_id_for(tenant)
+        started = time.monotonic()
+        if not await home.door.in_thread(groups.directory.begin_move, tenant, source_name,
+                                         target, format_time(utc_now())):
+            raise InvalidRequest(f"{tenant} is being moved elsewhere")
+        # Every process sees the move within this long: its calls on the tenant then wait
+        # for the move to end, and the fence below has no writer to contend with.
+        await asyncio.sleep(ROUTE_SECONDS)
+        try:
+            await source.door.on_tenant(principal, UseCase.SHRED_TENANT, tenant, request,
+                                        lambda found, _, ctx: found.move_out(target, ctx,
+                                                                             utc_now()))
+        except TenantMoved:  # fenced by a move that did not finish: take it up
+            await self._check_fenced_for(source_name, tenant_id, target)
+        await source.door.in_thread(source.door.await_views)  # now every read says moved
+        copied = await home.door.in_thread(self._copy, source_name, target, tenant_id,
+                                           tenant)
+        check = await groups.ledgers[target].history.verify(principal, tenant)
+        if not check.ok:
+            raise Unavailable(f"the copy in {target} does not verify ({check.reason});"
+                              f" {tenant} stays in {source_name}, fenced: run the move again")
+        if not await home.door.in_thread(groups.directory.move, tenant, source_name, target,
+                                         format_time(utc_now())):
+            raise Unavailable(f"{tenant} is no longer listed in {source_name}")
+        groups.forget(tenant)
+        unavailable = time.monotonic() - started
+        there = self.copies[source_name]
+        # A token revoked there since it was copied (its revocation's event was refused
+        # by the fence, and retried here by the router, unless its caller gave up).
+        await source.door.in_thread(lambda: self.copies[target].revoke_as(
+            there.rows(tenant, tenant_id).tokens))
+        await source.door.in_thread(there.erase, tenant, tenant_id)
+        return MoveReport(source_name, target, copied, check.events, unavailable)
+
+    async def _check_fenced_for(self, source: str, tenant_id: UUID, target: str) -> None:
+        door = self.groups.ledgers[source].door
+        found = await door.in_thread(door.streams.load, tenant_id)
+        if found is None or found.moved_to != target:
+            raise InvalidRequest(f"the tenant is moving to {found and found.moved_to}")
+
+    def _copy(self, source: str, target: str, tenant_id: UUID, tenant: str) -> int:
+        """Copies the tenant's records unless the target holds them already (a move run
+        again); checks that the target's log has the source's leaves but the fence's."""
+        there, here = self.copies[source], self.copies[target]
+        leaves = there.leaves(tenant_id)
+        records = there.records(tenant_id, leaves)
+        kept = [(leaf, record) for leaf, record in zip(leaves, records, strict=True)
+                if not isinstance(record, Tenant.MovedOut)]
+        if not here.leaves(tenant_id):
+            here.store([record for _, record in kept], there.rows(tenant, tenant_id))
+        if [leaf.leaf for leaf in here.leaves(tenant_id)] != [leaf.leaf for leaf, _ in kept]:
+            raise Unavailable(f"the log copied to {target} is not the source's: nothing"
+                              " switched; the tenant stays fenced where it was")
+        return len(kept)
