@@ -11,7 +11,7 @@ from secrets_ledger.adapters.backend import Storage
 from secrets_ledger.adapters.eventstore import StoredStreams
 from secrets_ledger.adapters.sql.database import fetch_all
 from secrets_ledger.adapters.sql.keys import KEY_TABLES
-from secrets_ledger.core.move_ports import LeafRecord, TenantRows
+from secrets_ledger.core.move_ports import LogLeaf, TenantRows
 from secrets_ledger.domain.reads import MovedReads
 
 HASH_BYTES = 32  # a stored leaf row holds its hash first (then the subtrees it completes)
@@ -30,13 +30,13 @@ class StoredTenantCopy:
         self.storage = storage
         self.db = storage.db
 
-    def leaves(self, tenant_id: UUID) -> list[LeafRecord]:
+    def leaves(self, tenant_id: UUID) -> list[LogLeaf]:
         rows = self.storage.log_rows
         size = rows.log_size(str(tenant_id))
-        return [LeafRecord(record_id, version, bytes(hashes[:HASH_BYTES]))
+        return [LogLeaf(record_id, version, bytes(hashes[:HASH_BYTES]))
                 for _, record_id, version, hashes in rows.leaf_rows(str(tenant_id), 0, size)]
 
-    def records(self, tenant_id: UUID, leaves: Sequence[LeafRecord]) -> list[Any]:
+    def records(self, tenant_id: UUID, leaves: Sequence[LogLeaf]) -> list[Any]:
         streams = self.storage.streams
         events = {stored.version: stored.decode() for stored in streams.stream(tenant_id)}
         found: list[Any] = []

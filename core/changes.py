@@ -33,7 +33,8 @@ from secrets_ledger.domain.tenant import tenant_id_for
 CHANGE_ACTIONS = frozenset({
     "tenant_opened", "write", "delete", "undelete", "destroy", "rollback", "key_rotated",
     "token_created", "token_revoked", "shredded", "metadata_updated", "labels_moved",
-    "mount_enabled", "mount_configured", "mount_disabled", "moved_out"})
+    "mount_enabled", "mount_configured", "mount_disabled", "moved_out",
+    "moved_in"})
 """Every action of the audit trail but ``read``: a read changes nothing."""
 MAX_WAIT = 60.0
 NOW = "now"  # the cursor past every change stored so far: follow from here on

@@ -1,5 +1,5 @@
-"""Where each tenant lives when the ledger spans several tenant groups: the directory (a
-port, stored in the home group) and the rule that places a new tenant.
+"""Where each tenant lives when the ledger spans several tenant groups: the rule that
+places a new tenant (the directory that records it is ``directory_ports``).
 
 A group is a complete ledger over storage of its own (its events table and its lock, its
 views and projection positions, its transparency logs, its tokens). The directory is the
@@ -11,38 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
-
-
-class Listing(NamedTuple):
-    group: str
-    moving_to: str | None  # a move under way: calls on the tenant wait for it to end
-
-
-class TenantDirectory(Protocol):
-    def group_of(self, tenant: str) -> str | None:
-        """The group recorded for the tenant (None: not listed, so the home group)."""
-
-    def listing(self, tenant: str) -> Listing | None:
-        """The tenant's row (None: not listed, so the home group, and no move)."""
-
-    def place(self, tenant: str, group: str, at: str) -> str:
-        """Records the tenant in ``group`` unless it is recorded already (two processes
-        opening it at once agree); returns the group recorded."""
-
-    def entries(self) -> dict[str, str]:
-        """Every tenant listed, with its group."""
-
-    def moves(self) -> int:
-        """How many moves began or ended so far (each one changes it)."""
-
-    def begin_move(self, tenant: str, source: str, target: str, at: str) -> bool:
-        """Marks the tenant as moving to ``target`` if it is in ``source`` now (unlisted
-        counts as the home group's) and not moving elsewhere; False if not."""
-
-    def move(self, tenant: str, source: str, target: str, at: str) -> bool:
-        """Lists the tenant in ``target``, no longer moving, if it is in ``source`` now;
-        False if it was not."""
 
 
 def placement(tenant: str, groups: Sequence[str]) -> str:

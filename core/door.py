@@ -142,11 +142,12 @@ class Door:
 
     async def command(self, credential: Credential, use_case: UseCase, tenant: str,
                       request: RequestInfo, run: Command[T], replayed: Replay[T] | None = None,
-                      *, check: Callable[[], None] | None = None) -> T:
+                      *, check: Callable[[], None] | None = None, moving: bool = False) -> T:
         """Runs ``run`` on the aggregate of ``tenant`` through the group-commit writer, once
         the caller is admitted; ``check`` judges the request's own input first (then the
         tenant's name is checked). A request repeated with its idempotency key gets the
-        first outcome (``replayed``) and writes nothing more."""
+        first outcome (``replayed``) and writes nothing more. A tenant moved to another
+        group is refused (TenantMoved), unless ``moving`` (``tenant_move``'s last step)."""
         tenant_id = tenant_id_for(tenant)
         if request.idempotency_key is not None and replayed is not None:
             principal = await self.admitted(credential, tenant, use_case)
@@ -161,7 +162,7 @@ class Door:
             if check is not None:
                 check()
             rules.check_tenant_name(tenant)
-            if aggregate is not None:  # moved to another group: nothing may change here
+            if aggregate is not None and not moving:  # moved away: nothing changes here
                 aggregate.check_not_moved()
             return run(aggregate, effects, ctx)
 

@@ -116,13 +116,18 @@ class GroupedChanges(ByTenant):
             await asyncio.gather(*pending, return_exceptions=True)
             pages = {name: ChangePage([], vector[name]) for name in names}
             pages.update({waits[task]: task.result() for task in done})
-        return merge(vector, pages, limit)
+        copies = await self.groups.home.door.in_thread(self.groups.directory.copies)
+        return merge(vector, pages, limit, copies)
 
 
-def merge(vector: Vector, pages: dict[str, ChangePage], limit: int) -> ChangePage:
+def merge(vector: Vector, pages: dict[str, ChangePage], limit: int,
+          copies: dict[tuple[str, str], int] | None = None) -> ChangePage:
     """Up to ``limit`` of the pages' changes, the earliest first but each group's in its
     own order, each with its cursor; the page's cursor is past every change it holds,
-    and past what a group's filter skipped where that group's page was taken whole."""
+    and past what a group's filter skipped where that group's page was taken whole.
+    A moved tenant's changes copied into its new group (``copies``: (tenant, group) ->
+    up to which stream version) are passed over there: the group it left serves them."""
+    copies = copies or {}
     vector = dict(vector)
     heads = {name: deque(page.items) for name, page in pages.items()}
     items: list[ChangeRow] = []
@@ -134,6 +139,8 @@ def merge(vector: Vector, pages: dict[str, ChangePage], limit: int) -> ChangePag
         name = min(ready, key=lambda group: heads[group][0].at)
         item = heads[name].popleft()
         vector[name] = item.position
+        if item.stream_version <= copies.get((item.tenant, name), 0):
+            continue
         items.append(item)
         ids.append(vector_text(vector))
     for name, page in pages.items():

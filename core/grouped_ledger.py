@@ -14,7 +14,7 @@ from typing import Any, cast
 from secrets_ledger.core.admission import QueueLoad
 from secrets_ledger.core.changes import ChangeFeed
 from secrets_ledger.core.checkpoints import Checkpointer
-from secrets_ledger.core.directory import TenantDirectory
+from secrets_ledger.core.directory_ports import TenantDirectory
 from secrets_ledger.core.grouped_feed import GroupedChanges
 from secrets_ledger.core.groups import ByTenant, TenantGroups
 from secrets_ledger.core.history import History

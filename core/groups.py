@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from secrets_ledger.core.directory import TenantDirectory, placement
+from secrets_ledger.core.directory import placement
+from secrets_ledger.core.directory_ports import TenantDirectory
 from secrets_ledger.core.ledger import Ledger
 from secrets_ledger.core.principals import BearerToken, Credential, Principal
 from secrets_ledger.domain.errors import TenantMoved, Unauthorized, Unavailable

@@ -17,7 +17,7 @@ class TenantRows(NamedTuple):
     tokens: list[Row]  # hashes only, with their AWS signing keys (wrapped)
 
 
-class LeafRecord(NamedTuple):
+class LogLeaf(NamedTuple):
     """One leaf of a tenant's log, and the record it covers."""
 
     record_id: str  # '' for the tenant's own event (then version is its stream version)
@@ -26,10 +26,10 @@ class LeafRecord(NamedTuple):
 
 
 class TenantCopy(Protocol):
-    def leaves(self, tenant_id: UUID) -> list[LeafRecord]:
+    def leaves(self, tenant_id: UUID) -> list[LogLeaf]:
         """Every leaf of the tenant's log, in order."""
 
-    def records(self, tenant_id: UUID, leaves: Sequence[LeafRecord]) -> list[Any]:
+    def records(self, tenant_id: UUID, leaves: Sequence[LogLeaf]) -> list[Any]:
         """The records those leaves cover, decoded, in the same order: the tenant's events,
         and its reads of each read record (``MovedReads``, one tenant's only)."""
 

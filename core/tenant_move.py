@@ -7,11 +7,13 @@
    refuses every command after it, and once the views hold it every query and read there
    answers ``TenantMoved``: the router then waits for the move to end (503 after the
    store retry timeout) and asks the new group. A command refused changed nothing.
-2. The copy: every record the tenant's log covers, in the log's order (its events but
-   the fence, and its part of each read record), with its keys and tokens, stored in the
-   target group in one transaction, so the target's log holds the same leaves.
-3. The check, on the target: the chain and the log verify, and the log's leaves are the
-   source's, the fence's excepted.
+2. The copy: every record the tenant's log covers, in the log's order (its events, the
+   fence included, and its part of each read record), with its keys and tokens, stored in
+   the target group in one transaction: the target's log holds the same leaves, so that
+   every checkpoint and proof served before the move holds after it.
+3. ``MovedIn`` lifts the fence in the target: its history goes on there, at the next
+   stream version. The check: the chain and the log verify there, and the log begins
+   with the source's leaves.
 4. The switch: the directory lists the tenant in the target, if it is still listed in
    the source (compare and set).
 5. The source forgets it: its keys and tokens deleted and erased; its records stay there,
@@ -28,12 +30,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from uuid import UUID
 
+from secrets_ledger.core.door import Door
 from secrets_ledger.core.groups import ROUTE_SECONDS, TenantGroups
 from secrets_ledger.core.move_ports import TenantCopy
 from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import Credential
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.domain import rules
+from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.errors import InvalidRequest, TenantMoved, Unavailable
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
@@ -82,9 +86,14 @@ class TenantMove:
         except TenantMoved:  # fenced by a move that did not finish: take it up
             await self._check_fenced_for(source_name, tenant_id, target)
         await source.door.in_thread(source.door.await_views)  # now every read says moved
-        copied = await home.door.in_thread(self._copy, source_name, target, tenant_id,
-                                           tenant)
-        check = await groups.ledgers[target].history.verify(principal, tenant)
+        copied, fence = await home.door.in_thread(self._copy, source_name, target,
+                                                  tenant_id, tenant)
+        there_now = groups.ledgers[target]
+        await there_now.door.command(  # its history goes on there: the fence lifted
+            principal, UseCase.SHRED_TENANT, tenant, request,
+            lambda found, _, ctx: (self._moved_in(found, source_name, fence, ctx), None),
+            moving=True)
+        check = await there_now.history.verify(principal, tenant)
         if not check.ok:
             raise Unavailable(f"the copy in {target} does not verify ({check.reason});"
                               f" {tenant} stays in {source_name}, fenced: run the move again")
@@ -107,17 +116,31 @@ class TenantMove:
         if found is None or found.moved_to != target:
             raise InvalidRequest(f"the tenant is moving to {found and found.moved_to}")
 
-    def _copy(self, source: str, target: str, tenant_id: UUID, tenant: str) -> int:
-        """Copies the tenant's records unless the target holds them already (a move run
-        again); checks that the target's log has the source's leaves but the fence's."""
+    @staticmethod
+    def _moved_in(found: Tenant | None, source: str, fence: int, ctx: RequestContext
+                  ) -> Tenant:
+        tenant = Door.existing(found)
+        if tenant.version == fence:  # else lifted already, by a move run before
+            tenant.move_in(source, ctx, utc_now())
+        return tenant
+
+    def _copy(self, source: str, target: str, tenant_id: UUID, tenant: str
+              ) -> tuple[int, int]:
+        """Copies the tenant's records, the fence included, unless the target holds them
+        already (a move run again); checks that the target's log has the source's leaves.
+        Returns how many, and the fence's stream version."""
         there, here = self.copies[source], self.copies[target]
         leaves = there.leaves(tenant_id)
         records = there.records(tenant_id, leaves)
-        kept = [(leaf, record) for leaf, record in zip(leaves, records, strict=True)
-                if not isinstance(record, Tenant.MovedOut)]
+        fences = [record for record in records if isinstance(record, Tenant.MovedOut)]
+        if not fences or fences[-1].group != target:
+            raise Unavailable("the tenant's stream is not fenced for this move")
         if not here.leaves(tenant_id):
-            here.store([record for _, record in kept], there.rows(tenant, tenant_id))
-        if [leaf.leaf for leaf in here.leaves(tenant_id)] != [leaf.leaf for leaf, _ in kept]:
+            # First: the feed of every tenant never serves these changes twice.
+            self.groups.directory.record_copy(tenant, target, fences[-1].originator_version)
+            here.store(records, there.rows(tenant, tenant_id))
+        if [leaf.leaf for leaf in here.leaves(tenant_id)][:len(leaves)] != [
+                leaf.leaf for leaf in leaves]:
             raise Unavailable(f"the log copied to {target} is not the source's: nothing"
                               " switched; the tenant stays fenced where it was")
-        return len(kept)
+        return len(records), fences[-1].originator_version

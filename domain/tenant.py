@@ -1,11 +1,7 @@
 """The tenant aggregate: one event stream per tenant holding every change to its secrets.
-
-Commands are imperative (``write``), events past tense (``SecretVersionsWritten``).
-Each command checks its invariants against the current state with a small ``check_*``
-method, then records exactly one event; nothing is recorded when a check refuses.
-Plaintext never reaches the aggregate: writes receive a ``Sealer`` that turns
-(key, version, tenant key version) into sealed material.
-"""
+Commands are imperative (``write``), events past tense; each command checks its invariants
+with a small ``check_*`` method, then records exactly one event (nothing when a check
+refuses). Plaintext never reaches it: writes get a ``Sealer`` that seals each version."""
 
 from __future__ import annotations
 
@@ -138,6 +134,12 @@ class Tenant(Aggregate):
         def apply_to(self, tenant: Tenant) -> None:
             tenant.moved_to = self.group
 
+    class MovedIn(Event):
+        source: str  # the group it came from, whose history it holds, up to MovedOut
+
+        def apply_to(self, tenant: Tenant) -> None:
+            tenant.moved_to = None
+
     # ---- commands -------------------------------------------------------------------
 
     @classmethod
@@ -147,9 +149,8 @@ class Tenant(Aggregate):
         digest = link_hash(tenant_id, 1, cls.Opened.__qualname__, at, fields)
         return cls._create(cls.Opened, id=tenant_id, timestamp=at, hash=digest, **fields)
 
-    def write(
-        self, changes: Sequence[Change], seal: Sealer, ctx: RequestContext, at: datetime
-    ) -> list[tuple[str, int]]:
+    def write(self, changes: Sequence[Change], seal: Sealer, ctx: RequestContext,
+              at: datetime) -> list[tuple[str, int]]:
         """Writes new versions and soft-deletes keys atomically; returns (key, version)s."""
         self.check_not_shredded()
         self.check_each_key_once(changes)
@@ -233,6 +234,10 @@ class Tenant(Aggregate):
         self.check_not_moved()
         self.record(self.MovedOut, ctx, at, group=group)
 
+    def move_in(self, source: str, ctx: RequestContext, at: datetime) -> None:
+        """Its history copied here (up to ``MovedOut``): it goes on here."""
+        self.record(self.MovedIn, ctx, at, source=source)
+
     # ---- invariants -----------------------------------------------------------------
 
     def check_not_shredded(self) -> None:
@@ -263,8 +268,7 @@ class Tenant(Aggregate):
             raise VersionDestroyed("that version was destroyed")
 
     def check_each_key_once(self, changes: Sequence[Change]) -> None:
-        keys = [change.key for change in changes]
-        if len(set(keys)) != len(keys):
+        if len({change.key for change in changes}) != len(changes):
             raise InvalidRequest("a key may appear at most once in one transaction")
 
     def check_precondition(self, key: str, precondition: Precondition | None) -> None:
@@ -291,10 +295,6 @@ class Tenant(Aggregate):
 
 
 def _context_fields(ctx: RequestContext, prev_hash: str) -> dict[str, Any]:
-    return {
-        "actor": ctx.actor,
-        "request_id": ctx.request_id,
-        "idempotency_key": ctx.idempotency_key,
-        "request_hash": ctx.request_hash,
-        "prev_hash": prev_hash,
-    }
+    return {"actor": ctx.actor, "request_id": ctx.request_id,
+            "idempotency_key": ctx.idempotency_key, "request_hash": ctx.request_hash,
+            "prev_hash": prev_hash}

@@ -12,4 +12,12 @@ CREATE TABLE tenant_directory (
 CREATE TABLE tenant_directory_moves (
     moves BIGINT NOT NULL
 );
-INSERT INTO tenant_directory_moves (moves) VALUES (0)
+INSERT INTO tenant_directory_moves (moves) VALUES (0);
+-- A moved tenant's stream versions copied into the group it moved to (the group it came
+-- from serves their changes in the feed of every tenant; the copies are not served twice).
+CREATE TABLE tenant_copies (
+    tenant TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    copied_upto BIGINT NOT NULL,
+    PRIMARY KEY (tenant, group_name)
+)

@@ -88,6 +88,7 @@ _CHANGES: dict[type[Any], Callable[[Any], list[Change]]] = {
     Tenant.TokenRevoked: lambda e: [("token_revoked", None, None)],
     Tenant.Shredded: lambda e: [("shredded", None, None)],
     Tenant.MovedOut: lambda e: [("moved_out", None, None)],
+    Tenant.MovedIn: lambda e: [("moved_in", None, None)],
     managed_events.ManagedSecretCreated: lambda e: [("metadata_updated", e.key, None)],
     managed_events.ManagedSecretUpdated: lambda e: [("metadata_updated", e.key, None)],
     managed_events.ManagedVersionWritten: lambda e: [("write", e.key, e.write["version"])],

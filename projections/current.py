@@ -197,11 +197,12 @@ def _gather_shredded(view: CurrentSecretsView, rows: _CurrentRows, position: int
     rows.shredded.append(tenant_id)
 
 
-def _gather_moved_out(view: CurrentSecretsView, rows: _CurrentRows, position: int,
-                      event: Any, tenant_id: str, at: str) -> None:
+def _gather_moved(view: CurrentSecretsView, rows: _CurrentRows, position: int,
+                  event: Any, tenant_id: str, at: str) -> None:
+    """Out: the group it went to (every query here then says so); in: none any more."""
     rows.tenant_statements.append((
         f"UPDATE {view.t['tenants']} SET moved_to = %s WHERE tenant_id = %s",
-        (event.group, tenant_id)))
+        (getattr(event, "group", None), tenant_id)))
 
 
 def _gather_managed(view: CurrentSecretsView, rows: _CurrentRows, position: int, event: Any,
@@ -249,7 +250,8 @@ _GATHERERS: dict[type[Any], Gatherer] = {
     Tenant.VersionsDestroyed: _gather_destroyed,
     Tenant.TenantKeyRotated: _gather_key_rotated,
     Tenant.Shredded: _gather_shredded,
-    Tenant.MovedOut: _gather_moved_out,
+    Tenant.MovedOut: _gather_moved,
+    Tenant.MovedIn: _gather_moved,
     Tenant.TokenIssued: _gather_nothing,
     Tenant.TokenRevoked: _gather_nothing,
     **dict.fromkeys(MANAGED_GATHERERS, _gather_managed),

@@ -251,7 +251,7 @@ def projected(runtime: LedgerRuntime) -> str:
 
 def test_view_queries_read_what_was_projected(storage: Storage, projected: str) -> None:
     views = storage.views
-    assert views.tenant_state(projected) == (None, 7)
+    assert views.tenant_state(projected) == (None, 7, None)
     assert views.tenant_state("nobody") is None
     assert [name for name, _, shredded in views.tenants()] == ["acme"]
     assert views.key_state(projected, "b") == (2, False)

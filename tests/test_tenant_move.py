@@ -14,6 +14,7 @@ from secrets_ledger.core.tenant_move import MoveReport
 from secrets_ledger.domain.errors import InvalidRequest
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.grouped_runtime import GroupedRuntime
+from secrets_ledger.verifier import merkle, records
 from tests.support import run
 from tests.test_tenant_groups import ADMIN, opened, request, stream_head, token_of
 
@@ -89,9 +90,28 @@ def test_a_moved_tenants_log_keeps_every_leaf_so_old_proofs_hold(
 
     before = leaves("home")  # opened, the token, the write, the read record
     run(grouped.ledger.grouped_tenants.move(ADMIN, tenant, "blue", request()))
-    assert len(before) == 4 and leaves("blue") == before
-    assert leaves("home")[:4] == before and len(leaves("home")) == 5  # and the fence
+    assert len(before) == 4 and leaves("home")[:4] == before
+    assert len(leaves("home")) == 5 and leaves("blue")[:5] == leaves("home")  # the fence
+    assert len(leaves("blue")) == 6  # and MovedIn: the history goes on there
     assert run(grouped.ledger.history.verify(ADMIN, tenant)).ok
+
+
+def test_the_feed_of_every_tenant_serves_each_change_of_a_moved_tenant_once(
+        grouped: GroupedRuntime) -> None:
+    tenant = opened(grouped, "home")
+    run(grouped.ledger.secrets.put(ADMIN, tenant, "before", 1, None, None, request()))
+    run(grouped.ledger.grouped_tenants.move(ADMIN, tenant, "blue", request()))
+    run(grouped.ledger.secrets.put(ADMIN, tenant, "after", 1, None, None, request()))
+    seen: list[tuple[int, str]] = []
+    after = "0"
+    while (page := run(grouped.ledger.changes.page(ADMIN, None, after=after, limit=2))).items:
+        seen += [(row.stream_version, row.action) for row in page.items
+                 if row.tenant == tenant]
+        after = page.cursor_text
+    assert seen == [(1, "tenant_opened"), (2, "write"), (3, "moved_out"), (4, "moved_in"),
+                    (5, "write")]
+    tenant_feed = run(grouped.ledger.changes.page(ADMIN, tenant, limit=100)).items
+    assert [row.stream_version for row in tenant_feed] == [1, 2, 3, 4, 5]
 
 
 def test_moving_to_where_it_is_or_to_no_group_is_refused(grouped: GroupedRuntime) -> None:
@@ -99,3 +119,17 @@ def test_moving_to_where_it_is_or_to_no_group_is_refused(grouped: GroupedRuntime
     for target in ("blue", "nowhere"):
         with pytest.raises(InvalidRequest):
             run(grouped.ledger.grouped_tenants.move(ADMIN, tenant, target, request()))
+
+
+def test_an_auditor_recomputes_a_checkpoint_signed_before_the_move_from_the_new_group(
+        grouped: GroupedRuntime) -> None:
+    tenant = opened(grouped, "home")
+    reader = token_of(grouped, "reader", tenant)
+    run(grouped.ledger.secrets.put(ADMIN, tenant, "k", 1, None, None, request()))
+    run(grouped.ledger.reads.value(reader, tenant, "k", request()))
+    grouped.groups["home"].ledger.checkpointer.sign_round()
+    before = run(grouped.ledger.transparency.checkpoint(ADMIN, tenant))
+    run(grouped.ledger.grouped_tenants.move(ADMIN, tenant, "blue", request()))
+    served = run(grouped.ledger.transparency.leaves(ADMIN, tenant, 0, before.size))
+    recomputed = [merkle.leaf_hash(records.leaf_of(item.record)) for item in served]
+    assert before.size == 4 and merkle.root_hash(recomputed) == before.root

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from secrets_ledger.adapters.sql.database import Database, fetch_all, fetch_one
-from secrets_ledger.core.directory import Listing
+from secrets_ledger.core.directory_ports import Listing
 
 MOVED = "UPDATE tenant_directory_moves SET moves = moves + 1"
 
@@ -55,6 +55,17 @@ class SqlTenantDirectory:
             moved = cur.rowcount > 0
             cur.execute(MOVED)
             return moved
+
+    def record_copy(self, tenant: str, group: str, upto: int) -> None:
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO tenant_copies (tenant, group_name, copied_upto)"
+                        " VALUES (%s, %s, %s) ON CONFLICT (tenant, group_name)"
+                        " DO UPDATE SET copied_upto = excluded.copied_upto",
+                        (tenant, group, upto))
+
+    def copies(self) -> dict[tuple[str, str], int]:
+        return {(str(tenant), str(group)): int(upto) for tenant, group, upto in fetch_all(
+            self.db, "SELECT tenant, group_name, copied_upto FROM tenant_copies")}
 
     def moves(self) -> int:
         row = fetch_one(self.db, "SELECT moves FROM tenant_directory_moves")

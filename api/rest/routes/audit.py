@@ -14,7 +14,8 @@ router = APIRouter(prefix="/v1/tenants/{tenant}", tags=["audit"])
 ChangeAction = Literal["tenant_opened", "write", "delete", "undelete", "destroy", "rollback",
                        "key_rotated", "token_created", "token_revoked", "shredded",
                        "metadata_updated", "labels_moved", "mount_enabled",
-                       "mount_configured", "mount_disabled", "moved_out"]
+                       "mount_configured", "mount_disabled", "moved_out",
+                       "moved_in"]
 Action = Literal[ChangeAction, "read"]
 
 
