@@ -1,7 +1,8 @@
-"""Tenant groups: HTTP write throughput and latency of one ``secrets-ledger serve`` with 1,
-2 and 4 tenant groups on the one PostgreSQL server.
+"""Tenant groups: HTTP write throughput and latency of ``secrets-ledger serve`` (one
+process, or ``--servers N`` side by side) with 1, 2 and 4 tenant groups on the one
+PostgreSQL server.
 
-    python bench/groups.py [--quick] [--reps N] [--duration S] [--out PATH]
+    python bench/groups.py [--quick] [--reps N] [--duration S] [--servers N] [--out PATH]
                            [--standby [--base-port P]]
 
 Three configurations of ``serve``, each on schemas of its own (``bench_groups_<pid>_…``):
@@ -19,8 +20,16 @@ after 1 s of warmup). The tenants are new in every run, named so that rendezvous
 placement (``core.directory.placement``) puts as many in each group (16 / groups); the
 directory is read to confirm where they went. The configurations alternate in each
 repetition (3; ``--quick``: 1 of 3 s), each run on a ``serve`` started for it and stopped
-after it (one server running at a time). Reported: the medians of writes/s, p50 and p99,
-and ratios against ``1 group``. Issue's target: 2 groups at least 1.3x one group.
+after it (one configuration running at a time). Reported: the medians of writes/s, p50
+and p99, and ratios against ``1 group``. Issue's target: 2 groups at least 1.3x one group.
+
+``--servers N`` (default 1): each run starts N ``serve`` processes on the same storage and
+group configuration (the same ``LEDGER_*`` environment and data directory, the same
+bootstrap token; each on its own port), one after the other; the tenants and tokens are
+made through the first. Writer ``i`` sticks to server ``(i // groups) % N``, so that every
+server has as many writers of each group (16 / N in all). Server CPU is the sum over the
+N processes (their PostgreSQL backends too); each key is read back through its writer's
+server, every server's views caught up first.
 
 After every run (the views caught up), each key written is read back with the tenant's
 writer token: its versions are exactly the acknowledged ones (1..current, none lost or
@@ -111,18 +120,23 @@ class Configuration:
             create_schema(space.url, schema)
         self.master_key, self.bootstrap = master_key, bootstrap
 
-    def server(self) -> Server:
-        server = ledger_server(self.space.data_dir / "servers", database_url=self.space.url,
-                               schema=self.schemas["home"],
-                               data_dir=self.space.data_dir / f"ledger-{self.id}",
-                               master_key=self.master_key, bootstrap_token=self.bootstrap,
-                               name=f"groups-{self.id}")
-        if len(self.groups) > 1:
-            server.env["LEDGER_GROUP_NAME"] = "home"
-            server.env["LEDGER_GROUPS"] = json.dumps({
-                group: {"database_schema": schema} for group, schema in self.schemas.items()
-                if group != "home"})
-        return server
+    def servers(self, count: int) -> list[Server]:
+        """``count`` servers on the same storage, groups, data directory and bootstrap token
+        (each its own port, and so its own PGAPPNAME)."""
+        servers = []
+        for n in range(count):
+            server = ledger_server(self.space.data_dir / "servers", database_url=self.space.url,
+                                   schema=self.schemas["home"],
+                                   data_dir=self.space.data_dir / f"ledger-{self.id}",
+                                   master_key=self.master_key, bootstrap_token=self.bootstrap,
+                                   name=f"groups-{self.id}-s{n}")
+            if len(self.groups) > 1:
+                server.env["LEDGER_GROUP_NAME"] = "home"
+                server.env["LEDGER_GROUPS"] = json.dumps({
+                    group: {"database_schema": schema}
+                    for group, schema in self.schemas.items() if group != "home"})
+            servers.append(server)
+        return servers
 
     def tenant_names(self, rep: int) -> dict[str, str]:
         """WRITERS new tenant names -> their group, as many in each group: candidate names
@@ -155,8 +169,10 @@ class Writer:
     """One keep-alive connection writing the keys of one tenant, one write at a time; every
     write a new value (``n``, zero-padded, then the 300-byte payload's tail)."""
 
-    def __init__(self, index: int, tenant: str, group: str, token: str) -> None:
+    def __init__(self, index: int, tenant: str, group: str, token: str, server: Server
+                 ) -> None:
         self.index, self.tenant, self.group, self.token = index, tenant, group, token
+        self.server = server  # the one it writes to and is checked through
         self.head = (f"Host: ledger\r\nAuthorization: Bearer {token}\r\n"
                      "Content-Type: application/json\r\n")
         self.acked: dict[str, list[tuple[int, str]]] = {}  # key -> [(version, value)]
@@ -183,11 +199,26 @@ async def exchange(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], requ
     return int(head.split(b" ", 2)[1]), await conn[0].readexactly(length)
 
 
-async def writes(server: Server, writers: list[Writer], duration: float, warmup: float
-                 ) -> dict[str, Any]:
+def cpu_of(first: list[CpuSample], final: list[CpuSample]) -> dict[str, Any]:
+    """The servers' CPU over a window: summed over the processes (and their backends);
+    the machine's busy share from the first server's samples."""
+    each = [cpu_between(a, b) for a, b in zip(first, final, strict=True)]
+    if not all(each):
+        return {}
+    out: dict[str, Any] = {name: sum(cpu[name] for cpu in each) for name in (
+        "server_cpu_pct", "server_user_pct", "server_sys_pct", "postgres_cpu_pct")}
+    out["machine_busy_pct"] = each[0]["machine_busy_pct"]
+    out["server_cpu_pct_each"] = [cpu["server_cpu_pct"] for cpu in each]
+    out["postgres_cpu_pct_each"] = [cpu["postgres_cpu_pct"] for cpu in each]
+    return out
+
+
+async def writes(servers: list[Server], writers: list[Writer], duration: float,
+                 warmup: float) -> dict[str, Any]:
     clock, latencies = time.perf_counter, list[float]()
-    samples: list[tuple[CpuSample, tuple[int, int]]] = []
+    samples: list[tuple[list[CpuSample], tuple[int, int]]] = []
     statuses, errors, by_group = Counter[str](), Counter[str](), Counter[str]()
+    by_server = Counter[str]()
     load_cpu: list[float] = []
     start = clock() + warmup
     end = last = start + duration
@@ -200,7 +231,7 @@ async def writes(server: Server, writers: list[Writer], duration: float, warmup:
             writer.sent += 1
             key, value = writer.key(n), f"{n:08d}{PAYLOAD[8:]}"
             try:
-                conn = conn or await asyncio.open_connection("127.0.0.1", server.port)
+                conn = conn or await asyncio.open_connection("127.0.0.1", writer.server.port)
                 status, body = await asyncio.wait_for(
                     exchange(conn, writer.request(key, value)), 60.0)
             except Exception as error:  # counted; the next request reconnects
@@ -221,12 +252,14 @@ async def writes(server: Server, writers: list[Writer], duration: float, warmup:
                 if ok:
                     latencies.append(ended - began)
                     by_group[writer.group] += 1
+                    by_server[writer.server.name] += 1
                 last = max(last, ended)
         if conn is not None:
             conn[1].close()
 
-    def sample() -> tuple[CpuSample, tuple[int, int]]:
-        return CpuSample.take(server.pid, server.pg), pg_counters(server)
+    def sample() -> tuple[list[CpuSample], tuple[int, int]]:
+        return ([CpuSample.take(server.pid, server.pg) for server in servers],
+                pg_counters(servers[0]))
 
     async def window() -> None:  # the CPU of the measured window (asking PostgreSQL for
         await asyncio.sleep(max(0.0, start - clock()))  # its backends: in a thread)
@@ -237,15 +270,16 @@ async def writes(server: Server, writers: list[Writer], duration: float, warmup:
     samples.append(sample())
     load_cpu.append(time.process_time())
     (first, counted), (final, counted_end) = samples
-    cpu = cpu_between(first, final)
-    wall = final.at - first.at
+    cpu = cpu_of(first, final)
+    wall = final[0].at - first[0].at
     rate = len(latencies) / (last - start)
     return {"acknowledged": len(latencies), "ops_per_s": rate,
             "p50_ms": percentile(latencies, 50) * 1000,
             "p99_ms": percentile(latencies, 99) * 1000,
             "max_ms": max(latencies, default=nan) * 1000,
             "statuses": dict(statuses), "errors": dict(+errors),
-            "acknowledged_by_group": dict(sorted(by_group.items())), **cpu,
+            "acknowledged_by_group": dict(sorted(by_group.items())),
+            "acknowledged_by_server": dict(sorted(by_server.items())), **cpu,
             "load_cpu_pct": (load_cpu[1] - load_cpu[0]) / wall * 100 if wall > 0 else 0.0,
             "server_cpu_ms_per_write": cpu.get("server_cpu_pct", nan) * 10 / rate,
             # the whole database's and server's, as PostgreSQL reports them (its counters
@@ -268,37 +302,44 @@ def pg_counters(server: Server) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
-def measure(server: Server, writers: list[Writer], duration: float) -> dict[str, Any]:
+def measure(servers: list[Server], writers: list[Writer], duration: float
+            ) -> dict[str, Any]:
     # uvloop (uvicorn[standard] brings it), as _loadgen.py: the load shares two cores
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(writes(server, writers, duration, warmup=1.0))
+        return runner.run(writes(servers, writers, duration, warmup=1.0))
 
 
 # ---- setting up and checking a run ------------------------------------------------------
 
 
-def open_tenants(server: Server, bootstrap: str, names: dict[str, str]) -> list[Writer]:
-    """Opens the tenants as the admin; a writer token each."""
+def open_tenants(servers: list[Server], groups: int, bootstrap: str, names: dict[str, str]
+                 ) -> list[Writer]:
+    """Opens the tenants as the admin, through the first server; a writer token each. Writer
+    ``n`` writes to server ``(n // groups) % len(servers)`` (each server as many writers
+    of each group)."""
     writers = []
-    with httpx.Client(base_url=server.base_url, timeout=60.0,
+    with httpx.Client(base_url=servers[0].base_url, timeout=60.0,
                       headers={"Authorization": f"Bearer {bootstrap}"}) as admin:
         for n, (tenant, group) in enumerate(names.items()):
             admin.post("/v1/tenants", json={"tenant": tenant}).raise_for_status()
             token = admin.post(f"/v1/tenants/{tenant}/tokens", json={"role": "writer"}
                                ).raise_for_status().json()["token"]
-            writers.append(Writer(n, tenant, group, token))
+            writers.append(Writer(n, tenant, group, token,
+                                  servers[(n // groups) % len(servers)]))
     return writers
 
 
-def check(server: Server, writers: list[Writer]) -> dict[str, Any]:
+def check(servers: list[Server], writers: list[Writer]) -> dict[str, Any]:
     """Every acknowledged write is there: each key's versions are the acknowledged ones
     (1..current; with a write left unanswered, a superset of them), and its current
-    value is the last acknowledged."""
-    wait_views(server)
+    value is the last acknowledged (read through the writer's server, every server's
+    views caught up first)."""
+    for server in servers:
+        wait_views(server)
     bad: list[str] = []
     acknowledged = stored = 0
     for writer in writers:
-        with httpx.Client(base_url=f"{server.base_url}/v1/tenants/{writer.tenant}/secrets",
+        with httpx.Client(base_url=f"{writer.server.base_url}/v1/tenants/{writer.tenant}/secrets",
                           timeout=60.0, headers={"Authorization": f"Bearer {writer.token}"}
                           ) as client:
             for key, acked in writer.acked.items():
@@ -330,30 +371,39 @@ def check(server: Server, writers: list[Writer]) -> dict[str, Any]:
             "bad_keys": bad[:20]}
 
 
-def one_run(config: Configuration, rep: int, duration: float) -> dict[str, Any]:
-    server = config.server()
-    server.start("/healthz")
+def one_run(config: Configuration, rep: int, duration: float, count: int
+            ) -> dict[str, Any]:
+    servers = config.servers(count)
     try:
+        for server in servers:  # one after the other: the first makes the schemas
+            server.start("/healthz")
         names = config.tenant_names(rep)
-        writers = open_tenants(server, config.bootstrap, names)
+        writers = open_tenants(servers, len(config.groups), config.bootstrap, names)
+        for server in servers:  # the tenants and tokens known to every server
+            wait_views(server)
         placed = config.directory(list(names))
         misplaced = {t: g for t, g in names.items() if placed.get(t) != g}
-        run = measure(server, writers, duration)
-        run["check"] = check(server, writers)
+        run = measure(servers, writers, duration)
+        run["check"] = check(servers, writers)
+        run["writers_by_server"] = {
+            server.name: dict(sorted(Counter(w.group for w in writers
+                                             if w.server is server).items()))
+            for server in servers}
         run["tenants_by_group"] = dict(Counter(placed.values()))
         run["misplaced_tenants"] = misplaced
         run["check"]["ok"] = run["check"]["ok"] and not misplaced
     except BaseException:
-        console.print(f"{config.label}, rep {rep + 1}: the server's log ends\n"
-                      f"{server.log_tail(60)}", markup=False, highlight=False)
+        for server in servers:
+            console.print(f"{config.label}, rep {rep + 1}: {server.name}'s log ends\n"
+                          f"{server.log_tail(60)}", markup=False, highlight=False)
         raise
     finally:
-        code = server.stop()
-    run["server_exit"] = code
+        codes = [server.stop() for server in servers]
+    run["server_exit"] = codes
     return run
 
 
-def measured(space: Workspace, reps: int, duration: float
+def measured(space: Workspace, reps: int, duration: float, count: int
              ) -> dict[str, list[dict[str, Any]]]:
     master_key, bootstrap = new_master_key(), new_bootstrap_token()
     configs = {label: Configuration(space, label, groups, master_key, bootstrap)
@@ -361,7 +411,7 @@ def measured(space: Workspace, reps: int, duration: float
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in CONFIGS}
     for rep in range(reps):
         for label, config in configs.items():  # interleaved: the machine drifts
-            run = one_run(config, rep, duration)
+            run = one_run(config, rep, duration, count)
             runs[label].append(run)
             console.print(
                 f"rep {rep + 1} {label:<9} {fmt(run['ops_per_s']):>6} writes/s  p50"
@@ -369,7 +419,10 @@ def measured(space: Workspace, reps: int, duration: float
                 f" {fmt(run['server_cpu_pct'])}%  postgres {fmt(run['postgres_cpu_pct'])}%"
                 f"  machine {fmt(run['machine_busy_pct'])}%  server CPU/write"
                 f" {fmt(run['server_cpu_ms_per_write'], 2)} ms  PostgreSQL commits/s"
-                f" {fmt(run['pg_commits_per_s'])}  by group"
+                f" {fmt(run['pg_commits_per_s'])}"
+                + (f"  each server CPU {[round(x) for x in run['server_cpu_pct_each']]}%"
+                   if count > 1 else "")
+                + f"  by group"
                 f" {run['acknowledged_by_group']}  statuses {run['statuses']}"
                 + (f"  errors {run['errors']}" if run["errors"] else "")
                 + f"  check {'ok' if run['check']['ok'] else 'FAILED'}"
@@ -402,13 +455,19 @@ def main() -> int:
                         help="on a pg_auto_failover pair with a synchronous standby")
     parser.add_argument("--base-port", type=int, default=57460,
                         help="--standby: the monitor's port; the nodes take the next two")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="serve processes side by side on the same storage (writers"
+                             " spread evenly over them)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/)")
     args = parser.parse_args()
+    if not 1 <= args.servers <= WRITERS:
+        parser.error(f"--servers must be 1..{WRITERS}")
     duration = 3.0 if args.quick else args.duration
     reps = 1 if args.quick else args.reps
     console.print(f"[bold]{NAME}[/bold]: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load"
                   f" average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {duration:g} s"
-                  f" x {reps}{'; on a pg_auto_failover pair' if args.standby else ''}")
+                  f" x {reps}; {args.servers} serve process{'es' if args.servers > 1 else ''}"
+                  f"{'; on a pg_auto_failover pair' if args.standby else ''}")
     with workspace("postgres") as space, (
             standby_pair(args.base_port) if args.standby else nullcontext()) as pair:
         if pair is not None:  # the schemas go with the pair (dropped there, then not here)
@@ -416,7 +475,7 @@ def main() -> int:
         version = pg_version(space.url)
         console.print(f"PostgreSQL {version}", markup=False)
         try:
-            runs = measured(space, reps, duration)
+            runs = measured(space, reps, duration, args.servers)
         finally:
             if pair is not None:
                 for schema in space.schemas:
@@ -435,9 +494,10 @@ def main() -> int:
         row["p99_ratio"] = ratio(row["p99_ms"], base["p99_ms"])
     checks = {label: all(run["check"]["ok"] for run in runs[label]) for label in CONFIGS}
     where = "a pg_auto_failover pair (synchronous standby)" if args.standby else "one server"
+    serves = f"{args.servers} serve process{'es' if args.servers > 1 else ''}"
     print_table(f"Writes with tenant groups ({WRITERS} writers, {WRITERS} tenants spread evenly,"
-                f" PostgreSQL {version} on {where}, {duration:g} s x {reps}; ratios against"
-                f" {BASELINE})",
+                f" {serves}, PostgreSQL {version} on {where}, {duration:g} s x {reps}; ratios"
+                f" against {BASELINE})",
                 ["configuration", "writes/s", f"x {BASELINE}", "each run", "p50 ms",
                  f"p50 x {BASELINE}", "p99 ms", f"p99 x {BASELINE}", "checks"],
                 [[label, fmt(row["ops_per_s"]), fmt_ratio(row["writes_ratio"]),
@@ -446,8 +506,8 @@ def main() -> int:
                   fmt_ratio(row["p99_ratio"]), "ok" if checks[label] else "FAILED"]
                  for label, row in summary.items()])
     print_table("CPU over the measured windows (medians; % of one core, machine: of all"
-                f" {os.cpu_count()})",
-                ["configuration", "server %", "server ms/write", "its postgres backends %",
+                f" {os.cpu_count()}; servers: the sum over the {serves})",
+                ["configuration", "servers %", "servers ms/write", "their postgres backends %",
                  "load %", "machine busy %", "PostgreSQL commits/s"],
                 [[label, fmt(row["server_cpu_pct"]), fmt(row["server_cpu_ms_per_write"], 2),
                   fmt(row["postgres_cpu_pct"]), fmt(row["load_cpu_pct"]),
@@ -466,6 +526,8 @@ def main() -> int:
         "config": {"writers": WRITERS, "tenants": WRITERS, "keys_per_writer": KEYS,
                    "payload_bytes": len(PAYLOAD), "duration_s": duration, "warmup_s": 1.0,
                    "reps": reps, "quick": args.quick, "standby": args.standby,
+                   "servers": args.servers,
+                   "writer_to_server": "writer i -> server (i // groups) % servers",
                    "postgres": version, "configurations": CONFIGS},
         "baseline": BASELINE, "runs": runs, "summary": summary, "checks": checks,
         "target": {"configuration": target, "writes_ratio_at_least": goal, "ratio": got,

@@ -45,6 +45,7 @@ class TenantGroups:
         self._moves, self._looked = -1, 0.0  # the directory's moves, when last looked at
         self._tokens: dict[str, str] = {}  # token digest -> the group that holds it
         self._lock = threading.Lock()
+        self._signatures: dict[tuple[str, str], inspect.Signature] = {}
 
     # ---- where a tenant lives ----------------------------------------------------------------
 
@@ -153,8 +154,11 @@ class TenantGroups:
         group (the home group's when the call names no tenant). A tenant being moved is
         asked for again until its move ends: the call then goes to its new group (it did
         nothing where it was refused), or fails 503 after the store retry timeout."""
-        method = getattr(getattr(self.home, use_cases), name)
-        bound = inspect.signature(method).bind(*args, **kwargs)
+        signature = self._signatures.get((use_cases, name))
+        if signature is None:  # once per use case: inspect is slow
+            signature = inspect.signature(getattr(getattr(self.home, use_cases), name))
+            self._signatures[(use_cases, name)] = signature
+        bound = signature.bind(*args, **kwargs)
         tenant, caller = bound.arguments.get("tenant"), bound.arguments["caller"]
         deadline = time.monotonic() + self.home.door.settings.store_retry_timeout
         asked_again = False

@@ -116,7 +116,8 @@ class SqlViewQueries:
     def expired_managed(self, now: str) -> list[tuple[str, str]]:
         rows = fetch_all(self.db, "SELECT t.tenant, m.key FROM managed_secrets m JOIN tenants t"
                                   " ON t.tenant_id = m.tenant_id WHERE m.purge_after <= %s"
-                                  " AND t.shredded_at IS NULL ORDER BY t.tenant, m.key",
+                                  " AND t.shredded_at IS NULL AND t.moved_to IS NULL"
+                                  " ORDER BY t.tenant, m.key",
                          (now,))
         return [(str(tenant), str(key)) for tenant, key in rows]
 
