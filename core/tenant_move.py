@@ -70,7 +70,10 @@ class TenantMove:
         listed = await home.door.in_thread(groups.directory.group_of, tenant)
         source_name = listed or groups.home_name
         if source_name == target:
-            raise InvalidRequest(f"{tenant} is in {target} already")
+            left = await home.door.in_thread(self._erase_left_behind, tenant, target)
+            raise InvalidRequest(f"{tenant} is in {target} already" + (
+                f" (its keys and tokens left in {', '.join(left)} by a move that stopped"
+                " are erased now)" if left else ""))
         source, tenant_id = groups.ledgers[source_name], tenant_id_for(tenant)
         started = time.monotonic()
         if not await home.door.in_thread(groups.directory.begin_move, tenant, source_name,
@@ -109,6 +112,20 @@ class TenantMove:
             there.rows(tenant, tenant_id).tokens))
         await source.door.in_thread(there.erase, tenant, tenant_id)
         return MoveReport(source_name, target, copied, check.events, unavailable)
+
+    def _erase_left_behind(self, tenant: str, target: str) -> list[str]:
+        """Erases the tenant's keys and tokens in the groups it moved from to ``target``
+        (a move that stopped after its switch); the groups where it found some."""
+        tenant_id, left = tenant_id_for(tenant), []
+        for name, ledger in self.groups.ledgers.items():
+            found = ledger.door.streams.load(tenant_id) if name != target else None
+            if found is None or found.moved_to != target:
+                continue
+            rows = self.copies[name].rows(tenant, tenant_id)
+            if rows.tenant_keys or rows.tokens:
+                self.copies[name].erase(tenant, tenant_id)
+                left.append(name)
+        return left
 
     async def _check_fenced_for(self, source: str, tenant_id: UUID, target: str) -> None:
         door = self.groups.ledgers[source].door

@@ -114,6 +114,27 @@ def test_the_feed_of_every_tenant_serves_each_change_of_a_moved_tenant_once(
     assert [row.stream_version for row in tenant_feed] == [1, 2, 3, 4, 5]
 
 
+def test_a_move_stopped_after_its_switch_is_finished_by_running_it_again(
+        grouped: GroupedRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    tenant = opened(grouped, "home")
+    token_of(grouped, "writer", tenant)
+    left_behind = grouped.ledger.grouped_tenants.mover.copies["home"]
+
+    def stopped(*_: object) -> None:
+        raise RuntimeError("the operator's machine went down")
+
+    monkeypatch.setattr(left_behind, "erase", stopped)
+    with pytest.raises(RuntimeError):
+        run(grouped.ledger.grouped_tenants.move(ADMIN, tenant, "blue", request()))
+    monkeypatch.undo()
+    home = grouped.groups["home"].storage
+    assert home.token_rows.listing(tenant) != []  # switched, but not erased
+    with pytest.raises(InvalidRequest, match="erased now"):
+        run(grouped.ledger.grouped_tenants.move(ADMIN, tenant, "blue", request()))
+    assert home.token_rows.listing(tenant) == []
+    assert home.key_rows.tenant_key(str(tenant_id_for(tenant)), 1) is None
+
+
 def test_moving_to_where_it_is_or_to_no_group_is_refused(grouped: GroupedRuntime) -> None:
     tenant = opened(grouped, "blue")
     for target in ("blue", "nowhere"):
