@@ -34,11 +34,11 @@ from secrets_ledger.core.door import Door
 from secrets_ledger.core.groups import ROUTE_SECONDS, TenantGroups
 from secrets_ledger.core.move_ports import TenantCopy
 from secrets_ledger.core.policy import UseCase
-from secrets_ledger.core.principals import Credential
+from secrets_ledger.core.principals import Credential, Principal
 from secrets_ledger.core.requests import RequestInfo
 from secrets_ledger.domain import rules
 from secrets_ledger.domain.changes import RequestContext
-from secrets_ledger.domain.errors import InvalidRequest, TenantMoved, Unavailable
+from secrets_ledger.domain.errors import Contended, InvalidRequest, TenantMoved, Unavailable
 from secrets_ledger.domain.tenant import Tenant, tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
 
@@ -80,14 +80,9 @@ class TenantMove:
                                          target, format_time(utc_now())):
             raise InvalidRequest(f"{tenant} is being moved elsewhere")
         # Every process sees the move within this long: its calls on the tenant then wait
-        # for the move to end, and the fence below has no writer to contend with.
-        await asyncio.sleep(ROUTE_SECONDS)
-        try:
-            await source.door.on_tenant(principal, UseCase.SHRED_TENANT, tenant, request,
-                                        lambda found, _, ctx: found.move_out(target, ctx,
-                                                                             utc_now()))
-        except TenantMoved:  # fenced by a move that did not finish: take it up
-            await self._check_fenced_for(source_name, tenant_id, target)
+        # for the move to end, and the fence below has (nearly) no writer to contend with.
+        await asyncio.sleep(ROUTE_SECONDS * 1.5)
+        await self._fence(source_name, tenant, target, request, principal)
         await source.door.in_thread(source.door.await_views)  # now every read says moved
         copied, fence = await home.door.in_thread(self._copy, source_name, target,
                                                   tenant_id, tenant)
@@ -126,6 +121,26 @@ class TenantMove:
                 self.copies[name].erase(tenant, tenant_id)
                 left.append(name)
         return left
+
+    async def _fence(self, source: str, tenant: str, target: str, request: RequestInfo,
+                     principal: Principal) -> None:
+        """Appends ``MovedOut`` where the tenant is, retried while calls that began
+        before the move was seen still append (for up to the store retry timeout)."""
+        door = self.groups.ledgers[source].door
+        deadline = time.monotonic() + door.settings.store_retry_timeout
+        while True:
+            try:
+                await door.on_tenant(principal, UseCase.SHRED_TENANT, tenant, request,
+                                     lambda found, _, ctx: found.move_out(target, ctx,
+                                                                          utc_now()))
+                return
+            except TenantMoved:  # fenced by a move that did not finish: take it up
+                await self._check_fenced_for(source, tenant_id_for(tenant), target)
+                return
+            except Contended:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def _check_fenced_for(self, source: str, tenant_id: UUID, target: str) -> None:
         door = self.groups.ledgers[source].door

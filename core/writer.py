@@ -41,7 +41,7 @@ from secrets_ledger.core.batch_admission import admit_commands, answer_reads
 from secrets_ledger.core.idempotency import RecentOutcomes, StoredOutcome
 from secrets_ledger.core.jobs import Effects, Job
 from secrets_ledger.core.ports import ConcurrentAppend, Ports, StoreUnreachable
-from secrets_ledger.domain.errors import LedgerError, Unavailable
+from secrets_ledger.domain.errors import Contended, LedgerError, Unavailable
 from secrets_ledger.domain.outcomes import outcome_of
 from secrets_ledger.domain.read_chain import ReadChain
 from secrets_ledger.domain.reads import ValueReads
@@ -214,7 +214,7 @@ class BatchWriter:
             self._settle(batch, staged)
             return
         for job in batch:
-            job.finish(error=Unavailable("the tenant is too contended right now; retry"))
+            job.finish(error=Contended("the tenant is too contended right now; retry"))
 
     def _stage(self, job: Job[Any], aggregates: dict[UUID, Tenant], effects: Effects) -> Any:
         assert job.tenant_id is not None

@@ -109,6 +109,11 @@ class Unavailable(LedgerError):
     code = "unavailable"
 
 
+class Contended(Unavailable):
+    """Other processes kept appending to the tenant's stream while this command was
+    retried: nothing was stored."""
+
+
 class TenantMoved(Unavailable):
     """The tenant is being moved to another tenant group, or was: nothing was done here;
     the same request succeeds in the tenant's group (tenant groups find it by themselves)."""

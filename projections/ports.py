@@ -86,6 +86,10 @@ class TableClone:
 
 
 class ViewStore(Protocol):
+    transient: tuple[type[BaseException], ...]
+    """What a transaction may fail with and then succeed when run again (PostgreSQL: a
+    deadlock, e.g. a replay's swap with a live server's readers)."""
+
     def transaction(self) -> AbstractContextManager[ViewWriter]: ...
 
     def bulk_transaction(self) -> AbstractContextManager[ViewWriter]:

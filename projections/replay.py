@@ -20,6 +20,7 @@ from secrets_ledger.projections.ports import EventSource, TableClone, ViewStore,
 from secrets_ledger.projections.view import View
 
 REBUILD_SUFFIX = "__rebuild"
+SWAP_ATTEMPTS = 5
 Progress = Callable[[int], None]
 Read = Callable[[int, int], Sequence[tuple[int, Any]]]
 """(after, limit) -> the next (position, event) pairs."""
@@ -204,6 +205,21 @@ def replay(store: ViewStore, source: EventSource, view_classes: Sequence[type[Vi
             for clone in clones:
                 tx.execute(f"DROP TABLE IF EXISTS {clone.clone}")
         raise
+    for attempt in range(SWAP_ATTEMPTS):  # a deadlock with a live server's readers
+        try:
+            _swap(store, source, rebuilt, clones, position, batch_size, progress)
+            break
+        except store.transient:
+            if attempt == SWAP_ATTEMPTS - 1:
+                raise
+    return views_checksum(store, view_classes)
+
+
+def _swap(store: ViewStore, source: EventSource, rebuilt: Sequence[View],
+          clones: Sequence[TableClone], position: int, batch_size: int,
+          progress: Progress | None) -> None:
+    """Applies what arrived since the load, then swaps the rebuilt tables in, in one
+    transaction (the live projector waits on the tracking rows meanwhile)."""
     with store.transaction() as tx:
         for view in rebuilt:
             tx.lock_position(view.name)
@@ -214,4 +230,3 @@ def replay(store: ViewStore, source: EventSource, view_classes: Sequence[type[Vi
             clone.swap(tx)
         for view in rebuilt:
             tx.set_position(view.name, position)
-    return views_checksum(store, view_classes)

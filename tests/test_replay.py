@@ -40,7 +40,7 @@ from secrets_ledger.projections import current as current_module
 from secrets_ledger.projections.audit import AuditTrail, changes_of
 from secrets_ledger.projections.checksum import views_checksum
 from secrets_ledger.projections.current import CurrentSecretsView
-from secrets_ledger.projections.ports import ViewWriter
+from secrets_ledger.projections.ports import TableClone, ViewWriter
 from secrets_ledger.projections.projector import Projector
 from secrets_ledger.projections.replay import replay
 from secrets_ledger.projections.view import View
@@ -149,6 +149,32 @@ def test_replaying_all_views_gives_the_checksum_of_the_live_views(
     assert views_checksum(storage.view_store, ALL_VIEWS) == live
     assert sum(progressed) >= storage.event_source.max_position()
     assert blocking(runtime).get_secret("acme", "cas/key", request()).value == 1
+
+
+def test_a_swap_that_meets_a_deadlock_is_run_again(runtime: LedgerRuntime,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A replay beside a running server: its swap may deadlock with the server's readers
+    (PostgreSQL aborts one of them); the swap is run again, the rebuild kept."""
+    rich_history(blocking(runtime))
+    caught_up(runtime)
+    storage = runtime.storage
+    live = views_checksum(storage.view_store, ALL_VIEWS)
+    failed: list[str] = []
+    swap = TableClone.swap
+
+    class Deadlock(Exception):
+        pass
+
+    def deadlocked_once(clone: TableClone, tx: ViewWriter) -> None:
+        if not failed:
+            failed.append(clone.table)
+            raise Deadlock("deadlock detected")
+        swap(clone, tx)
+
+    monkeypatch.setattr(TableClone, "swap", deadlocked_once)
+    monkeypatch.setattr(storage.view_store, "transient", (Deadlock,))
+    assert replay(storage.view_store, storage.event_source, views_named("all")) == live
+    assert failed and views_checksum(storage.view_store, ALL_VIEWS) == live
 
 
 def test_every_tenant_event_class_is_projected_and_named_in_the_audit_trail() -> None:

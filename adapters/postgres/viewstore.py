@@ -107,6 +107,8 @@ class PostgresViewWriter(SqlViewWriter):
 
 
 class PostgresViewStore(SqlViewStore):
+    transient: tuple[type[BaseException], ...] = (psycopg.errors.DeadlockDetected,)
+
     def writer(self, cur: Cursor) -> ViewWriter:
         return PostgresViewWriter(cur)
 

@@ -41,6 +41,8 @@ class SqlViewWriter:
 
 
 class SqlViewStore(ABC):
+    transient: tuple[type[BaseException], ...] = ()
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
