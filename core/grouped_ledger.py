@@ -38,7 +38,6 @@ from secrets_ledger.core.tenant_move import MoveReport, TenantMove
 from secrets_ledger.core.tenants import TenantInfo, Tenants
 from secrets_ledger.core.tokens import Tokens
 from secrets_ledger.core.transparency import TransparencyLog
-from secrets_ledger.domain import rules
 from secrets_ledger.domain.errors import LedgerError, TokenNotFound, Unauthorized
 
 
@@ -49,10 +48,7 @@ class GroupedTenants(ByTenant):
 
     async def open(self, caller: Credential, tenant: str, request: RequestInfo) -> str:
         """Places a new tenant (``directory.placement``) once the caller may open it."""
-        principal = await self.groups.principal(caller)
-        await self.groups.home.door.admitted(principal, tenant, UseCase.OPEN_TENANT)
-        rules.check_tenant_name(tenant)
-        group = await self.groups.place(tenant)
+        principal, group = await self.groups.placed(caller, tenant, UseCase.OPEN_TENANT)
         opened: str = await self.groups.ledgers[group].tenants.open(principal, tenant, request)
         return opened
 
@@ -99,10 +95,7 @@ class GroupedImports(ByTenant):
                        ) -> Credential:
         if not create_tenant:
             return caller
-        principal = await self.groups.principal(caller)
-        await self.groups.home.door.admitted(principal, tenant, UseCase.IMPORT_SECRETS)
-        rules.check_tenant_name(tenant)
-        await self.groups.place(tenant)
+        principal, _ = await self.groups.placed(caller, tenant, UseCase.IMPORT_SECRETS)
         return principal
 
 

@@ -21,7 +21,9 @@ from typing import Any
 from secrets_ledger.core.directory import placement
 from secrets_ledger.core.directory_ports import TenantDirectory
 from secrets_ledger.core.ledger import Ledger
+from secrets_ledger.core.policy import UseCase
 from secrets_ledger.core.principals import BearerToken, Credential, Principal
+from secrets_ledger.domain import rules
 from secrets_ledger.domain.errors import TenantMoved, Unauthorized, Unavailable
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.domain.times import format_time, utc_now
@@ -130,17 +132,27 @@ class TenantGroups:
         it, else the principal it proves where it is held."""
         if isinstance(caller, Principal):
             return caller
-        holder = await self.holder(caller)
-        if holder is None or holder == group:
-            return caller  # unknown everywhere: the group refuses it (401)
-        try:
-            return await self.ledgers[holder].authenticate(caller)
-        except Unauthorized:  # moved away with its tenant since it was remembered?
-            self._tokens.pop(caller.digest, None)
+        for looked_again in (False, True):
             holder = await self.holder(caller)
             if holder is None or holder == group:
-                return caller
-            return await self.ledgers[holder].authenticate(caller)
+                return caller  # unknown everywhere: the group refuses it (401)
+            try:
+                return await self.ledgers[holder].authenticate(caller)
+            except Unauthorized:  # moved away with its tenant since it was remembered?
+                if looked_again:
+                    raise
+                self._tokens.pop(caller.digest, None)
+        raise AssertionError("unreachable")
+
+    async def placed(self, caller: Credential, tenant: str, use_case: UseCase
+                     ) -> tuple[Principal, str]:
+        """For a use case that may open the tenant: the caller's principal, once admitted,
+        and the tenant's group, placed now if it has none (nothing is placed for a
+        caller refused)."""
+        principal = await self.principal(caller)
+        await self.home.door.admitted(principal, tenant, use_case)
+        rules.check_tenant_name(tenant)
+        return principal, await self.place(tenant)
 
     async def principal(self, caller: Credential) -> Principal:
         """The principal a credential proves, wherever its token is held (else 401)."""
