@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -35,17 +36,30 @@ class BodyWriter:
     feed's fan-out, which writes one page to many streams in one loop rather than
     resuming each stream's coroutine through every ASGI layer. Frames the chunk as
     uvicorn does (a streamed response without a length is chunked); the response's end
-    still goes through ASGI ``send``."""
+    still goes through ASGI ``send``.
+
+    It holds its request weakly: the request's scope holds it, and a strong reference
+    back would make every request a reference cycle, freed only by the cycle collector,
+    whose full collections then stopped the process for 60-160 ms every 1.5 s under
+    load (the change feed's p99)."""
+
+    # The last chunk and its frame: the fan-out writes one chunk to every stream in turn,
+    # framed once rather than copied per stream (the event loop's thread only).
+    _framed: tuple[bytes, bytes] = (b"", b"")
 
     def __init__(self, cycle: RequestResponseCycle) -> None:
-        self.cycle = cycle
+        self.cycle = weakref.ref(cycle)
 
     def __call__(self, chunk: bytes) -> bool:
-        cycle = self.cycle
-        if (cycle.disconnected or cycle.flow.write_paused or not cycle.response_started
-                or cycle.response_complete or not cycle.chunked_encoding or not chunk):
+        cycle = self.cycle()
+        if (cycle is None or cycle.disconnected or cycle.flow.write_paused
+                or not cycle.response_started or cycle.response_complete
+                or not cycle.chunked_encoding or not chunk):
             return False
-        cycle.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        framed = BodyWriter._framed
+        if framed[0] is not chunk:
+            framed = BodyWriter._framed = (chunk, b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        cycle.transport.write(framed[1])
         return True
 
 

@@ -8,6 +8,7 @@ acknowledged write was committed before its response), then the runtime closes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 from collections.abc import Callable
@@ -54,8 +55,35 @@ def serve(settings: Settings, host: str, port: int, *, follow: bool = True,
         # uvicorn restores the handler it found and re-raises SIGTERM once it has drained:
         # with this one in place, run() returns and the runtime below closes cleanly.
         signal.signal(signal.SIGTERM, lambda signum, frame: None)
+        steady_collector()
         FeedEndingServer(config, runtime.ledger.changes.close).run(sockets=sockets)
     return 0
+
+
+YOUNG_COLLECTION_EVERY = 10_000
+"""Allocations (net) between two collections of the youngest generation (CPython: 700)."""
+
+
+def steady_collector() -> None:
+    """Sets the cycle collector for serving, once start-up is done.
+
+    A full collection stops every thread of the process for as long as it traverses
+    every tracked object. Under 16 writers it ran every 1.5 s for 55-165 ms, and the
+    change feed's p99 was made of these pauses (bench/feed.py): start-up leaves about
+    120,000 objects (modules, classes, the app) that live until exit, and the objects of
+    requests in flight, caught by a young collection every 700 allocations, kept pushing
+    the old generation past the growth that triggers a full collection. Frozen,
+    start-up's objects are never traversed again; collecting the young every 10,000
+    allocations promotes far fewer objects that die a moment later. Cyclic garbage is
+    still collected, only later (and a request makes none: see ``api.http_guard``).
+
+    Measured (one process, 16 writers, one subscriber, 8 s each): delivery p99 139-158
+    ms with requests already freed without the collector; 106 ms frozen; 84 ms frozen
+    and collecting the young every 10,000 (two full collections in 45 s, against 25).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, 10, 10)
 
 
 class FeedEndingServer(uvicorn.Server):

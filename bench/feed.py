@@ -140,9 +140,9 @@ def servers_of(space: Any, deployment: str, bootstrap: str, key: str) -> list[An
     return servers
 
 
-def measured(space: Any, deployment: str, reps: int, duration: float
-             ) -> dict[int, list[dict[str, Any]]]:
-    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in SUBSCRIBERS}
+def measured(space: Any, deployment: str, reps: int, duration: float,
+             counts: tuple[int, ...] = SUBSCRIBERS) -> dict[int, list[dict[str, Any]]]:
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in counts}
     bootstrap, key = new_bootstrap_token(), new_master_key()
     servers = servers_of(space, deployment, bootstrap, key)
     for server in servers:
@@ -152,7 +152,7 @@ def measured(space: Any, deployment: str, reps: int, duration: float
                           headers={"Authorization": f"Bearer {bootstrap}"}) as client:
             client.post("/v1/tenants", json={"tenant": TENANT}).raise_for_status()
         for rep in range(reps):
-            for subscribers in SUBSCRIBERS:
+            for subscribers in counts:
                 run = one_run(servers[0], bootstrap, subscribers, duration, servers[-1])
                 runs[subscribers].append(run)
                 console.print(f"{deployment}, rep {rep + 1}: {subscribers} subscribers: {run}")
@@ -165,22 +165,31 @@ def measured(space: Any, deployment: str, reps: int, duration: float
 def main() -> int:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--deployments", default=None,
+                        help="comma-separated: one, split (default: both on PostgreSQL)")
+    parser.add_argument("--subscribers", default=",".join(map(str, SUBSCRIBERS)),
+                        help="comma-separated subscriber counts, 0 and 200 among them"
+                             " (default: %(default)s)")
     args = parser.parse_args()
+    counts = tuple(int(n) for n in args.subscribers.split(","))
+    if not {0, 200} <= set(counts):
+        parser.error("--subscribers must include 0 and 200 (the ratio's two ends)")
     duration = 3.0 if args.quick else args.duration
     reps = 1 if args.quick else args.reps
-    deployments = ("one", "split") if args.backend == "postgres" else ("one",)
+    deployments = tuple(args.deployments.split(",")) if args.deployments else (
+        ("one", "split") if args.backend == "postgres" else ("one",))
     runs, summaries, kept = {}, {}, {}
     ok = True
     rows = []
     with workspace(args.backend) as space:
         for deployment in deployments:
-            runs[deployment] = measured(space, deployment, reps, duration)
+            runs[deployment] = measured(space, deployment, reps, duration, counts)
     for deployment in deployments:
         summary = summaries[deployment] = {n: summarised(n, results)
                                            for n, results in runs[deployment].items()}
         kept[deployment] = ratio(summary[200]["writes_per_s"], summary[0]["writes_per_s"])
         ok = ok and all(row.get("complete", True) for row in summary.values())
-        rows += [row_of(f"{n}, {LABELS[deployment]}", summary[n]) for n in SUBSCRIBERS]
+        rows += [row_of(f"{n}, {LABELS[deployment]}", summary[n]) for n in counts]
     print_table(f"Change feed ({args.backend}, 16 writers, {duration:g} s x {reps})",
                 ["subscribers", "writes/s", "p50 ms", "p99 ms", "every change once"], rows)
     for deployment in deployments:

@@ -5,17 +5,23 @@ nothing of its request is done), and work whose client has gone is never started
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from secrets_ledger.adapters.sql.pruning import IdempotencyPruning
+from secrets_ledger.api.http_guard import guarded_http
 from secrets_ledger.api.rest.app import create_app
 from secrets_ledger.api.rest.deps import CYCLE, client_gone_of
+from secrets_ledger.api.server import YOUNG_COLLECTION_EVERY, steady_collector
 from secrets_ledger.core.idempotency import RecentOutcomes
 from secrets_ledger.core.principals import Principal
 from secrets_ledger.core.requests import RequestInfo
@@ -122,12 +128,66 @@ def test_the_rest_api_asks_the_servers_request_cycle_whether_the_client_left() -
     class Cycle:
         disconnected = False
 
+    class OtherServers:
+        pass
+
     cycle = Cycle()
-    gone = client_gone_of({CYCLE: cycle})
+    gone = client_gone_of({CYCLE: weakref.ref(cycle)})
     assert gone is not None and not gone()
     cycle.disconnected = True
     assert gone()
-    assert client_gone_of({CYCLE: object()}) is None
+    del cycle
+    assert gone()  # the server let go of it: the request is over
+    other = OtherServers()
+    assert client_gone_of({CYCLE: weakref.ref(other)}) is None
+
+
+@pytest.fixture
+def served(runtime: LedgerRuntime) -> Iterator[tuple[str, str]]:
+    """The REST app served by uvicorn with ``serve``'s protocol, in this process (so that
+    the test can look at what its requests leave behind): its URL and an admin token."""
+    token = run(runtime.ledger.tokens.bootstrap(None))
+    assert token is not None
+    app = create_app(runtime.ledger, runtime.lag, 1000)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                            http=guarded_http(10.0, 30.0, 64))
+    sock = config.bind_socket()
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", token
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def test_a_served_request_leaves_no_reference_cycle(served: tuple[str, str]) -> None:
+    """Every request's objects are freed when it ends, not left to the cycle collector,
+    whose full collections stop the whole process (under load they made the change feed's
+    p99)."""
+    url, token = served
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                      timeout=10) as client:
+        client.post("/v1/tenants", json={"tenant": "acme"}).raise_for_status()
+        gc.collect()
+        gc.disable()
+        try:
+            for n in range(20):  # one kept-alive connection: each request replaces the last
+                client.put(f"/v1/tenants/acme/secrets/k{n}",
+                           json={"value": "v"}).raise_for_status()
+                client.get(f"/v1/tenants/acme/secrets/k{n}").raise_for_status()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            left = [type(o).__name__ for o in gc.garbage]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert "RequestResponseCycle" not in left
+    assert "BodyWriter" not in left
 
 
 def test_recent_idempotent_outcomes_are_bounded_in_bytes() -> None:
@@ -170,3 +230,16 @@ def test_idempotency_records_older_than_the_retention_are_pruned(
 
 def test_a_server_prunes_idempotency_records(runtime: LedgerRuntime) -> None:
     assert any(isinstance(task, IdempotencyPruning) for task in runtime.storage.maintenance)
+
+
+def test_serving_leaves_start_ups_objects_out_of_full_collections() -> None:
+    """``serve`` freezes what start-up built (it lives until exit) before it serves, so
+    that the full collections that stop the process traverse only what requests left."""
+    threshold = gc.get_threshold()
+    try:
+        steady_collector()
+        assert gc.get_freeze_count() > 10_000  # modules, classes, functions, the app
+        assert gc.get_threshold()[0] == YOUNG_COLLECTION_EVERY
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)

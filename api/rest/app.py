@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,7 +86,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        scope[CYCLE] = getattr(receive, "__self__", None)  # the server's, before wrapping
+        # The server's request cycle (the receiving end, before wrapping), held weakly: the
+        # cycle holds this scope, and a strong reference back would leave every request to
+        # the cycle collector (see ``api.http_guard.BodyWriter``).
+        cycle = getattr(receive, "__self__", None)
+        scope[CYCLE] = weakref.ref(cycle) if cycle is not None else None
         length = header(scope, b"content-length", last=True)
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             status = 413 if length.isdigit() else 400

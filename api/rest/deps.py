@@ -101,11 +101,15 @@ async def request_info_of(request: Request, caller: Credential, ledger: Ledger) 
 def client_gone_of(scope: Scope) -> Callable[[], bool] | None:
     """Whether the client closed its connection, asked from any thread without a round
     trip through the event loop: uvicorn's request cycle (the receiving end ``BodyLimit``
-    saw) keeps a ``disconnected`` flag. None under another server."""
-    cycle = scope.get(CYCLE)
-    if cycle is None or not hasattr(cycle, "disconnected"):
+    saw, held weakly) keeps a ``disconnected`` flag. None under another server."""
+    held = scope.get(CYCLE)
+    if held is None or not hasattr(held(), "disconnected"):
         return None
-    return lambda: bool(cycle.disconnected)
+
+    def gone() -> bool:  # the request is over once the server let go of its cycle
+        cycle = held()
+        return cycle is None or bool(cycle.disconnected)
+    return gone
 
 
 Info = Annotated[RequestInfo, Depends(get_request_info)]
