@@ -23,14 +23,18 @@ class ChangeRow(NamedTuple):
 
 class ChangeRows(Protocol):
     def projected(self) -> int:
-        """The last position every view holds: a change at or before it is projected."""
+        """The last position every view holds: a change at or before it is projected.
+        Like ``changes``, answered once what it covers is as safe as an acknowledged
+        write."""
 
     def changes(self, tenant_id: str | None, after: int, limit: int, *,
                 upto: int | None = None, prefix: str = "",
                 actions: Collection[str] | None = None) -> tuple[list[ChangeRow], int]:
         """The changes ``after`` < position <= ``upto`` (None: ``projected()``, read in
         the same snapshot) of one tenant (or of every one when None), in order: at most
-        ``limit``, filtered by key prefix and action; and the bound they were read to."""
+        ``limit``, filtered by key prefix and action; and the bound they were read to.
+        Answered once they are as safe as an acknowledged write (a commit is visible on
+        PostgreSQL before its synchronous standby has it)."""
 
 
 class Advances(Protocol):

@@ -31,7 +31,9 @@ class LogRows(Protocol):
         """The stored hashes of these leaves' rows (those that exist)."""
 
     def size(self, tenant_id: str) -> tuple[int, bytes] | None:
-        """(size, root) of the log's head, or None when it has no leaf."""
+        """(size, root) of the log's head, or None when it has no leaf; once its leaves
+        are as safe as an acknowledged write (a checkpoint is never signed over leaves a
+        failover could take back)."""
 
     def leaves(self, tenant_id: str, start: int, end: int) -> list[StoredLeaf]:
         """The stored leaves ``start`` to ``end - 1``, in order."""
@@ -61,10 +63,12 @@ class LogRows(Protocol):
         (``domain.log_fold``)."""
 
     def unsigned(self) -> list[HeadRow]:
-        """The heads this process grew since the last call (taken)."""
+        """The heads this process grew since the last call (taken): of acknowledged
+        writes only."""
 
     def behind(self) -> list[HeadRow]:
-        """The heads of every log whose latest checkpoint is older (a scan)."""
+        """The heads of every log whose latest checkpoint is older (a scan); as safe as
+        an acknowledged write, as ``size``."""
 
     def checkpoint(self, tenant_id: str) -> StoredCheckpoint | None: ...
 

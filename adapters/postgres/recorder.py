@@ -22,10 +22,12 @@ unquoted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     OperationalError,
     ProgrammingError,
@@ -61,6 +63,23 @@ class LedgerPostgresFactory(PostgresFactory):
         pool.reconnect_timeout = RECONNECT_SECONDS
 
 
+@contextmanager
+def standby_wait_watched(conn: Connection[Any]) -> Iterator[list[str]]:
+    """Notes, in the list it yields, a commit on ``conn`` whose wait for the synchronous
+    standby was cut short (cancelled, or the server shutting down): PostgreSQL answers
+    such a commit with success and a warning, and it is on this server only."""
+    cut_short: list[str] = []
+
+    def notice(diagnostic: psycopg.errors.Diagnostic) -> None:
+        if "synchronous replication" in (diagnostic.message_primary or ""):
+            cut_short.append("cut short")
+    conn.add_notice_handler(notice)
+    try:
+        yield cut_short
+    finally:
+        conn.remove_notice_handler(notice)
+
+
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
     _statements: _Statements | None = None
 
@@ -82,13 +101,20 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
             if not conn.autocommit:
                 raise ProgrammingError("the event store's connections must be in autocommit")
             query = self._transaction_text(conn, stored_events, rows, log)
-            with conn.cursor() as curs:
+            with standby_wait_watched(conn) as cut_short, conn.cursor() as curs:
                 curs.execute(query)  # no parameters: the simple query protocol
-                if not stored_events:
-                    return None
                 while curs.nextset():  # the events' INSERT is the last statement
                     pass
-                notification_ids = [row["notification_id"] for row in curs.fetchall()]
+                notification_ids = (
+                    [row["notification_id"] for row in curs.fetchall()] if stored_events
+                    else [])
+        if cut_short:
+            # "Committed locally, but might not have been replicated": success, with a
+            # warning. Not an acknowledgement: the caller asks after it as after a lost
+            # connection, and waits for the standby (``StoredStreams.save``).
+            raise OperationalError("the wait for the synchronous standby was cut short")
+        if not stored_events:
+            return None
         if len(notification_ids) != len(stored_events):  # pragma: no cover
             raise OperationalError("the events' notification ids did not all come back")
         return notification_ids

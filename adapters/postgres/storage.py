@@ -4,6 +4,7 @@ key store and the tokens; the master key stays outside it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -20,7 +21,11 @@ from secrets_ledger.adapters.postgres.database import (
 )
 from secrets_ledger.adapters.postgres.events import PostgresEventSource
 from secrets_ledger.adapters.postgres.parallel_replay import loader_for
-from secrets_ledger.adapters.postgres.recorder import RECORDER_TOPIC, LedgerPostgresRecorder
+from secrets_ledger.adapters.postgres.recorder import (
+    RECORDER_TOPIC,
+    LedgerPostgresRecorder,
+    standby_wait_watched,
+)
 from secrets_ledger.adapters.postgres.tlog import PostgresLogRows
 from secrets_ledger.adapters.postgres.values import PostgresValueLookups
 from secrets_ledger.adapters.postgres.viewstore import PostgresViewStore
@@ -44,26 +49,31 @@ class PostgresStreams(StoredStreams):
         self.events.save(*aggregates, data_keys=data_keys, log=log)
 
     def durable(self) -> None:
-        """A commit is visible on its server before its synchronous standby has it: a
-        commit found after a lost connection may still be lost in the failover under
-        way. A commit of our own (``txid_current()`` gives it a commit record) waits for
-        the standby past every earlier one; if that wait is cut short (the server shut
-        down, or the wait cancelled: success with a warning) the outcome is still in
-        doubt, and the caller asks again."""
-        cut_short: list[str] = []
         recorder = self.events.recorder
         assert isinstance(recorder, LedgerPostgresRecorder)
-        with recorder.datastore.get_connection() as conn:
-            def notice(diagnostic: psycopg.errors.Diagnostic) -> None:
-                if "synchronous replication" in (diagnostic.message_primary or ""):
-                    cut_short.append("cancelled")
-            conn.add_notice_handler(notice)
-            try:
-                conn.execute("SELECT txid_current()")  # autocommit: a commit of its own
-            finally:
-                conn.remove_notice_handler(notice)
-        if cut_short:
-            raise IN_DOUBT[0]("the wait for the synchronous standby was cut short")
+        durable_commits(recorder)
+
+
+def durable_commits(recorder: LedgerPostgresRecorder) -> None:
+    """Returns once every commit its server shows is as safe as an acknowledged one.
+
+    A commit is visible on its server before its synchronous standby has it once its
+    wait for the standby was cut short (cancelled, or the server restarted: success with
+    a warning, or a lost connection): a commit found after a lost connection, a change
+    read for the feed or a log's head read for a checkpoint may then still be lost in a
+    failover. A commit of our own waits for the standby past every earlier one; if that
+    wait is cut short too, the outcome is still in doubt, and the caller asks again.
+    Without a synchronous standby (none configured, or pg_auto_failover's single-copy
+    ``wait_primary``) there is nothing to wait for, and no commit is made.
+    """
+    with recorder.datastore.get_connection() as conn, standby_wait_watched(conn) as cut_short:
+        # A commit waits for the standby only if its transaction wrote to the log before
+        # its commit record (``SELECT txid_current()`` alone commits at once): a
+        # transactional message, which nothing decodes, is the smallest such write.
+        conn.execute("SELECT CASE WHEN current_setting('synchronous_standby_names') <> ''"
+                     " THEN pg_logical_emit_message(true, 'secrets-ledger', '') END")
+    if cut_short:
+        raise IN_DOUBT[0]("the wait for the synchronous standby was cut short")
 
 
 def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Storage:
@@ -87,7 +97,11 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
         raise
     source = PostgresEventSource(events)
     key_rows = SqlKeyRows(db, SqlProcesses(db))
-    log_rows = PostgresLogRows(db, f"SELECT max(notification_id) FROM {source.table}")
+    recorder = events.recorder
+    assert isinstance(recorder, LedgerPostgresRecorder)
+    durable = partial(durable_commits, recorder)
+    log_rows = PostgresLogRows(db, f"SELECT max(notification_id) FROM {source.table}",
+                               durable)
     streams = PostgresStreams(events, LogAppender(log_rows), source.read,
                               settings.store_retry_timeout)
     return Storage(settings, db, events, streams,
@@ -96,5 +110,5 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
                    replay_loader=lambda events, workers: loader_for(settings, events, workers),
                    log_rows=log_rows, log_key=LogKey(settings),
-                   change_rows=SqlChangeRows(db, db, one_database=True),
+                   change_rows=SqlChangeRows(db, db, one_database=True, durable=durable),
                    unreachable=(psycopg.OperationalError, *IN_DOUBT))

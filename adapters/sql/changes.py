@@ -5,7 +5,7 @@ store's (one database on PostgreSQL, two files on SQLite: two statements, not a 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from secrets_ledger.adapters.sql.database import Database, fetch_all, fetch_one
 from secrets_ledger.core.feed_ports import ChangeRow
@@ -26,14 +26,21 @@ LEAF = (", (SELECT l.idx FROM log_leaves l WHERE l.record_id = ''"
 
 
 class SqlChangeRows:
-    def __init__(self, views: Database, log: Database, *, one_database: bool) -> None:
-        """``one_database``: the logs are in the views' database (a join, not a query)."""
+    def __init__(self, views: Database, log: Database, *, one_database: bool,
+                 durable: Callable[[], None] = lambda: None) -> None:
+        """``one_database``: the logs are in the views' database (a join, not a query);
+        ``durable``: returns once every commit the store shows is as safe as an
+        acknowledged one. Nothing is served before: a change (or a position) that a
+        failover could take back would leave a subscriber past positions the new primary
+        hands out again."""
         self.views = views
         self.log = log
         self.one_database = one_database
+        self.durable = durable
 
     def projected(self) -> int:
         row = fetch_one(self.views, PROJECTED)
+        self.durable()
         return int(row[0]) if row is not None else AUDIT_SLOTS - 1
 
     def changes(self, tenant_id: str | None, after: int, limit: int, *,
@@ -59,6 +66,7 @@ class SqlChangeRows:
         rows = fetch_all(self.views, f"SELECT '', NULL, {bound_sql}, {marker} UNION ALL"
                                      f" SELECT * FROM ({sql} ORDER BY a.position LIMIT %s) c",
                          ([] if upto is None else [upto]) + params + [limit])
+        self.durable()
         bound = next(int(row[2]) for row in rows if row[1] is None)
         found = sorted((row for row in rows if row[1] is not None), key=lambda row: row[2])
         if self.one_database:

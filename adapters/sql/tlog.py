@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from secrets_ledger.adapters.sql.database import Cursor, Database, fetch_all, fetch_one
@@ -74,9 +74,13 @@ INSERT_LEAF = ("INSERT INTO log_leaves (tenant_id, idx, record_id, record_versio
 class SqlLogRows:
     """The logs' rows, read (and checkpoints written) through the event store's database."""
 
-    def __init__(self, db: Database, position_sql: str) -> None:
-        """``position_sql``: the statement that reads the event store's last position."""
+    def __init__(self, db: Database, position_sql: str,
+                 durable: Callable[[], None] = lambda: None) -> None:
+        """``position_sql``: the statement that reads the event store's last position;
+        ``durable``: returns once every commit the store shows is as safe as an
+        acknowledged one (PostgreSQL with synchronous standbys: see ``durable_commits``)."""
         self.db = db
+        self.durable = durable
         self._snapshot = SNAPSHOT.format(position=position_sql)
         self._lock = threading.Lock()
         self._grown: dict[str, tuple[int, bytes]] = {}
@@ -110,6 +114,12 @@ class SqlLogRows:
             [value for index in wanted for value in (tenant_id, index)])} if wanted else {}
 
     def size(self, tenant_id: str) -> tuple[int, bytes] | None:
+        """The head to sign, once its leaves are as safe as an acknowledged write."""
+        head = self._head(tenant_id)
+        self.durable()
+        return head
+
+    def _head(self, tenant_id: str) -> tuple[int, bytes] | None:
         head = self.heads([tenant_id]).get(tenant_id)
         return None if head is None else (head.size, head.root)
 
@@ -189,9 +199,11 @@ class SqlLogRows:
         for tenant_id in self.log_tenants():
             size = self.log_size(tenant_id)
             if signed.get(tenant_id, (0, b""))[0] < size:
-                found = self.size(tenant_id)
+                found = self._head(tenant_id)
                 if found is not None:
                     heads.append((tenant_id, *found))
+        if heads:
+            self.durable()  # heads to sign, as ``size``
         return heads
 
     def checkpoint(self, tenant_id: str) -> StoredCheckpoint | None:

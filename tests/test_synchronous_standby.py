@@ -1,0 +1,171 @@
+"""A commit whose wait for the synchronous standby is cut short (PostgreSQL): the server
+answers it with success and a warning, and from then on shows it, though the standby
+may never get it and a failover would take it back. The ledger acknowledges no such
+write, and serves nothing that rests on one, until the standby has it.
+
+A PostgreSQL server of its own, told to wait for a standby that does not exist, holds
+every commit in that wait; the test cuts the waits short (``pg_cancel_backend``, as an
+operator's tool might), then lets the standby "answer" by naming none.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from secrets_ledger.core.principals import Principal
+from secrets_ledger.core.requests import RequestInfo
+from secrets_ledger.core.settings import Settings
+from secrets_ledger.domain.changes import RequestContext
+from secrets_ledger.domain.tenant import tenant_id_for
+from secrets_ledger.runtime import LedgerRuntime
+from tests.pg_instance import PostgresInstance
+from tests.support import blocking, run
+
+OPERATOR = Principal.operator("test")
+SCHEMA = "ledger"
+HELD = 1.0  # seconds a call must stay unanswered while the standby has not answered
+
+
+class Pair:
+    """The server, and the standby it waits for."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(query, params or None)
+            return cur.fetchall() if cur.description else []
+
+    def standby_away(self) -> None:
+        self.sql("ALTER SYSTEM SET synchronous_standby_names = 'away'")
+        self.sql("SELECT pg_reload_conf()")
+
+    def standby_back(self) -> None:  # no standby to wait for: every wait ends
+        self.sql("ALTER SYSTEM RESET synchronous_standby_names")
+        self.sql("SELECT pg_reload_conf()")
+
+    def cut_waits_short(self, until: Callable[[], bool], timeout: float = 20.0) -> None:
+        """Cancels every commit waiting for the standby until ``until()`` holds."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, "the commits never became visible"
+            self.sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+                     " WHERE wait_event = 'SyncRep'")
+            time.sleep(0.05)
+
+
+    def keep_cutting_waits_short(self, seconds: float) -> None:
+        """Cancels every commit that waits for the standby, for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+                     " WHERE wait_event = 'SyncRep'")
+            time.sleep(0.05)
+
+
+class Call(threading.Thread):
+    """A call in a thread of its own: its answer, once it has one."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self.call = call
+        self.answer: Any = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.answer = self.call()
+        except BaseException as error:
+            self.error = error
+
+    def answered(self, timeout: float) -> bool:
+        self.join(timeout)
+        return not self.is_alive()
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    with PostgresInstance() as instance:
+        yield Pair(instance.url)
+
+
+@pytest.fixture
+def runtime(pair: Pair, tmp_path: Path) -> Iterator[LedgerRuntime]:
+    settings = Settings(data_dir=tmp_path / "data", database_url=SecretStr(pair.url),
+                        database_schema=SCHEMA)
+    rt = LedgerRuntime(settings)
+    try:
+        blocking(rt).open_tenant("acme", RequestContext("tok_admin", "setup"))
+        yield rt
+    finally:
+        pair.standby_back()  # nothing left waiting when the runtime closes
+        rt.close()
+
+
+def put(runtime: LedgerRuntime, value: str) -> Any:
+    return run(runtime.ledger.secrets.put(OPERATOR, "acme", "k", value, None, None,
+                                          RequestInfo(f"put-{value}")))
+
+
+def audited_writes(pair: Pair) -> int:
+    return int(pair.sql(f"SELECT count(*) FROM {SCHEMA}.audit_trail"
+                        " WHERE key = 'k' AND action = 'write'")[0][0])
+
+
+def test_a_write_whose_standby_wait_was_cut_short_is_not_acknowledged_until_the_standby_has_it(
+        runtime: LedgerRuntime, pair: Pair) -> None:
+    put(runtime, "one")
+    pair.standby_away()
+    write = Call(lambda: put(runtime, "two"))
+    pair.cut_waits_short(until=lambda: audited_writes(pair) == 2)  # stored and projected
+    assert not write.answered(HELD)
+    pair.standby_back()
+    assert write.answered(30) and write.error is None
+    versions = pair.sql(f"SELECT count(*) FROM {SCHEMA}.secret_versions WHERE key = 'k'")
+    assert versions == [(2,)]  # stored once, though asked after
+
+
+def test_the_change_feed_serves_no_change_the_standby_may_not_have(
+        runtime: LedgerRuntime, pair: Pair) -> None:
+    put(runtime, "one")
+    cursor = run(runtime.ledger.changes.page(OPERATOR, "acme", after="now")).cursor
+
+    def page() -> Any:
+        return run(runtime.ledger.changes.page(OPERATOR, "acme", after=str(cursor)))
+    pair.standby_away()
+    Call(lambda: put(runtime, "two"))
+    pair.cut_waits_short(until=lambda: audited_writes(pair) == 2)
+    early = Call(page)
+    pair.keep_cutting_waits_short(HELD)  # the feed's own waits for the standby too
+    assert early.answer is None  # still waiting, or refused (503): never the change
+    pair.standby_back()
+    assert [(row.key, row.version) for row in page().items] == [("k", 2)]
+
+
+def test_no_checkpoint_is_signed_over_leaves_the_standby_may_not_have(
+        runtime: LedgerRuntime, pair: Pair) -> None:
+    put(runtime, "one")
+    tenant_id = str(tenant_id_for("acme"))
+    pair.standby_away()
+    Call(lambda: put(runtime, "two"))
+    pair.cut_waits_short(until=lambda: audited_writes(pair) == 2)
+    (last,) = pair.sql(f"SELECT max(idx) FROM {SCHEMA}.log_leaves WHERE tenant_id = %s",
+                       tenant_id)[0]
+
+    def covering() -> Any:
+        return runtime.ledger.checkpointer.covering(tenant_id, "acme", last)
+    early = Call(covering)
+    pair.keep_cutting_waits_short(HELD)  # the signer's own waits for the standby too
+    assert early.answer is None  # still waiting, or refused: never a signed checkpoint
+    pair.standby_back()
+    assert covering().size == last + 1
