@@ -53,23 +53,22 @@ class Pair:
         self.sql("ALTER SYSTEM RESET synchronous_standby_names")
         self.sql("SELECT pg_reload_conf()")
 
+    def cancel_waits(self) -> None:
+        self.sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
+                 " WHERE wait_event = 'SyncRep'")
+
     def cut_waits_short(self, until: Callable[[], bool], timeout: float = 20.0) -> None:
         """Cancels every commit waiting for the standby until ``until()`` holds."""
         deadline = time.monotonic() + timeout
         while not until():
             assert time.monotonic() < deadline, "the commits never became visible"
-            self.sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
-                     " WHERE wait_event = 'SyncRep'")
+            self.cancel_waits()
             time.sleep(0.05)
-
 
     def keep_cutting_waits_short(self, seconds: float) -> None:
         """Cancels every commit that waits for the standby, for ``seconds``."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.sql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity"
-                     " WHERE wait_event = 'SyncRep'")
-            time.sleep(0.05)
+        self.cut_waits_short(until=lambda: time.monotonic() >= deadline)
 
 
 class Call(threading.Thread):
@@ -122,6 +121,14 @@ def audited_writes(pair: Pair) -> int:
                         " WHERE key = 'k' AND action = 'write'")[0][0])
 
 
+def second_write_on_the_primary_only(runtime: LedgerRuntime, pair: Pair) -> None:
+    """Writes k again, unacknowledged: stored and projected on the server, its waits for
+    the standby cut short, the standby still away."""
+    pair.standby_away()
+    Call(lambda: put(runtime, "two"))
+    pair.cut_waits_short(until=lambda: audited_writes(pair) == 2)
+
+
 def test_a_write_whose_standby_wait_was_cut_short_is_not_acknowledged_until_the_standby_has_it(
         runtime: LedgerRuntime, pair: Pair) -> None:
     put(runtime, "one")
@@ -142,9 +149,7 @@ def test_the_change_feed_serves_no_change_the_standby_may_not_have(
 
     def page() -> Any:
         return run(runtime.ledger.changes.page(OPERATOR, "acme", after=str(cursor)))
-    pair.standby_away()
-    Call(lambda: put(runtime, "two"))
-    pair.cut_waits_short(until=lambda: audited_writes(pair) == 2)
+    second_write_on_the_primary_only(runtime, pair)
     early = Call(page)
     pair.keep_cutting_waits_short(HELD)  # the feed's own waits for the standby too
     assert early.answer is None  # still waiting, or refused (503): never the change
@@ -156,9 +161,7 @@ def test_no_checkpoint_is_signed_over_leaves_the_standby_may_not_have(
         runtime: LedgerRuntime, pair: Pair) -> None:
     put(runtime, "one")
     tenant_id = str(tenant_id_for("acme"))
-    pair.standby_away()
-    Call(lambda: put(runtime, "two"))
-    pair.cut_waits_short(until=lambda: audited_writes(pair) == 2)
+    second_write_on_the_primary_only(runtime, pair)
     (last,) = pair.sql(f"SELECT max(idx) FROM {SCHEMA}.log_leaves WHERE tenant_id = %s",
                        tenant_id)[0]
 
