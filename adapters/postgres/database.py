@@ -89,10 +89,13 @@ class PostgresDatabase:
         self.pool.close()
 
 
+# A transaction between two statements holds no snapshot (``backend_xmin`` is null) but,
+# once it has written, its xid still holds back what VACUUM FULL may drop: both count.
 OLDER_SNAPSHOTS = """
 SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid()
-  AND backend_xmin IS NOT NULL AND age(backend_xmin) >= age(%s::text::xid)
+  AND ((backend_xmin IS NOT NULL AND age(backend_xmin) >= age(%(now)s::text::xid))
+       OR (backend_xid IS NOT NULL AND age(backend_xid) >= age(%(now)s::text::xid)))
 """
 SNAPSHOT_WAIT_SECONDS = 30.0
 
@@ -105,7 +108,7 @@ def _wait_for_older_snapshots(conn: psycopg.Connection[Any]) -> None:
     assert row is not None
     deadline = time.monotonic() + SNAPSHOT_WAIT_SECONDS
     while True:
-        older = conn.execute(OLDER_SNAPSHOTS, (str(row[0]),)).fetchone()
+        older = conn.execute(OLDER_SNAPSHOTS, {"now": str(row[0])}).fetchone()
         if older is None or older[0] == 0:
             return
         if time.monotonic() > deadline:
