@@ -32,26 +32,33 @@ SUBTREES_CACHED = 65_536  # about 16 MiB: a hash, its key and the map's own over
 class LogProofs:
     def __init__(self, rows: LogRows) -> None:
         self.rows = rows
-        self._subtrees: dict[tuple[str, Span], bytes] = {}
+        # Per tenant, its cached subtrees by span: a proof looks up every span of its
+        # path in one map (the narrow ones are never there), without a key per tenant.
+        self._subtrees: dict[str, dict[Span, bytes]] = {}
+        self._cached = 0
 
     def _hashes(self, tenant_id: str, spans: Sequence[Span]) -> list[bytes]:
-        subtrees = self._subtrees
-        found = {span: subtrees.get((tenant_id, span)) for span in spans
-                 if span[1] - span[0] >= CACHED_WIDTH}
-        missing = [span for span in spans if found.get(span) is None]
+        subtrees = self._subtrees.get(tenant_id)
+        if subtrees is None:
+            subtrees = self._subtrees[tenant_id] = {}
+        found = [subtrees.get(span) for span in spans]
+        missing = [place for place, value in enumerate(found) if value is None]
         if missing:
-            wanted = needed(missing)
+            wanted = needed(spans[place] for place in missing)
             stored = self.rows.rows(tenant_id, {node_row(node)[0] for node in wanted})
             nodes = nodes_from(stored, wanted)
             if len(nodes) != len(wanted):  # a row the head promised is not there
                 raise Unavailable("the log's stored rows are incomplete; run verify")
-            if len(subtrees) >= SUBTREES_CACHED:
+            if self._cached >= SUBTREES_CACHED:
+                self._subtrees, self._cached = {tenant_id: subtrees}, 0
                 subtrees.clear()
-            for span in missing:
-                found[span] = value = span_hash(span, nodes)
+            for place in missing:
+                span = spans[place]
+                found[place] = value = span_hash(span, nodes)
                 if span[1] - span[0] >= CACHED_WIDTH:
-                    subtrees[tenant_id, span] = value
-        return [found[span] for span in spans]  # type: ignore[misc]
+                    subtrees[span] = value
+                    self._cached += 1
+        return found  # type: ignore[return-value]
 
     def inclusion(self, tenant_id: str, index: int, size: int) -> list[bytes]:
         """The inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from secrets_ledger.adapters.sql.tlog import append_rows
+from secrets_ledger.core import log_proofs
 from secrets_ledger.core.log_proofs import CACHED_WIDTH, LogProofs
 from secrets_ledger.domain.merkle_log import LogHead
 from secrets_ledger.runtime import LedgerRuntime
@@ -42,6 +45,17 @@ def test_every_proof_verifies_cold_and_from_the_cached_subtrees(
         assert proofs.root(TENANT, size) == root
         first.append((inclusion, consistency))
     assert first[:len(asked)] == first[len(asked):]
+
+
+def test_proofs_verify_across_the_cache_being_emptied_when_full(
+        runtime: LedgerRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    hashes = stored_log(runtime)
+    monkeypatch.setattr(log_proofs, "SUBTREES_CACHED", 3)
+    proofs, root = LogProofs(runtime.storage.log_rows), root_hash(hashes)
+    for index in range(0, LEAVES, 7):
+        verify_inclusion(index, LEAVES, hashes[index], proofs.inclusion(TENANT, index, LEAVES),
+                         root)
+        assert proofs._cached <= 3 + 8  # emptied once full (a proof adds a few at most)
 
 
 def test_the_log_size_rows_and_tenants_are_read_by_the_primary_key(
