@@ -172,3 +172,19 @@ def test_no_checkpoint_is_signed_over_leaves_the_standby_may_not_have(
     assert early.answer is None  # still waiting, or refused: never a signed checkpoint
     pair.standby_back()
     assert covering().size == last + 1
+
+
+def test_listings_show_no_write_the_standby_may_not_have(
+        runtime: LedgerRuntime, pair: Pair) -> None:
+    put(runtime, "one")
+
+    def listed() -> Any:
+        current, _ = run(runtime.ledger.reads.versions(OPERATOR, "acme", "k"))
+        audit = run(runtime.ledger.history.audit(OPERATOR, "acme", key="k"))
+        return current, [item.action for item in audit.items]
+    second_write_on_the_primary_only(runtime, pair)
+    early = Call(listed)
+    pair.keep_cutting_waits_short(HELD)  # the listings' own waits for the standby too
+    assert early.answer is None  # still waiting, or refused (503): never version 2
+    pair.standby_back()
+    assert listed() == (2, ["write", "write"])

@@ -106,7 +106,7 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
                               settings.store_retry_timeout)
     return Storage(settings, db, events, streams,
                    key_rows, master, SqlTokenRows(db),
-                   SqlViewQueries(db, key_order='key COLLATE "C"'),
+                   SqlViewQueries(db, key_order='key COLLATE "C"', durable=durable),
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
                    replay_loader=lambda events, workers: loader_for(settings, events, workers),
                    log_rows=log_rows, log_key=LogKey(settings),

@@ -7,8 +7,8 @@ told to compare by bytes, is given by its adapter (``key_order``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from secrets_ledger.adapters.sql.database import Database, fetch_all, fetch_one
 from secrets_ledger.core.ports import (
@@ -24,38 +24,65 @@ NATIVE = "key NOT LIKE '%%:%%'"
 and no native key has a ``:``."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _shown(query: Callable[Concatenate[SqlViewQueries, P], R]
+           ) -> Callable[Concatenate[SqlViewQueries, P], R]:
+    """A query whose rows a caller is shown: answered once every commit it could have
+    seen is as safe as an acknowledged write (``durable``)."""
+    def shown(self: SqlViewQueries, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        rows = query(self, *args, **kwargs)
+        self.durable()
+        return rows
+    return shown
+
+
 class SqlViewQueries:
-    def __init__(self, db: Database, key_order: str) -> None:
+    def __init__(self, db: Database, key_order: str,
+                 durable: Callable[[], None] = lambda: None) -> None:
+        """``durable``: returns once every commit the store shows is as safe as an
+        acknowledged one (on PostgreSQL with a synchronous standby: on the standby too).
+        A commit whose wait for the standby was cut short is shown by its server at once;
+        a listing must not show what a failover could take back (README "Deployments")."""
         self.db = db
         self.key = key_order  # the key column, compared by bytes
+        self.durable = durable
 
+    # Not ``_shown``: read-your-writes polls it; the query it waits for is shown.
     def tenant_state(self, tenant_id: str) -> tuple[str | None, int, str | None] | None:
         row = fetch_one(self.db, "SELECT shredded_at, version, moved_to FROM tenants"
                                  " WHERE tenant_id = %s", (tenant_id,))
         return None if row is None else (row[0], int(row[1]), row[2])
 
+    @_shown
     def tenants(self) -> list[tuple[str, str, str | None]]:
         rows = fetch_all(self.db, "SELECT tenant, created_at, shredded_at FROM tenants"
                                   " ORDER BY tenant")
         return [(str(t), str(c), s) for t, c, s in rows]
 
+    @_shown
     def idempotency_record(self, tenant_id: str, key: str) -> tuple[str | None, str] | None:
         row = fetch_one(self.db, "SELECT request_hash, result FROM idempotency_records"
                                  " WHERE tenant_id = %s AND idempotency_key = %s",
                         (tenant_id, key))
         return None if row is None else (row[0], str(row[1]))
 
+    @_shown
     def key_state(self, tenant_id: str, key: str) -> tuple[int, bool] | None:
         row = fetch_one(self.db, "SELECT version, deleted FROM current_secrets"
                                  " WHERE tenant_id = %s AND key = %s", (tenant_id, key))
         return None if row is None else (int(row[0]), bool(row[1]))
 
+    @_shown
     def version_position(self, tenant_id: str, key: str, version: int) -> int | None:
         row = fetch_one(self.db, "SELECT position FROM secret_versions"
                                  " WHERE tenant_id = %s AND key = %s AND version = %s",
                         (tenant_id, key, version))
         return None if row is None else int(row[0])
 
+    @_shown
     def version_row(self, tenant_id: str, key: str, version: int
                     ) -> tuple[str | None, str | None, str | None] | None:
         row = fetch_one(self.db, "SELECT ciphertext, dek_id, metadata FROM secret_versions"
@@ -63,23 +90,27 @@ class SqlViewQueries:
                         (tenant_id, key, version))
         return None if row is None else (row[0], row[1], row[2])
 
+    @_shown
     def data_key_ids(self, tenant_id: str, key: str) -> dict[int, str | None]:
         rows = fetch_all(self.db, "SELECT version, dek_id FROM secret_versions"
                                   " WHERE tenant_id = %s AND key = %s", (tenant_id, key))
         return {int(version): dek for version, dek in rows}
 
+    @_shown
     def current_versions(self, tenant_id: str) -> dict[str, int]:
         rows = fetch_all(self.db, "SELECT key, version FROM current_secrets"
                                   f" WHERE tenant_id = %s AND NOT deleted AND {NATIVE}",
                          (tenant_id,))
         return {str(key): int(version) for key, version in rows}
 
+    @_shown
     def versions(self, tenant_id: str, key: str) -> list[tuple[int, str, str, str]]:
         rows = fetch_all(self.db, "SELECT version, created_at, created_by, state"
                                   " FROM secret_versions WHERE tenant_id = %s AND key = %s"
                                   " ORDER BY version", (tenant_id, key))
         return [(int(v), str(c), str(b), str(s)) for v, c, b, s in rows]
 
+    @_shown
     def keys_page(self, tenant_id: str, prefix: str, after: str, limit: int,
                   at: str | None) -> list[tuple[str, int, str]]:
         key = self.key
@@ -98,6 +129,7 @@ class SqlViewQueries:
             params = (tenant_id, len(prefix), prefix, after, at, limit)
         return [(str(k), int(v), str(u)) for k, v, u in fetch_all(self.db, sql, params)]
 
+    @_shown
     def audit_page(self, tenant_id: str, where: AuditFilter, after: int,
                    limit: int) -> list[AuditRow]:
         clauses, params = ["tenant_id = %s", "position > %s"], [tenant_id, after]
@@ -113,6 +145,7 @@ class SqlViewQueries:
         return [AuditRow(int(p), str(a), str(ac), k, v, str(who), str(r))
                 for p, a, ac, k, v, who, r in rows]
 
+    @_shown
     def expired_managed(self, now: str) -> list[tuple[str, str]]:
         rows = fetch_all(self.db, "SELECT t.tenant, m.key FROM managed_secrets m JOIN tenants t"
                                   " ON t.tenant_id = m.tenant_id WHERE m.purge_after <= %s"
@@ -121,6 +154,7 @@ class SqlViewQueries:
                          (now,))
         return [(str(tenant), str(key)) for tenant, key in rows]
 
+    @_shown
     def managed_secrets(self, tenant_id: str, space: str, names: Sequence[str] | None = None
                         ) -> list[ManagedRow]:
         where, params = "tenant_id = %s AND space = %s", [tenant_id, space]
@@ -154,6 +188,7 @@ class SqlViewQueries:
                            json.loads(st) if st else {})
                 for k, n, s, c, ch, d, kms, t, lb, da, pa, b, st in rows]
 
+    @_shown
     def mounts(self, tenant_id: str) -> list[MountRow]:
         rows = fetch_all(self.db, "SELECT path, mount_id, type, options, config, enabled_at"
                                   " FROM mounts WHERE tenant_id = %s ORDER BY path",
