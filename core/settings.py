@@ -19,6 +19,7 @@ class GroupStore(BaseModel):
 
     database_url: SecretStr | None = None
     database_schema: str = Field(pattern=SCHEMA_NAME)
+    read_from_standby: bool = False
 
 
 class Settings(BaseSettings):
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
         default=None, description="postgresql://… selects PostgreSQL instead of SQLite"
     )
     database_schema: str = Field(default="public", pattern=SCHEMA_NAME)
+    read_from_standby: bool = Field(
+        default=False, description="queries of the views go to a standby of the URL's"
+        " hosts when one answers (read-your-writes kept: each waits until the standby has"
+        " replayed what the primary had committed); writes and value reads stay on the"
+        " primary")
     group_name: str = Field(
         default="home", pattern=GROUP_NAME, description="the name of the home group (the"
         " storage above, which holds the tenant directory), when there are tenant groups")

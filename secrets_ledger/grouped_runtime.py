@@ -35,7 +35,8 @@ def group_settings(settings: Settings) -> dict[str, Settings]:
             raise InvalidRequest(f"LEDGER_GROUPS: {name} is stored where {where[place]} is")
         where[place] = name
         found[name] = settings.model_copy(update={
-            "database_url": url, "database_schema": store.database_schema, "groups": {}})
+            "database_url": url, "database_schema": store.database_schema, "groups": {},
+            "read_from_standby": store.read_from_standby})
     return found
 
 

@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL 15 server of its own (initdb in a temp dir, its own port), for
-the tests that need two separate servers (tenant groups on two instances)."""
+the tests that need two separate servers (tenant groups on two instances), and a
+streaming standby of one (``standby_of``: pg_basebackup, then hot standby)."""
 
 from __future__ import annotations
 
@@ -41,11 +42,14 @@ class PostgresInstance:
                        cwd=self.root, env={"PATH": f"{PG_BIN}:/usr/bin:/bin",
                                            "LC_ALL": "C.UTF-8"})
 
+    def _create(self) -> None:
+        self._run(str(PG_BIN / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+                  "--auth=trust", "-E", "UTF8", "--no-sync")
+
     def __enter__(self) -> PostgresInstance:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-                  "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._create()
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-w", "-l",
                   str(self.root / "log"), "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
@@ -68,3 +72,27 @@ class PostgresInstance:
                         str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "immediate",
                         "stop"], capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class StandbyInstance(PostgresInstance):
+    """A hot standby streaming from ``primary`` (initdb's trust rules allow replication
+    from loopback); ``pause``/``resume`` its replay, as a standby falls behind."""
+
+    def __init__(self, primary: PostgresInstance) -> None:
+        super().__init__()
+        self.primary = primary
+
+    def _create(self) -> None:
+        self._run(str(PG_BIN / "pg_basebackup"), "-D", str(self.pgdata), "-R", "-X",
+                  "stream", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres")
+
+    def sql(self, query: str) -> list[tuple[object, ...]]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(query)
+            return cur.fetchall() if cur.description else []
+
+    def pause(self) -> None:
+        self.sql("SELECT pg_wal_replay_pause()")
+
+    def resume(self) -> None:
+        self.sql("SELECT pg_wal_replay_resume()")

@@ -28,7 +28,10 @@ which would leave the ledger unconnected for seconds after a failover had ended.
 class PostgresDatabase:
     """A psycopg pool whose connections search the configured schema first."""
 
-    def __init__(self, url: str, schema: str, pool_size: int) -> None:
+    def __init__(self, url: str, schema: str, pool_size: int,
+                 session_attrs: dict[str, str] | None = None) -> None:
+        """``session_attrs``: libpq's choice among the URL's hosts, instead of the URL's
+        own (``target_session_attrs``: a failover pair's URL asks for ``read-write``)."""
         self.url = url
         self.schema = schema
         self.pool = ConnectionPool(
@@ -37,7 +40,7 @@ class PostgresDatabase:
             max_size=pool_size,
             # Autocommit: a lone read is one round trip; transaction() still wraps writes.
             kwargs={"options": f"-c search_path={schema},public", "autocommit": True,
-                    **connect_timeout(url)},
+                    **connect_timeout(url), **(session_attrs or {})},
             open=False,
             timeout=POOL_WAIT_SECONDS,
             reconnect_timeout=RECONNECT_SECONDS,

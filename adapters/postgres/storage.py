@@ -26,6 +26,7 @@ from secrets_ledger.adapters.postgres.recorder import (
     LedgerPostgresRecorder,
     standby_wait_watched,
 )
+from secrets_ledger.adapters.postgres.standby import STANDBY_FIRST, StandbyViewQueries
 from secrets_ledger.adapters.postgres.tlog import PostgresLogRows
 from secrets_ledger.adapters.postgres.values import PostgresValueLookups
 from secrets_ledger.adapters.postgres.viewstore import PostgresViewStore
@@ -76,6 +77,9 @@ def durable_commits(recorder: LedgerPostgresRecorder) -> None:
         raise IN_DOUBT[0]("the wait for the synchronous standby was cut short")
 
 
+KEY_ORDER = 'key COLLATE "C"'  # keys compared by bytes, as on SQLite
+
+
 def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Storage:
     schema = settings.database_schema
     ensure_schema(url, schema)
@@ -104,11 +108,17 @@ def open_postgres(settings: Settings, url: str, *, run_migrations: bool) -> Stor
                                durable)
     streams = PostgresStreams(events, LogAppender(log_rows), source.read,
                               settings.store_retry_timeout)
+    views = SqlViewQueries(db, KEY_ORDER, durable)
+    closers = []
+    if settings.read_from_standby:
+        standby = PostgresDatabase(url, schema, settings.pool_size, STANDBY_FIRST)
+        closers.append(standby.close)
+        views = StandbyViewQueries(db, standby, KEY_ORDER, durable,
+                                   settings.read_your_writes_timeout)
     return Storage(settings, db, events, streams,
-                   key_rows, master, SqlTokenRows(db),
-                   SqlViewQueries(db, key_order='key COLLATE "C"', durable=durable),
+                   key_rows, master, SqlTokenRows(db), views,
                    PostgresValueLookups(db, source.table), PostgresViewStore(db), source,
                    replay_loader=lambda events, workers: loader_for(settings, events, workers),
                    log_rows=log_rows, log_key=LogKey(settings),
                    change_rows=SqlChangeRows(db, db, one_database=True, durable=durable),
-                   unreachable=(psycopg.OperationalError, *IN_DOUBT))
+                   closers=closers, unreachable=(psycopg.OperationalError, *IN_DOUBT))

@@ -30,9 +30,11 @@ R = TypeVar("R")
 
 def _shown(query: Callable[Concatenate[SqlViewQueries, P], R]
            ) -> Callable[Concatenate[SqlViewQueries, P], R]:
-    """A query whose rows a caller is shown: answered once every commit it could have
-    seen is as safe as an acknowledged write (``durable``)."""
+    """A query whose rows a caller is shown: asked once the views it reads are caught up
+    (``caught_up``), answered once every commit it could have seen is as safe as an
+    acknowledged write (``durable``)."""
     def shown(self: SqlViewQueries, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        self.caught_up()
         rows = query(self, *args, **kwargs)
         self.durable()
         return rows
@@ -47,12 +49,17 @@ class SqlViewQueries:
         A commit whose wait for the standby was cut short is shown by its server at once;
         a listing must not show what a failover could take back (README "Deployments")."""
         self.db = db
+        self.tracking = db  # where the core's read-your-writes wait polls the views
         self.key = key_order  # the key column, compared by bytes
         self.durable = durable
 
+    def caught_up(self) -> None:
+        """Returns once the views read here hold every commit made before the call (they
+        do, but on a standby: ``adapters.postgres.standby``)."""
+
     # Not ``_shown``: read-your-writes polls it; the query it waits for is shown.
     def tenant_state(self, tenant_id: str) -> tuple[str | None, int, str | None] | None:
-        row = fetch_one(self.db, "SELECT shredded_at, version, moved_to FROM tenants"
+        row = fetch_one(self.tracking, "SELECT shredded_at, version, moved_to FROM tenants"
                                  " WHERE tenant_id = %s", (tenant_id,))
         return None if row is None else (row[0], int(row[1]), row[2])
 
