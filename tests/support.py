@@ -175,3 +175,24 @@ def held_writer(ledger: Ledger, tenant: str = "acme") -> Iterator[None]:
     finally:
         release.set()
         holder.join()
+
+
+class Call(threading.Thread):
+    """A call in a thread of its own: its answer, once it has one."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self.call = call
+        self.answer: Any = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.answer = self.call()
+        except BaseException as error:
+            self.error = error
+
+    def answered(self, timeout: float) -> bool:
+        self.join(timeout)
+        return not self.is_alive()

@@ -7,10 +7,8 @@ primary.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -23,31 +21,10 @@ from secrets_ledger.domain.errors import Unavailable
 from secrets_ledger.grouped_runtime import group_settings
 from secrets_ledger.runtime import LedgerRuntime
 from tests.pg_instance import PostgresInstance, StandbyInstance
-from tests.support import blocking, run
+from tests.support import Call, blocking, run
 
 OPERATOR = Principal.operator("test")
 HELD = 1.0  # seconds a query must stay unanswered while the standby has not replayed
-
-
-class Call(threading.Thread):
-    """A call in a thread of its own: its answer, once it has one."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        super().__init__(daemon=True)
-        self.call = call
-        self.answer: Any = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.answer = self.call()
-        except BaseException as error:
-            self.error = error
-
-    def answered(self, timeout: float) -> bool:
-        self.join(timeout)
-        return not self.is_alive()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ operator's tool might), then lets the standby "answer" by naming none.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from secrets_ledger.domain.changes import RequestContext
 from secrets_ledger.domain.tenant import tenant_id_for
 from secrets_ledger.runtime import LedgerRuntime
 from tests.pg_instance import PostgresInstance
-from tests.support import blocking, run
+from tests.support import Call, blocking, run
 
 OPERATOR = Principal.operator("test")
 SCHEMA = "ledger"
@@ -69,27 +68,6 @@ class Pair:
         """Cancels every commit that waits for the standby, for ``seconds``."""
         deadline = time.monotonic() + seconds
         self.cut_waits_short(until=lambda: time.monotonic() >= deadline)
-
-
-class Call(threading.Thread):
-    """A call in a thread of its own: its answer, once it has one."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        super().__init__(daemon=True)
-        self.call = call
-        self.answer: Any = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.answer = self.call()
-        except BaseException as error:
-            self.error = error
-
-    def answered(self, timeout: float) -> bool:
-        self.join(timeout)
-        return not self.is_alive()
 
 
 @pytest.fixture
