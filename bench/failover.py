@@ -20,7 +20,7 @@ missed or saw twice, how long ``/readyz`` said not ready, and whether ``verify``
 ``failover: lost=N duplicated=M``. Exit status 0 only when both are 0 and every check
 passed. Everything it started is stopped and removed.
 
-    python bench/failover.py [--writers 8] [--settle 4]
+    python bench/failover.py [--writers 8] [--settle 4] [--read-from-standby]
 """
 
 from __future__ import annotations
@@ -281,6 +281,9 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=8)
     parser.add_argument("--settle", type=float, default=4.0,
                         help="seconds of writing before the kill and after the failover")
+    parser.add_argument("--read-from-standby", action="store_true",
+                        help="serve with LEDGER_READ_FROM_STANDBY (the checks' version"
+                             " listings then read on the standby)")
     parser.add_argument("--base-port", type=int, default=55440,
                         help="the monitor's port; the nodes take the next two")
     args = parser.parse_args()
@@ -293,6 +296,8 @@ def main() -> int:
                                data_dir=Path(scratch) / "data", master_key=new_master_key(),
                                bootstrap_token=admin_token, name="drill")
         server.env["LEDGER_STORE_RETRY_TIMEOUT"] = "60"  # longer than any failover here
+        if args.read_from_standby:
+            server.env["LEDGER_READ_FROM_STANDBY"] = "true"
         server.start("/healthz")
         try:
             with httpx.Client(base_url=server.base_url, timeout=60.0,
