@@ -60,7 +60,7 @@ class SqlViewQueries:
     # Not ``_shown``: read-your-writes polls it; the query it waits for is shown.
     def tenant_state(self, tenant_id: str) -> tuple[str | None, int, str | None] | None:
         row = fetch_one(self.tracking, "SELECT shredded_at, version, moved_to FROM tenants"
-                                 " WHERE tenant_id = %s", (tenant_id,))
+                                       " WHERE tenant_id = %s", (tenant_id,))
         return None if row is None else (row[0], int(row[1]), row[2])
 
     @_shown
