@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL 15 server of its own (initdb in a temp dir, its own port), for
 the tests that need two separate servers (tenant groups on two instances), and a
-streaming standby of one (``standby_of``: pg_basebackup, then hot standby)."""
+streaming standby of one (``StandbyInstance``: pg_basebackup, then hot standby)."""
 
 from __future__ import annotations
 
