@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
 
@@ -33,6 +34,12 @@ class PostgresInstance:
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """One statement in a connection of its own (autocommit); its rows, if any."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            cur = conn.execute(query, params or None)
+            return cur.fetchall() if cur.description else []
 
     def _run(self, *args: str) -> None:
         # initdb and the postmaster refuse to run as root: as the postgres user, then.
@@ -85,11 +92,6 @@ class StandbyInstance(PostgresInstance):
     def _create(self) -> None:
         self._run(str(PG_BIN / "pg_basebackup"), "-D", str(self.pgdata), "-R", "-X",
                   "stream", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres")
-
-    def sql(self, query: str) -> list[tuple[object, ...]]:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            cur = conn.execute(query)
-            return cur.fetchall() if cur.description else []
 
     def pause(self) -> None:
         self.sql("SELECT pg_wal_replay_pause()")

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from pydantic import SecretStr
 
@@ -36,13 +35,9 @@ HELD = 1.0  # seconds a call must stay unanswered while the standby has not answ
 class Pair:
     """The server, and the standby it waits for."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.url, autocommit=True) as conn:
-            cur = conn.execute(query, params or None)
-            return cur.fetchall() if cur.description else []
+    def __init__(self, server: PostgresInstance) -> None:
+        self.url = server.url
+        self.sql = server.sql
 
     def standby_away(self) -> None:
         self.sql("ALTER SYSTEM SET synchronous_standby_names = 'away'")
@@ -73,7 +68,7 @@ class Pair:
 @pytest.fixture
 def pair() -> Iterator[Pair]:
     with PostgresInstance() as instance:
-        yield Pair(instance.url)
+        yield Pair(instance)
 
 
 @pytest.fixture
