@@ -94,7 +94,12 @@ class StandbyInstance(PostgresInstance):
                   "stream", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres")
 
     def pause(self) -> None:
+        """Returns once replay has stopped: the call only asks the startup process."""
         self.sql("SELECT pg_wal_replay_pause()")
+        deadline = time.monotonic() + 10.0
+        while self.sql("SELECT pg_get_wal_replay_pause_state()") != [("paused",)]:
+            assert time.monotonic() < deadline, "the standby's replay never paused"
+            time.sleep(0.01)
 
     def resume(self) -> None:
         self.sql("SELECT pg_wal_replay_resume()")
